@@ -1,0 +1,236 @@
+"""The core's own hook implementations, registered as plugin ``core``.
+
+Each is ``trylast`` so any plugin can override it (datasette's pattern):
+owner assignment, duplicate matching, the basic score rules, the core's
+migrations and templates.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from crmcore.context import HookContext
+from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
+from crmcore.hooks import hookimpl
+from crmcore.models import (
+    Activity,
+    Contact,
+    Feedback,
+    Interaction,
+    LifecycleChange,
+    Purchase,
+    Stage,
+    Touchpoint,
+    User,
+)
+from crmcore.registry import JobCall, JobHandler, PeriodicJob
+from crmcore.services.base import change_stage
+from crmcore.services.sales import REMINDER_HANDLER
+
+DORMANCY_HANDLER = "core.dormancy_check"
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+#: Behaviour rules: points per touchpoint of a kind, and the cap per kind.
+BEHAVIOUR_POINTS: dict[str, tuple[int, int, str]] = {
+    "form": (15, 45, "filled in a form"),
+    "conversion": (25, 50, "converted"),
+    "email_click": (5, 25, "clicked an email link"),
+    "email_open": (1, 10, "opened an email"),
+    "visit": (3, 15, "visited"),
+    "ad_click": (3, 15, "clicked an ad"),
+    "affiliate_click": (3, 15, "came from an affiliate"),
+    "link_click": (3, 15, "clicked a tracked link"),
+    "call": (10, 30, "talked on the phone"),
+    "meeting": (15, 30, "met a rep"),
+}
+#: Behaviour points halve for every this many days since the touchpoint.
+HALF_LIFE_DAYS = 30
+#: How many recent touchpoints the behaviour rules look at.
+SCORE_WINDOW = 200
+
+
+@hookimpl(trylast=True)
+def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
+    """Give the lead to the active rep with the fewest open leads and prospects."""
+    open_count = (
+        select(func.count(Contact.id))
+        .where(Contact.owner_id == User.id, Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
+        .correlate(User)
+        .scalar_subquery()
+    )
+    rep = ctx.session.scalars(
+        select(User.id)
+        .where(User.active.is_(True), User.role == "rep")
+        .order_by(open_count, User.id)
+        .limit(1)
+    ).first()
+    return rep
+
+
+@hookimpl(trylast=True)
+def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
+    """Match on the normalized email, then on the normalized phone number."""
+    keys = []
+    if contact.email_normalized:
+        keys.append(Contact.email_normalized == contact.email_normalized)
+    if contact.phone_normalized:
+        keys.append(Contact.phone_normalized == contact.phone_normalized)
+    if not keys:
+        return None
+    candidates = ctx.session.scalars(
+        select(Contact)
+        .where(or_(*keys), Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
+        .limit(5)
+    ).all()
+    for candidate in candidates:
+        if contact.email_normalized and candidate.email_normalized == contact.email_normalized:
+            return candidate
+    return candidates[0] if candidates else None
+
+
+@hookimpl(trylast=True)
+def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
+    """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
+    points: list[ScoreContribution] = []
+    if contact.phone_normalized:
+        points.append(ScoreContribution(points=5, reason="has a phone number"))
+    if contact.organization_id:
+        points.append(ScoreContribution(points=10, reason="works at a known organization"))
+    if contact.title:
+        points.append(ScoreContribution(points=5, reason="gave a job title"))
+    if contact.id is None:
+        return points
+    rows = ctx.session.execute(
+        select(Touchpoint.kind, Touchpoint.occurred_at)
+        .where(Touchpoint.contact_id == contact.id)
+        .order_by(Touchpoint.occurred_at.desc())
+        .limit(SCORE_WINDOW)
+    ).all()
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for kind, occurred_at in rows:
+        rule = BEHAVIOUR_POINTS.get(kind)
+        if rule is None:
+            continue
+        age_days = max((ctx.now - occurred_at).total_seconds() / 86400, 0.0)
+        totals[kind] = totals.get(kind, 0.0) + rule[0] * 0.5 ** (age_days / HALF_LIFE_DAYS)
+        counts[kind] = counts.get(kind, 0) + 1
+    for kind, total in totals.items():
+        per, cap, text = BEHAVIOUR_POINTS[kind]
+        value = round(min(total, cap))
+        if value:
+            times = f" ({counts[kind]}x, decayed)" if value < min(per * counts[kind], cap) else f" ({counts[kind]}x)"
+            points.append(ScoreContribution(points=value, reason=text + times))
+    return points
+
+
+@hookimpl(trylast=True)
+def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
+    """The core's timers: activity reminders and the daily dormancy check."""
+    return [
+        JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, help="Fire an activity's reminder."),
+        JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
+        PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
+    ]
+
+
+def _activity_reminder(call: JobCall) -> None:
+    with call.crm.transaction() as ctx:
+        activity = ctx.session.get(Activity, call.payload["activity_id"])
+        if activity is None or activity.done_at is not None:
+            return
+        ctx.call(
+            "crm_activity_reminder_due",
+            event=ActivityReminder(
+                activity_id=activity.id, owner_id=activity.owner_id, contact_id=activity.contact_id,
+                subject=activity.subject, due_at=activity.due_at, occurred_at=ctx.now,
+            ),
+        )  # fmt: skip
+
+
+def _dormancy_check(call: JobCall) -> None:
+    """Every customer without purchase or touchpoint for the period becomes dormant."""
+    crm = call.crm
+    while True:
+        with crm.transaction() as ctx:
+            cutoff = ctx.now - timedelta(days=crm.settings.dormant_after_days)
+            batch = ctx.session.scalars(
+                select(Contact)
+                .where(Contact.stage == Stage.CUSTOMER, Contact.last_activity_at < cutoff)
+                .order_by(Contact.last_activity_at)
+                .limit(500)
+            ).all()
+            for contact in batch:
+                event = change_stage(ctx, contact, Stage.DORMANT, f"no activity for {crm.settings.dormant_after_days} days")
+                ctx.call(
+                    "crm_customer_became_dormant",
+                    event=CustomerBecameDormant(contact_id=contact.id, last_activity_at=contact.last_activity_at,
+                                                occurred_at=ctx.now),  # fmt: skip
+                )
+                ctx.call("crm_lifecycle_stage_changed", event=event)
+        if len(batch) < 500:
+            return
+
+
+@hookimpl(trylast=True)
+def crm_register_migrations() -> list[Path]:
+    """The core's Alembic revisions."""
+    return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_templates() -> list[Path]:
+    """The shared templates (``templates/`` in the source tree)."""
+    return [PACKAGE_DIR / "templates"]
+
+
+def _page(query: Any, column: Any, before: datetime | None, limit: int) -> Any:
+    if before is not None:
+        query = query.where(column < before)
+    return query.order_by(column.desc()).limit(limit)
+
+
+@hookimpl(trylast=True)
+def crm_contact_timeline(
+    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+) -> list[dict[str, Any]]:
+    """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback."""
+    session, items = ctx.session, []
+    for change in session.scalars(
+        _page(select(LifecycleChange).where(LifecycleChange.contact_id == contact.id),
+              LifecycleChange.occurred_at, before, limit)  # fmt: skip
+    ):
+        moved = f"{change.from_stage} -> {change.to_stage}" if change.from_stage else f"became {change.to_stage}"
+        items.append({"at": change.occurred_at, "kind": "stage", "text": f"{moved} ({change.reason})"})
+    for touch in session.scalars(
+        _page(select(Touchpoint).where(Touchpoint.contact_id == contact.id), Touchpoint.occurred_at, before, limit)
+    ):
+        what = ", ".join(
+            f"{k}={v}" for k in ("source", "campaign", "ad", "affiliate")
+            if (v := getattr(touch, k))
+        )  # fmt: skip
+        items.append({"at": touch.occurred_at, "kind": f"touch:{touch.kind}", "text": what or touch.kind,
+                      "touchpoint_id": touch.id})  # fmt: skip
+    for interaction in session.scalars(
+        _page(select(Interaction).where(Interaction.contact_id == contact.id),
+              Interaction.occurred_at, before, limit)  # fmt: skip
+    ):
+        items.append({"at": interaction.occurred_at, "kind": f"interaction:{interaction.kind}",
+                      "text": interaction.subject or interaction.kind, "interaction_id": interaction.id})  # fmt: skip
+    for purchase in session.scalars(
+        _page(select(Purchase).where(Purchase.contact_id == contact.id), Purchase.purchased_at, before, limit)
+    ):
+        items.append({"at": purchase.purchased_at, "kind": "purchase",
+                      "text": f"bought for {purchase.total:.2f} {purchase.currency}",
+                      "purchase_id": purchase.id})  # fmt: skip
+    for feedback in session.scalars(
+        _page(select(Feedback).where(Feedback.contact_id == contact.id), Feedback.created_at, before, limit)
+    ):
+        rating = f"rated {feedback.rating}" if feedback.rating is not None else "commented"
+        items.append({"at": feedback.created_at, "kind": "feedback",
+                      "text": f"{rating} via {feedback.source}", "feedback_id": feedback.id})  # fmt: skip
+    return items

@@ -1,0 +1,156 @@
+"""The ``crm`` command line (click).
+
+The core's commands are attached here; plugins add theirs through
+``crm_register_commands``. User errors print one line on stderr and exit 1;
+usage errors exit 2. The web stack and Celery are never imported by a
+command that does not need them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from crmcore.errors import CRMError
+
+if TYPE_CHECKING:
+    from crmcore.crm import CRM
+
+
+class CLIState:
+    """The root options, and the CRM built from them on first use."""
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self._crm: CRM | None = None
+        self.commands_loaded = False
+
+    @property
+    def crm(self) -> CRM:
+        """The CRM for this invocation (built once, lazily)."""
+        if self._crm is None:
+            self._crm = self.build()
+        return self._crm
+
+    def build(self, *, tolerant: bool = False) -> CRM:
+        """Construct the CRM from the root options, ``crm.toml`` and ``CRMCORE_*``."""
+        from crmcore.crm import CRM
+
+        plugins = self.params.get("plugins")
+        options: dict[str, Any] = {}
+        if self.params.get("trace"):
+            options["trace_hooks"] = True
+        return CRM(
+            database_url=self.params.get("database_url"),
+            plugins=[p.strip() for p in plugins.split(",") if p.strip()] if plugins else None,
+            config_file=self.params.get("config"),
+            tolerant=tolerant,
+            **options,
+        )
+
+
+def get_crm() -> CRM:
+    """The CRM of the running ``crm`` command (for plugin commands)."""
+    root = click.get_current_context().find_root()
+    if root.obj is None:
+        root.obj = CLIState(dict(root.params))
+    state: CLIState = root.obj
+    return state.crm
+
+
+class CRMGroup(click.Group):
+    """The root group: loads plugin commands lazily and turns CRMErrors into one line."""
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        root = ctx.find_root()
+        if root.obj is None:
+            root.obj = CLIState(dict(root.params))
+        state: CLIState = root.obj
+        if state.commands_loaded:
+            return
+        state.commands_loaded = True
+        try:
+            crm = state.crm
+        except CRMError:
+            return  # the error is reported when a command needs the CRM
+        crm.plugins.call("crm_register_commands", cli=self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands(ctx)
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CRMError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise UserError(exc) from exc
+
+
+class UserError(click.ClickException):
+    """A CRMError shown as one line on stderr, exit status 1."""
+
+    def __init__(self, error: CRMError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
+
+
+def build_cli() -> click.Group:
+    """A fresh ``crm`` group with the core's commands (plugins add theirs lazily)."""
+
+    @click.group(cls=CRMGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.option("--database-url", envvar="CRMCORE_DATABASE_URL", metavar="URL",
+                  help="SQLAlchemy URL (default: sqlite:///crm.db, or crm.toml / CRMCORE_DATABASE_URL).")
+    @click.option("--plugins", envvar="CRMCORE_PLUGINS", metavar="A,B",
+                  help="Enable only these plugins (default: every installed plugin).")
+    @click.option("--config", type=click.Path(dir_okay=False), metavar="FILE",
+                  help="Settings file (default: ./crm.toml if present).")
+    @click.option("--trace", is_flag=True, help="Log every hook call with its duration.")
+    @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+    @click.version_option(package_name="crmcore", prog_name="crm")
+    @click.pass_context
+    def cli(ctx: click.Context, **params: Any) -> None:
+        """crmcore: the lead-to-customer lifecycle from the command line.
+
+        \b
+        Examples:
+          crm init                              create the database (SQLite by default)
+          crm lead capture --email ada@example.com --source google
+          crm contact show ada@example.com --timeline
+          crm --database-url postgresql://127.0.0.1/crm db upgrade
+        """
+        if ctx.obj is None:
+            ctx.obj = CLIState(params)
+        else:
+            ctx.obj.params.update(params)
+        level = logging.INFO if params.get("trace") else logging.WARNING
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+    from crmcore.cli import contacts, database, jobs, plugins, sales
+
+    for module in (database, plugins, contacts, sales, jobs):
+        for command in module.COMMANDS:
+            cli.add_command(command)
+    return cli
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``crm`` script."""
+    cli = build_cli()
+    cli.main(args=argv, prog_name="crm", auto_envvar_prefix=None, standalone_mode=True,
+             windows_expand_args=False)  # fmt: skip
+

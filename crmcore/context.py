@@ -1,0 +1,155 @@
+"""The unit of work: one transaction, the acting user, the clock, hooks and the outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crmcore.models import AuditEntry, Job, JobState, User
+
+if TYPE_CHECKING:
+    from crmcore.crm import CRM
+
+
+@attrs.frozen(kw_only=True)
+class Actor:
+    """Who is acting: a user, or the system (``user_id`` None)."""
+
+    user_id: int | None = None
+    label: str = "system"
+    role: str | None = None
+    team_id: int | None = None
+
+    @property
+    def is_system(self) -> bool:
+        """True for work done by the CRM itself (imports, workers, timers)."""
+        return self.user_id is None
+
+
+SYSTEM = Actor()
+
+
+@attrs.define(eq=False, kw_only=True)
+class HookContext:
+    """Everything a service or hook needs for one unit of work.
+
+    ``now`` is read once from the CRM's clock when the unit of work starts, so
+    every row it writes carries the same time and a frozen clock controls it.
+    """
+
+    crm: CRM
+    session: Session
+    actor: Actor
+    now: datetime
+    #: Per-unit-of-work memo for lookups that many rows of a batch share.
+    cache: dict[str, Any] = attrs.field(factory=dict)
+    _after_commit: list[Callable[[], None]] = attrs.field(factory=list)
+
+    def call(self, hook_name: str, **kwargs: Any) -> Any:
+        """Fire a lifecycle hook with this context as ``ctx``."""
+        return self.crm.plugins.call(hook_name, ctx=self, **kwargs)
+
+    def audit(
+        self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None
+    ) -> None:
+        """Record in the audit trail that the actor did *action* to *entity*."""
+        self.session.add(
+            AuditEntry(
+                occurred_at=self.now,
+                actor_id=self.actor.user_id,
+                actor=self.actor.label,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                changes=_jsonable(changes or {}),
+            )
+        )
+
+    def enqueue(
+        self,
+        handler: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        key: str,
+        due_at: datetime | None = None,
+        delay: timedelta | None = None,
+        max_attempts: int | None = None,
+    ) -> None:
+        """Queue a side effect or timer in the outbox, in this transaction.
+
+        The same *key* twice is one job: a second enqueue is ignored (so a
+        repeated import or a retried request never doubles a side effect). The
+        job is delivered after commit, at least once, by a worker.
+        """
+        from crmcore.jobs.outbox import insert_job
+
+        when = due_at or (self.now + delay if delay else self.now)
+        insert_job(
+            self.session,
+            handler=handler,
+            payload=payload or {},
+            key=key,
+            due_at=when,
+            now=self.now,
+            max_attempts=max_attempts or self.crm.jobs.max_attempts(handler),
+        )
+        self.on_commit(self.crm.jobs.notify)
+
+    def cancel_jobs(self, key: str, *, prefix: bool = False) -> int:
+        """Cancel pending jobs by key (or key prefix); returns how many were cancelled."""
+        condition = Job.idempotency_key.startswith(key) if prefix else Job.idempotency_key == key
+        result = self.session.execute(
+            update(Job)
+            .where(condition, Job.state == JobState.PENDING)
+            .values(state=JobState.CANCELLED, finished_at=self.now)
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    def reschedule_job(self, key: str, due_at: datetime) -> bool:
+        """Move a pending job to *due_at*; False when no pending job has that key."""
+        result = self.session.execute(
+            update(Job)
+            .where(Job.idempotency_key == key, Job.state == JobState.PENDING)
+            .values(due_at=due_at, available_at=due_at)
+        )
+        return bool(getattr(result, "rowcount", 0))
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run *callback* after the transaction commits (never if it rolls back)."""
+        if callback not in self._after_commit:
+            self._after_commit.append(callback)
+
+    def acting_user(self) -> User | None:
+        """The acting user's row, or None for the system."""
+        if self.actor.user_id is None:
+            return None
+        return self.session.get(User, self.actor.user_id)
+
+    def scalar(self, statement: Any) -> Any:
+        """Shortcut for ``session.scalar``."""
+        return self.session.scalar(statement)
+
+    def first(self, model: Any, *conditions: Any) -> Any:
+        """Return the first row of *model* matching *conditions*, or None."""
+        return self.session.scalars(select(model).where(*conditions).limit(1)).first()
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn Decimals, dates and sets into JSON-able values for the audit trail."""
+    from datetime import date
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value

@@ -1,0 +1,255 @@
+"""The :class:`CRM` object: everything one CRM instance needs, and nothing global."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from crmcore.clock import Clock, SystemClock
+from crmcore.context import SYSTEM, Actor, HookContext
+from crmcore.db import create_engine
+from crmcore.errors import ConfigError, CRMError, NotFound, PluginError
+from crmcore.plugins import PluginHost
+from crmcore.registry import SettingSpec
+from crmcore.settings import Settings
+
+if TYPE_CHECKING:
+    import jinja2
+    import jinja2.sandbox
+
+    from crmcore.jobs import Jobs
+    from crmcore.models import User
+
+log = logging.getLogger("crmcore")
+
+#: What a service accepts as the acting user.
+ActorLike: TypeAlias = "Actor | int | str | User | None"
+
+
+class CRM:
+    """One CRM: settings, plugins, database, templates, services.
+
+    ``CRM()`` reads ``crm.toml`` and ``CRMCORE_*`` variables and enables every
+    installed plugin; keyword arguments override both::
+
+        crm = CRM(database_url="postgresql://127.0.0.1/crm", plugins=["ticketing"])
+        lead = crm.leads.capture(email="ada@example.com")
+
+    Two CRM objects in one process never share state: each has its own plugin
+    manager, engine, template environment and registries.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        plugins: Sequence[str | object] | None = None,
+        *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        config_file: str | None = None,
+        tolerant: bool = False,
+        **options: Any,
+    ) -> None:
+        names = [p for p in plugins if isinstance(p, str)] if plugins is not None else None
+        objects = [p for p in plugins if not isinstance(p, str)] if plugins is not None else []
+        self.settings = settings or Settings.load(
+            config_file, database_url=database_url, plugins=names, **options
+        )
+        self.clock: Clock = clock or SystemClock()
+        enabled: list[str | object] | None = None
+        if self.settings.plugins is not None or objects:
+            enabled = [*(self.settings.plugins or ()), *objects]
+        self.plugins = PluginHost(enabled, trace=self.settings.trace_hooks, tolerant=tolerant)
+        self.engine = create_engine(self.settings.database_url)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        self._current: contextvars.ContextVar[HookContext | None] = contextvars.ContextVar(
+            f"crmcore-uow-{id(self)}", default=None
+        )
+        self._setting_specs = self._collect_setting_specs()
+        from crmcore import services
+
+        self.contacts = services.ContactService(self)
+        self.leads = services.LeadService(self)
+        self.touchpoints = services.TouchpointService(self)
+        self.customers = services.CustomerService(self)
+        self.sales = services.SalesService(self)
+        self.interactions = services.InteractionService(self)
+        self.products = services.ProductService(self)
+        self.users = services.UserService(self)
+        self.custom_fields = services.CustomFieldService(self)
+        if not tolerant:
+            self.plugins.call("crm_startup", crm=self)
+
+    def __repr__(self) -> str:
+        return f"<CRM {self.engine.url.render_as_string(hide_password=True)} {self.plugins.names}>"
+
+    # -- units of work ---------------------------------------------------------
+
+    @contextmanager
+    def transaction(
+        self, actor: ActorLike = None, *, session: Session | None = None
+    ) -> Iterator[HookContext]:
+        """Open a unit of work: one transaction, committed when the block ends.
+
+        Inside another unit of work on this CRM, joins it with a savepoint, so a
+        failure rolls back only the inner part. With *session* (a host
+        application's), works inside the host's transaction and leaves the
+        commit to the host.
+        """
+        outer = self._current.get()
+        if outer is not None:
+            with outer.session.begin_nested():
+                yield outer
+            return
+        own = session is None
+        session = session or self.session_factory()
+        ctx = HookContext(crm=self, session=session, actor=SYSTEM, now=self.clock.now())
+        token = self._current.set(ctx)
+        try:
+            with _database_errors(self):
+                if own:
+                    with session.begin():
+                        ctx.actor = self.resolve_actor(actor, session)
+                        yield ctx
+                else:
+                    ctx.actor = self.resolve_actor(actor, session)
+                    yield ctx
+                    session.flush()
+        finally:
+            self._current.reset(token)
+            if own:
+                session.close()
+        if own:
+            for callback in ctx._after_commit:
+                callback()
+
+    @property
+    def current(self) -> HookContext | None:
+        """The unit of work open in this thread or task, if any."""
+        return self._current.get()
+
+    def resolve_actor(self, actor: ActorLike, session: Session) -> Actor:
+        """Turn a user id, email, ``User`` or ``Actor`` into an :class:`Actor`."""
+        from crmcore.models import User
+
+        if actor is None:
+            return SYSTEM
+        if isinstance(actor, Actor):
+            return actor
+        if isinstance(actor, User):
+            user: User | None = actor
+        elif isinstance(actor, int):
+            user = session.get(User, actor)
+        else:
+            user = session.scalars(select(User).where(User.email == actor.strip().lower())).first()
+        if user is None:
+            raise NotFound(f"no user {actor!r}")
+        if not user.active:
+            raise CRMError(f"user {user.email} is disabled")
+        return Actor(user_id=user.id, label=f"user:{user.email}", role=user.role, team_id=user.team_id)
+
+    # -- templates ---------------------------------------------------------------
+
+    @cached_property
+    def templates(self) -> jinja2.Environment:
+        """The Jinja2 environment for trusted templates (autoescape for HTML)."""
+        import jinja2
+
+        return jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(p) for p in self.template_dirs]),
+            autoescape=jinja2.select_autoescape(["html", "htm", "xml"]),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    @cached_property
+    def sandbox(self) -> jinja2.sandbox.ImmutableSandboxedEnvironment:
+        """A sandboxed environment for templates end users author (email bodies, pages).
+
+        It can include the shared layouts but never reach Python internals, the
+        file system or the database session.
+        """
+        import jinja2
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        return ImmutableSandboxedEnvironment(
+            loader=jinja2.FileSystemLoader([str(p) for p in self.template_dirs]),
+            autoescape=True,
+        )
+
+    @cached_property
+    def template_dirs(self) -> list[Path]:
+        """The template search path: bundles' folders, then plugins', then the core's."""
+        dirs: list[Path] = []
+        for group in self.plugins.call("crm_register_templates"):
+            dirs.extend(Path(p) for p in group)
+        return dirs
+
+    # -- settings and registries -----------------------------------------------
+
+    def _collect_setting_specs(self) -> dict[tuple[str, str], SettingSpec]:
+        specs: dict[tuple[str, str], SettingSpec] = {}
+        for spec in self.plugins.collect("crm_register_settings"):
+            specs[(spec.plugin, spec.name)] = spec
+        for plugin, values in self.settings.plugin_settings.items():
+            if not self.plugins.is_enabled(plugin):
+                continue
+            for key in values:
+                if (plugin, key) not in specs:
+                    known = sorted(n for p, n in specs if p == plugin)
+                    raise ConfigError(
+                        f"unknown setting {key!r} for plugin {plugin!r}; known: {', '.join(known) or 'none'}"
+                    )
+        return specs
+
+    def plugin_setting(self, plugin: str, name: str) -> Any:
+        """The value of a plugin's declared setting (converted, or its default)."""
+        try:
+            spec = self._setting_specs[(plugin, name)]
+        except KeyError:
+            raise ConfigError(f"plugin {plugin!r} declares no setting {name!r}") from None
+        raw = self.settings.for_plugin(plugin).get(name, spec.default)
+        try:
+            return spec.convert(raw) if raw is not None else None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"setting {plugin}.{name}: {exc}") from None
+
+    @property
+    def setting_specs(self) -> list[SettingSpec]:
+        """Every declared plugin setting."""
+        return list(self._setting_specs.values())
+
+    @cached_property
+    def jobs(self) -> Jobs:
+        """The outbox, timers and worker of this CRM."""
+        from crmcore.jobs import Jobs
+
+        return Jobs(self)
+
+    def dispose(self) -> None:
+        """Close the database connections of this CRM."""
+        self.engine.dispose()
+
+
+@contextmanager
+def _database_errors(crm: CRM) -> Iterator[None]:
+    """Turn "cannot connect" and integrity failures into clear crmcore errors."""
+    try:
+        yield
+    except (CRMError, PluginError):
+        raise
+    except sa_exc.OperationalError as exc:
+        if exc.connection_invalidated or "connect" in str(exc.orig).lower() or "unable to open" in str(exc.orig).lower():
+            url = crm.engine.url.render_as_string(hide_password=True)
+            raise ConfigError(f"cannot reach the database {url}: {exc.orig}") from exc
+        raise

@@ -1,0 +1,157 @@
+"""The declarative base, portable column types and engine creation.
+
+Every table, the core's and the plugins', lives on :class:`Base`. Plugin tables
+carry the plugin's name as prefix (``ticketing_ticket``); that prefix is how
+migrations and schema checks tell them apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, event
+from sqlalchemy.engine import URL, Dialect, Engine, make_url
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+from crmcore.errors import ConfigError
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The one declarative base of crmcore and its plugins."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored in UTC and always returned timezone-aware.
+
+    SQLite and MariaDB keep no zone, so values are stored as naive UTC and the
+    zone is put back on load; naive input is refused rather than guessed.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(DateTime(timezone=True))
+        if dialect.name in {"mysql", "mariadb"}:
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: crmcore stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+#: Money and prices: exact decimals, never float.
+Money = Numeric(18, 4, asdecimal=True)
+#: An auto-incrementing 64-bit key that SQLite also accepts as its rowid alias.
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+#: Free-form structured data (custom fields, payloads), portable across databases.
+JSONData = JSON()
+
+_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the driver crmcore supports when *url* names only the database kind."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:
+        raise ConfigError(f"invalid database URL {str(url)!r}: {exc}") from None
+    if parsed.drivername in _DRIVERS:
+        parsed = parsed.set(drivername=_DRIVERS[parsed.drivername])
+    if parsed.get_backend_name() in {"mysql", "mariadb"} and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed
+
+
+def create_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """Create an engine configured the way crmcore needs it on each database.
+
+    On SQLite: WAL journal, foreign keys on, a busy timeout, and every
+    transaction opened with ``BEGIN IMMEDIATE`` so that two writers never
+    deadlock on a lock upgrade (pysqlite's own transaction handling is off).
+    """
+    from sqlalchemy import create_engine as sa_create_engine
+
+    parsed = normalize_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        kwargs.setdefault("connect_args", {}).update({"check_same_thread": False, "timeout": 30})
+        engine = sa_create_engine(parsed, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    if backend in {"mysql", "mariadb"}:
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
+    return sa_create_engine(parsed, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def table_owner(table_name: str, plugin_names: Iterable[str]) -> str:
+    """Return the plugin that owns *table_name* by its prefix, or ``"core"``."""
+    for name in plugin_names:
+        if table_name.startswith(f"{name}_"):
+            return name
+    return "core"
+
+
+def money(value: Any, field: str = "amount") -> Decimal:
+    """Convert *value* to a Decimal amount, refusing floats' binary noise and garbage."""
+    from crmcore.errors import ValidationError
+
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        result = Decimal(str(value).strip())
+    except Exception:
+        raise ValidationError({field: f"{value!r} is not a number"}) from None
+    if not result.is_finite():
+        raise ValidationError({field: f"{value!r} is not a finite number"})
+    return result

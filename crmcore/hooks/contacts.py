@@ -1,0 +1,173 @@
+"""Contact hooks: owner assignment, duplicates, interactions, merge and erase."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from crmcore.hooks import hookspec
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from crmcore.context import HookContext
+    from crmcore.events import ContactErased, ContactMerged, InteractionLogged
+    from crmcore.models import Contact, Interaction
+
+
+@hookspec(firstresult=True)
+def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
+    """Choose the sales rep who owns a newly captured *contact*.
+
+    Stops at the first non-None result; return ``None`` to abstain. The core's
+    default (``trylast``) gives the lead to the active rep with the fewest open
+    leads. Runs inside the capture transaction, before the contact is flushed.
+
+    :param contact: The contact being captured. Read-only.
+    :param ctx: The unit of work: session, CRM, acting user, clock.
+    :returns: The id of the owning user, or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
+    """Find an existing contact that *contact* duplicates.
+
+    Stops at the first non-None result. The core's default (``trylast``)
+    matches the normalized email, then the normalized phone. Runs inside the
+    transaction before a capture or import writes anything; must not write.
+
+    :param contact: The unflushed candidate with normalized email and phone.
+    :param ctx: The unit of work.
+    :returns: The existing contact, or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_interaction_before_log(interaction: Interaction, ctx: HookContext) -> None:
+    """A rep is about to log a call, meeting, email or note.
+
+    Runs inside the transaction before the row is flushed; may veto with
+    :class:`~crmcore.errors.ValidationError`. All implementations run; return
+    values are ignored.
+
+    :param interaction: The unflushed interaction.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_interaction_logged(event: InteractionLogged, ctx: HookContext) -> None:
+    """A rep logged an interaction.
+
+    Runs inside the transaction after the row is flushed. All implementations
+    run; return values are ignored.
+
+    :param event: The interaction's id, contact, kind and rep.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_before_merge(survivor: Contact, merged: Contact, ctx: HookContext) -> None:
+    """Two contacts are about to be merged.
+
+    Runs inside the transaction before anything moves; may veto with
+    :class:`~crmcore.errors.ValidationError`. All implementations run; return
+    values are ignored.
+
+    :param survivor: The contact that stays.
+    :param merged: The contact folded into *survivor*.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_merged(event: ContactMerged, ctx: HookContext) -> None:
+    """Two contacts were merged; move the plugin's own rows to the survivor here.
+
+    Runs inside the merge transaction after the core moved touchpoints,
+    purchases, opportunities, interactions and activities. Raising rolls the
+    whole merge back. All implementations run; return values are ignored.
+
+    :param event: The survivor's and the merged contact's ids.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_before_erase(contact: Contact, ctx: HookContext) -> None:
+    """A contact's personal data is about to be erased.
+
+    Runs inside the transaction; may veto with
+    :class:`~crmcore.errors.ValidationError` (for example while a legal hold
+    applies). All implementations run; return values are ignored.
+
+    :param contact: The contact, still intact.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
+    """A contact was erased: remove or anonymize personal data in the plugin's tables.
+
+    Runs inside the erase transaction after the core anonymized its own rows;
+    keep aggregates (counts, amounts), drop what identifies the person. Raising
+    rolls the erase back. All implementations run; return values are ignored.
+
+    :param event: The erased contact's id.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
+    """Contribute sections to ``crm contact show`` (an open balance, open tickets).
+
+    A collector: every implementation may answer; the core merges the sections.
+    Runs in a read-only transaction; must not write.
+
+    :param contact: The contact shown.
+    :param ctx: The unit of work.
+    :returns: ``{section_name: JSON-able value}``, or ``None``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_contact_timeline(
+    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+) -> list[dict[str, Any]]:
+    """Contribute items to a contact's timeline (tickets, survey answers, invoices).
+
+    A collector: every implementation answers with at most *limit* items older
+    than *before* (all when ``None``), newest first; the core merges them with
+    its own (lifecycle moves, touchpoints, interactions, purchases, feedback)
+    and keeps the newest *limit*. Each item is ``{"at": datetime, "kind": str,
+    "text": str}`` plus any ids. Must not write.
+
+    :param contact: The contact.
+    :param before: Only items strictly older than this (for paging).
+    :param limit: The page size.
+    :param ctx: The unit of work.
+    :returns: A list of items.
+
+    .. versionadded:: 0.1
+    """

@@ -1,0 +1,142 @@
+"""Lead hooks: capture, touchpoints, qualification and scoring."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from crmcore.hooks import hookspec
+
+if TYPE_CHECKING:
+    from crmcore.context import HookContext
+    from crmcore.events import (
+        LeadCaptured,
+        LeadQualified,
+        ScoreContribution,
+        ScoreThresholdCrossed,
+        TouchpointRecorded,
+    )
+    from crmcore.models import Contact, Touchpoint
+
+
+@hookspec
+def crm_lead_before_capture(contact: Contact, ctx: HookContext) -> None:
+    """A new lead is about to be created.
+
+    Runs inside the capture transaction, after validation and the duplicate
+    check, before the contact is flushed: the contact has no id yet. May veto by
+    raising :class:`~crmcore.errors.ValidationError` (nothing is written); may
+    fill in fields. Not called when capture matched an existing contact.
+    All implementations run; return values are ignored.
+
+    :param contact: The contact about to be inserted.
+    :param ctx: The unit of work: session, CRM, acting user, clock.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_lead_captured(event: LeadCaptured, ctx: HookContext) -> None:
+    """A new lead was captured (typed in, imported or posted by a web form).
+
+    Runs inside the capture transaction after the contact (and its first
+    touchpoint, if any) is flushed; may write related rows or queue outbox jobs.
+    Raising rolls the capture back. All implementations run; return values are
+    ignored.
+
+    :param event: Ids of the new contact and touchpoint, the source, the time.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_touchpoint_before_record(touchpoint: Touchpoint, ctx: HookContext) -> None:
+    """A touchpoint is about to be recorded.
+
+    Runs inside the transaction before the row is flushed. May veto with
+    :class:`~crmcore.errors.ValidationError` or enrich fields (a geo lookup, a
+    channel mapping). All implementations run; return values are ignored.
+
+    :param touchpoint: The unflushed touchpoint; ``contact_id`` may be ``None``.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_touchpoint_recorded(event: TouchpointRecorded, ctx: HookContext) -> None:
+    """A touchpoint was recorded: a click, open, form fill, visit, call or conversion.
+
+    Runs inside the transaction after the touchpoint is flushed and the
+    contact's score is recomputed. Raising rolls it back. All implementations
+    run; return values are ignored.
+
+    :param event: The touchpoint's id, contact, kind and time.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_lead_before_qualify(contact: Contact, reason: str, ctx: HookContext) -> None:
+    """A lead is about to become a prospect.
+
+    Runs inside the transaction; may veto with
+    :class:`~crmcore.errors.ValidationError` (the lead stays a lead). All
+    implementations run; return values are ignored.
+
+    :param contact: The lead, still at stage ``lead``.
+    :param reason: Why: a rep's words, or ``score >= N`` for the automatic rule.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_lead_qualified(event: LeadQualified, ctx: HookContext) -> None:
+    """A lead became a prospect.
+
+    Runs inside the transaction after the stage change is written. All
+    implementations run; return values are ignored.
+
+    :param event: The contact, the reason and its score.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
+    """Collect the points each plugin gives *contact*, each with its reason.
+
+    A collector: every implementation answers, the core sums the points and
+    keeps the reasons (``crm contact show --score``). Runs inside the
+    transaction that changed the contact (a capture, a touchpoint) and must not
+    write. Return an empty list to contribute nothing.
+
+    :param contact: The flushed contact.
+    :param ctx: The unit of work.
+    :returns: A list of :class:`~crmcore.events.ScoreContribution`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_lead_score_threshold_crossed(event: ScoreThresholdCrossed, ctx: HookContext) -> None:
+    """A contact's score crossed one of the configured thresholds.
+
+    Fires once per crossing, in either direction, inside the transaction that
+    changed the score. All implementations run; return values are ignored.
+
+    :param event: The threshold and the old and new scores.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """

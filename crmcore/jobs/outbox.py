@@ -1,0 +1,220 @@
+"""The outbox table's SQL: insert once per key, claim with leases, finish or retry.
+
+Claiming is the one place where workers meet. On PostgreSQL and MariaDB the
+due rows are selected ``FOR UPDATE SKIP LOCKED`` so concurrent workers take
+disjoint batches without waiting; on SQLite the claim runs under ``BEGIN
+IMMEDIATE`` (see :func:`crmcore.db.create_engine`), which serializes claims.
+A claimed row's ``available_at`` becomes its lease expiry: if its worker dies,
+the same indexed query finds it again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crmcore.models import Job, JobState
+from crmcore.registry import JobCall
+
+if TYPE_CHECKING:
+    from crmcore.context import HookContext
+    from crmcore.crm import CRM
+
+log = logging.getLogger("crmcore.jobs")
+
+#: Longest wait between retries.
+MAX_BACKOFF = timedelta(hours=1)
+
+
+def insert_job(
+    session: Session,
+    *,
+    handler: str,
+    payload: dict[str, Any],
+    key: str,
+    due_at: datetime,
+    now: datetime,
+    max_attempts: int,
+) -> None:
+    """Insert an outbox row unless one with *key* exists (then nothing happens)."""
+    if not key or len(key) > 255:
+        from crmcore.errors import ValidationError
+
+        raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
+    values = dict(
+        handler=handler, payload=payload, idempotency_key=key, state=JobState.PENDING, due_at=due_at,
+        available_at=due_at, attempts=0, max_attempts=max_attempts, created_at=now,
+    )  # fmt: skip
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        session.execute(pg_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(
+            sqlite_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
+    else:
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(Job).values(**values)
+        session.execute(stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key))
+
+
+@attrs.frozen(kw_only=True)
+class Claimed:
+    """A claimed job, detached from any session."""
+
+    id: int
+    handler: str
+    payload: dict[str, Any]
+    key: str
+    attempts: int
+    max_attempts: int
+    due_at: datetime
+
+
+def _locking(dialect: str) -> bool:
+    return dialect in {"postgresql", "mysql", "mariadb"}
+
+
+def claim(
+    crm: CRM,
+    worker: str,
+    limit: int,
+    lease: timedelta,
+    *,
+    to_state: str = JobState.RUNNING,
+    count_attempt: bool = True,
+) -> list[Claimed]:
+    """Take up to *limit* due rows (pending, or running with an expired lease)."""
+    with crm.session_factory() as session, session.begin():
+        now = crm.clock.now()
+        query = (
+            select(Job.id)
+            .where(Job.state.in_([JobState.PENDING, JobState.RUNNING, JobState.QUEUED]), Job.available_at <= now)
+            .order_by(Job.available_at)
+            .limit(limit)
+        )
+        if _locking(session.get_bind().dialect.name):
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        values: dict[str, Any] = {"state": to_state, "locked_by": worker, "available_at": now + lease}
+        if count_attempt:
+            values["attempts"] = Job.attempts + 1
+        session.execute(update(Job).where(Job.id.in_(ids)).values(**values))
+        rows = session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.available_at, Job.id)).all()
+        return [_snapshot(row) for row in rows]
+
+
+def claim_one(crm: CRM, job_id: int, worker: str, lease: timedelta) -> Claimed | None:
+    """Claim one queued job by id (the Celery path); None if another took it or it's gone."""
+    with crm.session_factory() as session, session.begin():
+        now = crm.clock.now()
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.PENDING]))
+            .values(state=JobState.RUNNING, locked_by=worker, available_at=now + lease, attempts=Job.attempts + 1)
+        )
+        if not getattr(result, "rowcount", 0):
+            return None
+        row = session.get(Job, job_id)
+        return _snapshot(row) if row is not None else None
+
+
+def _snapshot(row: Job) -> Claimed:
+    return Claimed(
+        id=row.id, handler=row.handler, payload=dict(row.payload or {}), key=row.idempotency_key,
+        attempts=row.attempts, max_attempts=row.max_attempts, due_at=row.due_at,
+    )  # fmt: skip
+
+
+def execute(crm: CRM, jobs: Sequence[Claimed], worker: str, stop: Callable[[], bool] = lambda: False) -> int:
+    """Run claimed *jobs* in one transaction, each in a savepoint; return how many ran.
+
+    A handler's database writes commit together with its job's ``done`` mark,
+    so for database-only handlers delivery is effectively once; external side
+    effects are at least once (a crash before commit repeats them). When
+    *stop* turns true, the jobs not yet started are released untouched.
+    """
+    ran = 0
+    done: list[int] = []
+    with crm.transaction() as ctx:
+        for index, job in enumerate(jobs):
+            if stop():
+                _release(ctx, jobs[index:], worker)
+                break
+            ctx.now = crm.clock.now()
+            started = time.perf_counter()
+            try:
+                handler = crm.jobs.handler(job.handler)
+                with ctx.session.begin_nested():
+                    handler.func(
+                        JobCall(crm=crm, job_id=job.id, handler=job.handler, payload=job.payload,
+                                idempotency_key=job.key, attempt=job.attempts, due_at=job.due_at)  # fmt: skip
+                    )
+            except Exception as exc:  # a handler may raise anything; it is retried
+                _fail(ctx, job, worker, exc, time.perf_counter() - started)
+            else:
+                done.append(job.id)
+                log.info(
+                    "job done handler=%s key=%s attempt=%d duration_ms=%.2f",
+                    job.handler, job.key, job.attempts, (time.perf_counter() - started) * 1000,
+                    extra={"handler": job.handler, "key": job.key, "attempt": job.attempts},
+                )  # fmt: skip
+            ran += 1
+        if done:
+            ctx.session.execute(
+                update(Job)
+                .where(Job.id.in_(done), Job.locked_by == worker, Job.state == JobState.RUNNING)
+                .values(state=JobState.DONE, finished_at=crm.clock.now(), locked_by=None)
+            )
+    return ran
+
+
+def _fail(ctx: HookContext, job: Claimed, worker: str, exc: Exception, seconds: float) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:4000]
+    row = ctx.session.get(Job, job.id)
+    if row is None or row.locked_by != worker:
+        return
+    row.last_error = error
+    row.locked_by = None
+    if job.attempts >= job.max_attempts:
+        row.state = JobState.DEAD
+        row.finished_at = ctx.now
+        log.error("job dead handler=%s key=%s attempt=%d error=%s", job.handler, job.key, job.attempts, error)
+        ctx.session.flush()
+        try:
+            with ctx.session.begin_nested():
+                ctx.call("crm_job_dead", job=row)
+        except Exception:  # an alerting plugin must not block the batch
+            log.exception("crm_job_dead hook failed for job %s", job.id)
+        return
+    backoff = ctx.crm.jobs.backoff(job.handler) * (2 ** (job.attempts - 1))
+    row.state = JobState.PENDING
+    row.available_at = ctx.now + min(backoff, MAX_BACKOFF)
+    log.warning(
+        "job failed handler=%s key=%s attempt=%d duration_ms=%.2f retry_at=%s error=%s",
+        job.handler, job.key, job.attempts, seconds * 1000, row.available_at.isoformat(), error,
+    )  # fmt: skip
+
+
+def _release(ctx: HookContext, jobs: Sequence[Claimed], worker: str) -> None:
+    """Give claimed jobs back (shutting down): pending again, the attempt not counted."""
+    ids = [job.id for job in jobs]
+    ctx.session.execute(
+        update(Job)
+        .where(Job.id.in_(ids), Job.locked_by == worker, Job.state == JobState.RUNNING)
+        .values(state=JobState.PENDING, locked_by=None, available_at=ctx.now, attempts=Job.attempts - 1)
+    )

@@ -1,0 +1,140 @@
+"""Schema migrations: one Alembic environment, the core and each plugin a branch.
+
+``crm db upgrade`` runs every enabled branch to head; ``crm db upgrade NAME``
+runs one (``NAME@head``). Alembic is imported only here, so ordinary CLI
+commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from crmcore.errors import ConfigError
+from crmcore.plugins import CORE_PLUGIN
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
+
+    from crmcore.crm import CRM
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def include_object_for(owners: set[str], all_plugins: list[str]) -> Any:
+    """Alembic's ``include_object`` filter: only the core's and enabled plugins' tables."""
+    from crmcore.db import table_owner
+
+    def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if type_ == "table" and name is not None:
+            return name != "alembic_version" and table_owner(name, all_plugins) in owners
+        table = getattr(obj, "table", None)
+        return table is None or table_owner(table.name, all_plugins) in owners
+
+    return include
+
+
+def _owners(crm: CRM) -> list[str]:
+    return [CORE_PLUGIN, *[n for n in crm.plugins.names if n != CORE_PLUGIN]]
+
+
+def alembic_config(crm: CRM, connection: Connection | None = None) -> Config:
+    """An Alembic config for *crm*: the core's and every enabled plugin's version folders."""
+    from alembic.config import Config
+
+    locations = []
+    for group in crm.plugins.call("crm_register_migrations"):
+        locations.extend(str(p) for p in group)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join(locations))
+    config.attributes.update(
+        crm=crm,
+        connection=connection,
+        owners=_owners(crm),
+        all_plugins=sorted(set(crm.plugins.plugins) | set(_owners(crm)) - {CORE_PLUGIN}),
+    )
+    return config
+
+
+@contextmanager
+def _connected(crm: CRM) -> Iterator[Config]:
+    from sqlalchemy import exc
+
+    try:
+        with crm.engine.begin() as connection:
+            yield alembic_config(crm, connection)
+    except exc.OperationalError as error:
+        url = crm.engine.url.render_as_string(hide_password=True)
+        raise ConfigError(f"cannot reach the database {url}: {error.orig}") from error
+
+
+def upgrade(crm: CRM, target: str | None = None) -> list[str]:
+    """Bring the schema to head (all branches, or one plugin's); return revisions applied."""
+    from alembic import command
+
+    before = set(current(crm))
+    if target is not None and target not in _owners(crm):
+        raise ConfigError(f"unknown branch {target!r}; branches: {', '.join(_owners(crm))}")
+    with _connected(crm) as config:
+        command.upgrade(config, "heads" if target is None else f"{target}@head")
+    after = set(current(crm))
+    crm.custom_fields.sync_from_plugins()
+    return sorted(after - before)
+
+
+def current(crm: CRM) -> list[str]:
+    """Revisions the database is at (one per branch)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with _connected(crm) as config:
+        return sorted(MigrationContext.configure(config.attributes["connection"]).get_current_heads())
+
+
+def status(crm: CRM) -> list[dict[str, Any]]:
+    """Per branch: the revision applied, the head, and whether it is up to date."""
+    from alembic.script import ScriptDirectory
+
+    at = set(current(crm))
+    script = ScriptDirectory.from_config(alembic_config(crm))
+    rows = []
+    for head in script.get_revisions("heads"):
+        assert head is not None
+        branch = sorted(head.branch_labels)[0] if head.branch_labels else _branch_of(script, head.revision)
+        lineage = {rev.revision for rev in script.iterate_revisions(head.revision, "base")}
+        applied = sorted(at & lineage)
+        rows.append({
+            "branch": branch,
+            "current": applied[-1] if applied else None,
+            "head": head.revision,
+            "up_to_date": head.revision in at,
+        })  # fmt: skip
+    return sorted(rows, key=lambda r: (r["branch"] != CORE_PLUGIN, r["branch"]))
+
+
+def _branch_of(script: Any, revision: str) -> str:
+    for rev in script.iterate_revisions(revision, "base"):
+        if rev.branch_labels:
+            return str(sorted(rev.branch_labels)[0])
+    return CORE_PLUGIN
+
+
+def schema_diff(crm: CRM) -> list[Any]:
+    """Differences between the migrated database and the models (empty when they agree)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from crmcore.db import Base
+
+    with _connected(crm) as config:
+        env = config.attributes
+        include = include_object_for(set(env["owners"]), env["all_plugins"])
+        context = MigrationContext.configure(
+            env["connection"], opts={"include_object": include, "compare_type": True}
+        )
+        return list(compare_metadata(context, Base.metadata))

@@ -1,0 +1,55 @@
+"""The core's tables. Plugins add theirs on the same :class:`~crmcore.db.Base`."""
+
+from crmcore.models.people import (
+    Contact,
+    ContactTag,
+    CustomField,
+    LifecycleChange,
+    Organization,
+    Stage,
+    Tag,
+    Team,
+    User,
+)
+from crmcore.models.sales import (
+    Activity,
+    Feedback,
+    Opportunity,
+    OpportunityStageChange,
+    Pipeline,
+    PipelineStage,
+    Product,
+    Purchase,
+    PurchaseLine,
+)
+from crmcore.models.system import AuditEntry, Job, JobState, JobWorker
+from crmcore.models.tracking import INTERACTION_KINDS, Interaction, TouchKind, Touchpoint
+
+__all__ = [
+    "INTERACTION_KINDS",
+    "Activity",
+    "AuditEntry",
+    "Contact",
+    "ContactTag",
+    "CustomField",
+    "Feedback",
+    "Interaction",
+    "Job",
+    "JobState",
+    "JobWorker",
+    "LifecycleChange",
+    "Opportunity",
+    "OpportunityStageChange",
+    "Organization",
+    "Pipeline",
+    "PipelineStage",
+    "Product",
+    "Purchase",
+    "PurchaseLine",
+    "Stage",
+    "Tag",
+    "Team",
+    "TouchKind",
+    "Touchpoint",
+    "User",
+]

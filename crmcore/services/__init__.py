@@ -1,0 +1,23 @@
+"""Services: every lifecycle operation as one unit of work."""
+
+from crmcore.services.contacts import (
+    ContactService,
+    CustomFieldService,
+    ProductService,
+    UserService,
+)
+from crmcore.services.customers import CustomerService
+from crmcore.services.leads import InteractionService, LeadService, TouchpointService
+from crmcore.services.sales import SalesService
+
+__all__ = [
+    "ContactService",
+    "CustomFieldService",
+    "CustomerService",
+    "InteractionService",
+    "LeadService",
+    "ProductService",
+    "SalesService",
+    "TouchpointService",
+    "UserService",
+]

@@ -1,0 +1,134 @@
+"""What every service shares: looking records up, stage moves, scoring."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from crmcore.errors import NotFound, ValidationError
+from crmcore.events import ScoreContribution, ScoreThresholdCrossed, StageChanged
+from crmcore.models import Contact, LifecycleChange, User
+
+if TYPE_CHECKING:
+    from crmcore.context import HookContext
+    from crmcore.crm import CRM
+
+
+class Service:
+    """A group of lifecycle operations; each public method is one unit of work."""
+
+    def __init__(self, crm: CRM) -> None:
+        self.crm = crm
+
+
+ContactRef = int | str | Contact
+
+
+def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
+    """Find a contact by id, email or instance; raise NotFound otherwise."""
+    if isinstance(ref, Contact):
+        found = ctx.session.get(Contact, ref.id)
+    elif isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
+        found = ctx.session.get(Contact, int(ref))
+    elif isinstance(ref, str) and "@" in ref:
+        found = ctx.session.scalars(
+            select(Contact).where(Contact.email_normalized == ref.strip().lower())
+        ).first()
+    else:
+        raise NotFound(f"contact {ref!r} not found: give an id or an email")
+    if found is None:
+        raise NotFound(f"contact {ref!r} not found")
+    return found
+
+
+def get_user(ctx: HookContext, ref: int | str | None, field: str = "owner") -> User | None:
+    """Find a user by id or email; ``None`` passes through; unknown is a ValidationError."""
+    if ref is None or ref == "":
+        return None
+    if isinstance(ref, int) or str(ref).isdigit():
+        user = ctx.session.get(User, int(ref))
+    else:
+        user = ctx.session.scalars(select(User).where(User.email == str(ref).strip().lower())).first()
+    if user is None:
+        raise ValidationError({field: f"no user {ref!r}"})
+    return user
+
+
+def change_stage(
+    ctx: HookContext, contact: Contact, to_stage: str, reason: str | None
+) -> StageChanged:
+    """Move *contact* to *to_stage*, record the move, and return the event.
+
+    The caller fires its specific hook, then ``crm_lifecycle_stage_changed``.
+    """
+    event = StageChanged(
+        contact_id=contact.id,
+        from_stage=contact.stage,
+        to_stage=to_stage,
+        reason=reason,
+        occurred_at=ctx.now,
+    )
+    ctx.session.add(
+        LifecycleChange(
+            contact_id=contact.id,
+            from_stage=contact.stage,
+            to_stage=to_stage,
+            reason=reason,
+            occurred_at=ctx.now,
+            actor_id=ctx.actor.user_id,
+        )
+    )
+    ctx.audit("contact.stage", "contact", contact.id, {"from": contact.stage, "to": to_stage, "reason": reason})
+    contact.stage = to_stage
+    contact.stage_changed_at = ctx.now
+    contact.updated_at = ctx.now
+    return event
+
+
+def score_contributions(ctx: HookContext, contact: Contact) -> list[ScoreContribution]:
+    """Ask every plugin for its points on *contact*, tagging each with its plugin."""
+    result: list[ScoreContribution] = []
+    for plugin, answer in ctx.crm.plugins.collect_by_plugin(
+        "crm_lead_score_contributions", contact=contact, ctx=ctx
+    ):
+        for item in answer:
+            result.append(ScoreContribution(points=item.points, reason=item.reason, source=plugin))
+    return result
+
+
+def rescore(ctx: HookContext, contact: Contact) -> int:
+    """Recompute *contact*'s score, fire threshold hooks, and qualify by rule.
+
+    Returns the new score. Only leads and prospects are scored.
+    """
+    if contact.stage not in ("lead", "prospect"):
+        return contact.score
+    old = contact.score or 0
+    new = sum(c.points for c in score_contributions(ctx, contact))
+    if new == old:
+        return new
+    contact.score = new
+    for threshold in ctx.crm.settings.score_thresholds:
+        if (old < threshold) != (new < threshold):
+            ctx.call(
+                "crm_lead_score_threshold_crossed",
+                event=ScoreThresholdCrossed(
+                    contact_id=contact.id,
+                    threshold=threshold,
+                    old_score=old,
+                    new_score=new,
+                    occurred_at=ctx.now,
+                ),
+            )
+    rule = ctx.crm.settings.qualify_score
+    if rule and contact.stage == "lead" and new >= rule:
+        from crmcore.services.leads import qualify_in
+
+        qualify_in(ctx, contact, f"score {new} >= {rule}")
+    return new
+
+
+def as_dict(obj: Any, *fields: str) -> dict[str, Any]:
+    """The named attributes of *obj* as a dict."""
+    return {f: getattr(obj, f) for f in fields}

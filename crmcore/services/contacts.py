@@ -1,0 +1,537 @@
+"""Contacts: add, find, list, update, tag, move back, merge and erase; plus users,
+products and custom field declarations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import IO, Any
+
+from sqlalchemy import delete, or_, select, update
+
+from crmcore.errors import Conflict, NotFound, ValidationError
+from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
+from crmcore.models import (
+    Activity,
+    AuditEntry,
+    Contact,
+    ContactTag,
+    CustomField,
+    Feedback,
+    Interaction,
+    LifecycleChange,
+    Opportunity,
+    Product,
+    Purchase,
+    Stage,
+    Tag,
+    Team,
+    Touchpoint,
+    User,
+)
+from crmcore.registry import CustomFieldSpec
+from crmcore.services.base import ContactRef, Service, change_stage, get_contact
+from crmcore.services.fields import clean_contact, custom_field_defs
+from crmcore.validation import clean_text, currency_code, normalize_email, positive_amount
+
+#: Stages a contact can be moved back to by hand, and from where.
+BACKWARD_MOVES = {
+    Stage.DORMANT: {Stage.CUSTOMER},
+    Stage.FORMER: {Stage.CUSTOMER, Stage.DORMANT},
+    Stage.CUSTOMER: {Stage.DORMANT, Stage.FORMER},
+    Stage.LEAD: {Stage.PROSPECT},
+}
+
+
+def set_tags(ctx: Any, contact_id: int, names: Iterable[str], *, replace: bool) -> None:
+    """Put tags *names* on a contact (creating tags as needed)."""
+    names = sorted(set(names))
+    if replace:
+        ctx.session.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id))
+    if not names:
+        return
+    existing = {t.name: t for t in ctx.session.scalars(select(Tag).where(Tag.name.in_(names)))}
+    for name in names:
+        tag = existing.get(name)
+        if tag is None:
+            tag = Tag(name=name)
+            ctx.session.add(tag)
+            ctx.session.flush()
+        if ctx.session.get(ContactTag, (contact_id, tag.id)) is None:
+            ctx.session.add(ContactTag(contact_id=contact_id, tag_id=tag.id))
+
+
+def contact_tags(session: Any, contact_id: int) -> list[str]:
+    """The names of a contact's tags, sorted."""
+    return list(
+        session.scalars(
+            select(Tag.name).join(ContactTag, ContactTag.tag_id == Tag.id)
+            .where(ContactTag.contact_id == contact_id).order_by(Tag.name)
+        )
+    )
+
+
+class ContactService(Service):
+    """Contacts as reps and admins manage them."""
+
+    def add(self, *, actor: Any = None, **fields: Any) -> Contact:
+        """Create a contact typed in by a rep; an email that exists is a Conflict.
+
+        To record interest from someone who may already be known, use
+        ``crm.leads.capture`` instead: it matches duplicates.
+        """
+        with self.crm.transaction(actor) as ctx:
+            values = clean_contact(ctx, fields, creating=True)
+            if not values.get("email_normalized") and not values.get("phone_normalized") and not (
+                values.get("first_name") or values.get("last_name")
+            ):
+                raise ValidationError({"email": "give at least an email, a phone or a name"})
+            if values.get("email_normalized") and ctx.first(
+                Contact, Contact.email_normalized == values["email_normalized"]
+            ):
+                raise Conflict(f"a contact with email {values['email_normalized']} already exists")
+            tags = values.pop("tags", [])
+            contact = Contact(
+                **{"stage": Stage.LEAD, **values},
+                created_at=ctx.now, updated_at=ctx.now, stage_changed_at=ctx.now, score=0,
+            )
+            ctx.session.add(contact)
+            ctx.session.flush()
+            ctx.session.add(
+                _first_stage(contact, ctx.now, ctx.actor.user_id)
+            )
+            set_tags(ctx, contact.id, tags, replace=False)
+            ctx.audit("contact.create", "contact", contact.id, _public(values))
+        return contact
+
+    def get(self, ref: ContactRef) -> Contact:
+        """Return a contact by id or email, or raise NotFound."""
+        with self.crm.transaction() as ctx:
+            return get_contact(ctx, ref)
+
+    def list(
+        self,
+        *,
+        stage: str | None = None,
+        owner: int | str | None = None,
+        tag: str | None = None,
+        search: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Contact]:
+        """List contacts, newest first, filtered by stage, owner, tag or a search text."""
+        query = select(Contact).where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
+        if stage:
+            if stage not in {s.value for s in Stage}:
+                raise ValidationError({"stage": f"unknown stage {stage!r}"})
+            query = query.where(Contact.stage == stage)
+        with self.crm.transaction() as ctx:
+            if owner is not None:
+                from crmcore.services.base import get_user
+
+                user = get_user(ctx, owner)
+                query = query.where(Contact.owner_id == (user.id if user else None))
+            if tag:
+                query = query.join(ContactTag, ContactTag.contact_id == Contact.id).join(
+                    Tag, Tag.id == ContactTag.tag_id
+                ).where(Tag.name == tag)
+            if search:
+                pattern = f"%{search.strip().lower()}%"
+                query = query.where(
+                    or_(
+                        Contact.email_normalized.like(pattern),
+                        Contact.first_name.ilike(pattern),
+                        Contact.last_name.ilike(pattern),
+                    )
+                )
+            return list(
+                ctx.session.scalars(query.order_by(Contact.id.desc()).limit(limit).offset(offset))
+            )
+
+    def update(self, ref: ContactRef, *, actor: Any = None, **fields: Any) -> Contact:
+        """Change fields of a contact; every field is validated, changes are audited."""
+        if "stage" in fields:
+            raise ValidationError({"stage": "use qualify, convert or move_stage to change stages"})
+        with self.crm.transaction(actor) as ctx:
+            contact = get_contact(ctx, ref)
+            _refuse_erased(contact)
+            values = clean_contact(ctx, fields, creating=False, custom_before=contact.custom)
+            email = values.get("email_normalized")
+            if email and email != contact.email_normalized and ctx.first(
+                Contact, Contact.email_normalized == email
+            ):
+                raise Conflict(f"a contact with email {email} already exists")
+            tags = values.pop("tags", None)
+            changes = {k: v for k, v in values.items() if getattr(contact, k) != v}
+            for key, value in changes.items():
+                setattr(contact, key, value)
+            if tags is not None:
+                set_tags(ctx, contact.id, tags, replace=True)
+                changes["tags"] = tags
+            contact.updated_at = ctx.now
+            ctx.audit("contact.update", "contact", contact.id, _public(changes))
+        return contact
+
+    def tags(self, ref: ContactRef) -> list[str]:
+        """The contact's tags."""
+        with self.crm.transaction() as ctx:
+            return contact_tags(ctx.session, get_contact(ctx, ref).id)
+
+    def move_stage(self, ref: ContactRef, to_stage: str, *, reason: str, actor: Any = None) -> Contact:
+        """Move a contact back (customer → dormant → former, prospect → lead) with a reason.
+
+        Forward moves go through ``crm.leads.qualify`` and ``crm.customers.convert``.
+        """
+        reason_text = clean_text(reason, "reason", 255, required=True)
+        with self.crm.transaction(actor) as ctx:
+            contact = get_contact(ctx, ref)
+            _refuse_erased(contact)
+            try:
+                target = Stage(to_stage)
+            except ValueError:
+                raise ValidationError({"stage": f"unknown stage {to_stage!r}"}) from None
+            allowed = BACKWARD_MOVES.get(target, set())
+            if contact.stage not in allowed:
+                raise ValidationError(
+                    {"stage": f"cannot move a {contact.stage} to {target.value} by hand"}
+                )
+            event = change_stage(ctx, contact, target, reason_text)
+            if target == Stage.DORMANT:
+                ctx.call(
+                    "crm_customer_became_dormant",
+                    event=CustomerBecameDormant(
+                        contact_id=contact.id, last_activity_at=contact.last_activity_at, occurred_at=ctx.now
+                    ),
+                )
+            ctx.call("crm_lifecycle_stage_changed", event=event)
+        return contact
+
+    def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
+        """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
+        with self.crm.transaction(actor) as ctx:
+            survivor = get_contact(ctx, survivor_ref)
+            merged = get_contact(ctx, merged_ref)
+            if survivor.id == merged.id:
+                raise ValidationError({"contact": "cannot merge a contact with itself"})
+            for contact in (survivor, merged):
+                _refuse_erased(contact)
+                if contact.merged_into_id:
+                    raise ValidationError({"contact": f"contact {contact.id} was already merged"})
+            ctx.call("crm_contact_before_merge", survivor=survivor, merged=merged)
+            for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
+                ctx.session.execute(
+                    update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id)
+                )
+            set_tags(ctx, survivor.id, contact_tags(ctx.session, merged.id), replace=False)
+            filled = {}
+            for field in ("phone", "phone_normalized", "first_name", "last_name", "title",
+                          "organization_id", "owner_id", "country", "region", "city",
+                          "language", "timezone", "birth_date", "source"):  # fmt: skip
+                if getattr(survivor, field) is None and getattr(merged, field) is not None:
+                    filled[field] = getattr(merged, field)
+                    setattr(survivor, field, getattr(merged, field))
+            survivor.custom = {**(merged.custom or {}), **(survivor.custom or {})}
+            rank = [Stage.LEAD, Stage.PROSPECT, Stage.FORMER, Stage.DORMANT, Stage.CUSTOMER]
+            if rank.index(Stage(merged.stage)) > rank.index(Stage(survivor.stage)):
+                survivor.stage = merged.stage
+            activity = [t for t in (survivor.last_activity_at, merged.last_activity_at) if t]
+            survivor.last_activity_at = max(activity) if activity else None
+            survivor.do_not_contact = survivor.do_not_contact or merged.do_not_contact
+            survivor.do_not_track = survivor.do_not_track or merged.do_not_track
+            survivor.updated_at = ctx.now
+            merged_email = merged.email_normalized
+            merged.merged_into_id = survivor.id
+            merged.email_normalized = None
+            merged.updated_at = ctx.now
+            ctx.session.flush()
+            ctx.audit("contact.merge", "contact", survivor.id,
+                      {"merged_id": merged.id, "merged_email": merged_email, "filled": _public(filled)})
+            ctx.call(
+                "crm_contact_merged",
+                event=ContactMerged(survivor_id=survivor.id, merged_id=merged.id, occurred_at=ctx.now),
+            )
+        return survivor
+
+    def erase(self, ref: ContactRef, *, actor: Any = None) -> None:
+        """Erase a person: personal data removed or anonymized everywhere, aggregates kept.
+
+        Touchpoints, purchases and feedback stay (for reports) but lose what
+        identifies the person; free text a rep wrote about them is removed.
+        Plugins erase their own rows in ``crm_contact_erased``.
+        """
+        with self.crm.transaction(actor) as ctx:
+            contact = get_contact(ctx, ref)
+            if contact.erased_at is not None:
+                raise Conflict(f"contact {contact.id} was already erased")
+            ctx.call("crm_contact_before_erase", contact=contact)
+            for field in ("email", "email_normalized", "phone", "phone_normalized", "first_name",
+                          "last_name", "title", "city", "region", "birth_date", "timezone"):  # fmt: skip
+                setattr(contact, field, None)
+            contact.custom = {}
+            contact.erased_at = ctx.now
+            contact.updated_at = ctx.now
+            contact.do_not_contact = True
+            contact.do_not_track = True
+            ctx.session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
+            ctx.session.execute(
+                update(Touchpoint).where(Touchpoint.contact_id == contact.id).values(
+                    referrer=None, url=None, click_id=None, notes=None, details={}
+                )
+            )
+            ctx.session.execute(
+                update(Interaction).where(Interaction.contact_id == contact.id).values(subject=None, body=None)
+            )
+            ctx.session.execute(
+                update(Purchase).where(Purchase.contact_id == contact.id).values(special_instructions=None)
+            )
+            ctx.session.execute(
+                update(Feedback).where(Feedback.contact_id == contact.id).values(comment=None)
+            )
+            ctx.session.execute(
+                update(Activity).where(Activity.contact_id == contact.id).values(notes=None)
+            )
+            ctx.session.execute(
+                update(AuditEntry)
+                .where(AuditEntry.entity == "contact", AuditEntry.entity_id == contact.id)
+                .values(changes={})
+            )
+            ctx.audit("contact.erase", "contact", contact.id, {})
+            ctx.call("crm_contact_erased", event=ContactErased(contact_id=contact.id, occurred_at=ctx.now))
+
+    def details(self, ref: ContactRef) -> dict[str, Any]:
+        """Everything ``crm contact show`` prints: fields, tags, plugins' sections."""
+        with self.crm.transaction() as ctx:
+            contact = get_contact(ctx, ref)
+            data = contact_record(contact)
+            data["tags"] = contact_tags(ctx.session, contact.id)
+            for _plugin, sections in ctx.crm.plugins.collect_by_plugin(
+                "crm_contact_details", contact=contact, ctx=ctx
+            ):
+                data.update(sections)
+            return data
+
+    def export_person(self, ref: ContactRef) -> dict[str, Any]:
+        """Everything held on one person, as JSON-able data (a subject access request)."""
+        with self.crm.transaction() as ctx:
+            contact = get_contact(ctx, ref)
+            data: dict[str, Any] = {"contact": contact_record(contact), "tags": contact_tags(ctx.session, contact.id)}
+            for key, model, order in (
+                ("lifecycle", LifecycleChange, LifecycleChange.occurred_at),
+                ("touchpoints", Touchpoint, Touchpoint.occurred_at),
+                ("interactions", Interaction, Interaction.occurred_at),
+                ("purchases", Purchase, Purchase.purchased_at),
+                ("opportunities", Opportunity, Opportunity.created_at),
+                ("activities", Activity, Activity.created_at),
+                ("feedback", Feedback, Feedback.created_at),
+            ):
+                rows = ctx.session.scalars(select(model).where(model.contact_id == contact.id).order_by(order))
+                data[key] = [row_dict(row) for row in rows]
+            for plugin, sections in ctx.crm.plugins.collect_by_plugin("crm_contact_details", contact=contact, ctx=ctx):
+                data.setdefault("plugins", {})[plugin] = sections
+            return data
+
+    def export_all(self, output: IO[str], fmt: str = "csv") -> int:
+        """Stream every live contact to *output* as CSV or a JSON array; memory stays flat."""
+        import csv
+        import json
+
+        from crmcore.cli.output import json_default
+
+        count = 0
+        with self.crm.transaction() as ctx:
+            rows = ctx.session.scalars(
+                select(Contact).where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
+                .order_by(Contact.id).execution_options(yield_per=1000)
+            )
+            writer = csv.writer(output) if fmt == "csv" else None
+            if writer:
+                writer.writerow(CONTACT_COLUMNS)
+            else:
+                output.write("[")
+            for contact in rows:
+                record = contact_record(contact)
+                if writer:
+                    writer.writerow(["" if v is None else json.dumps(v) if isinstance(v, dict) else v
+                                     for v in record.values()])  # fmt: skip
+                else:
+                    output.write(("," if count else "") + "\n" + json.dumps(record, default=json_default, sort_keys=True))
+                count += 1
+                if count % 1000 == 0:
+                    ctx.session.expunge_all()
+            if not writer:
+                output.write("\n]\n")
+        return count
+
+    def timeline(self, ref: ContactRef, *, limit: int = 50, before: datetime | None = None) -> list[dict[str, Any]]:
+        """The contact's history, newest first, one page of *limit* items before *before*."""
+        from crmcore.services.timeline import timeline
+
+        with self.crm.transaction() as ctx:
+            return timeline(ctx, get_contact(ctx, ref), limit=limit, before=before)
+
+
+CONTACT_COLUMNS = (
+    "id", "email", "phone", "first_name", "last_name", "title", "stage", "score",
+    "owner_id", "organization_id", "source", "country", "region", "city", "language",
+    "timezone", "birth_date", "custom", "do_not_contact", "do_not_track", "created_at",
+    "updated_at", "last_activity_at", "merged_into_id", "erased_at",
+)  # fmt: skip
+
+
+def contact_record(contact: Contact) -> dict[str, Any]:
+    """A contact as a plain dict (the stable JSON shape of ``crm contact show``)."""
+    return {column: getattr(contact, column) for column in CONTACT_COLUMNS}
+
+
+def row_dict(row: Any) -> dict[str, Any]:
+    """Any mapped row as a dict of its columns."""
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> LifecycleChange:
+    return LifecycleChange(
+        contact_id=contact.id, from_stage=None, to_stage=contact.stage,
+        reason="created", occurred_at=now, actor_id=actor_id,
+    )  # fmt: skip
+
+
+def _refuse_erased(contact: Contact) -> None:
+    if contact.erased_at is not None:
+        raise Conflict(f"contact {contact.id} was erased")
+
+
+def _public(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not k.endswith("_normalized")}
+
+
+class UserService(Service):
+    """The people who work in the CRM (reps, agents, managers)."""
+
+    ROLES = ("rep", "agent", "marketer", "manager", "admin")
+
+    def add(
+        self, email: str, name: str, *, role: str = "rep", team: str | None = None,
+        external_id: str | None = None, actor: Any = None,
+    ) -> User:  # fmt: skip
+        """Add a user; the email must be unique."""
+        _, normalized = normalize_email(email)
+        name_text = clean_text(name, "name", 200, required=True)
+        if role not in self.ROLES:
+            raise ValidationError({"role": f"unknown role {role!r}; roles: {', '.join(self.ROLES)}"})
+        with self.crm.transaction(actor) as ctx:
+            if ctx.first(User, User.email == normalized):
+                raise Conflict(f"a user with email {normalized} already exists")
+            team_id = None
+            if team:
+                team_row = ctx.first(Team, Team.name == team)
+                if team_row is None:
+                    team_row = Team(name=clean_text(team, "team", 120, required=True))
+                    ctx.session.add(team_row)
+                    ctx.session.flush()
+                team_id = team_row.id
+            user = User(email=normalized, name=name_text, role=role, team_id=team_id,
+                        active=True, external_id=external_id, created_at=ctx.now)  # fmt: skip
+            ctx.session.add(user)
+            ctx.session.flush()
+            ctx.audit("user.create", "user", user.id, {"email": normalized, "role": role})
+        return user
+
+    def get(self, ref: int | str) -> User:
+        """A user by id or email."""
+        with self.crm.transaction() as ctx:
+            from crmcore.services.base import get_user
+
+            try:
+                user = get_user(ctx, ref, "user")
+            except ValidationError:
+                raise NotFound(f"no user {ref!r}") from None
+            assert user is not None
+            return user
+
+    def list(self) -> list[User]:
+        """Every user, by id."""
+        with self.crm.transaction() as ctx:
+            return list(ctx.session.scalars(select(User).order_by(User.id)))
+
+
+class ProductService(Service):
+    """The product catalogue."""
+
+    def add(
+        self, sku: str, name: str, *, unit_price: Any = None, currency: str | None = None,
+        category: str | None = None, actor: Any = None,
+    ) -> Product:  # fmt: skip
+        """Add a product; the SKU must be unique."""
+        sku_text = clean_text(sku, "sku", 80, required=True)
+        name_text = clean_text(name, "name", 255, required=True)
+        price = positive_amount(unit_price, "unit_price") if unit_price is not None else None
+        code = currency_code(currency, self.crm.settings.currency)
+        with self.crm.transaction(actor) as ctx:
+            if ctx.first(Product, Product.sku == sku_text):
+                raise Conflict(f"a product with SKU {sku_text} already exists")
+            product = Product(sku=sku_text, name=name_text, unit_price=price, currency=code,
+                              category=clean_text(category, "category", 120), active=True)  # fmt: skip
+            ctx.session.add(product)
+            ctx.session.flush()
+            ctx.audit("product.create", "product", product.id, {"sku": sku_text, "unit_price": price})
+        return product
+
+    def get(self, sku: str) -> Product:
+        """A product by SKU."""
+        with self.crm.transaction() as ctx:
+            product = ctx.first(Product, Product.sku == sku)
+            if product is None:
+                raise NotFound(f"no product with SKU {sku!r}")
+            return product  # type: ignore[no-any-return]
+
+    def list(self) -> list[Product]:
+        """Every product, by SKU."""
+        with self.crm.transaction() as ctx:
+            return list(ctx.session.scalars(select(Product).order_by(Product.sku)))
+
+
+class CustomFieldService(Service):
+    """Custom field declarations (from plugins, bundles or admins)."""
+
+    TYPES = ("text", "number", "integer", "date", "bool", "choice")
+
+    def define(self, spec: CustomFieldSpec, *, owner: str = "admin", actor: Any = None) -> CustomField:
+        """Declare (or update) a custom field; idempotent for the same declaration."""
+        if spec.entity not in {"contact", "organization"}:
+            raise ValidationError({"entity": "custom fields go on contact or organization"})
+        if spec.type not in self.TYPES:
+            raise ValidationError({"type": f"unknown type {spec.type!r}; types: {', '.join(self.TYPES)}"})
+        if spec.type == "choice" and not spec.choices:
+            raise ValidationError({"choices": "a choice field needs choices"})
+        if not spec.name.isidentifier():
+            raise ValidationError({"name": "use letters, digits and underscores"})
+        with self.crm.transaction(actor) as ctx:
+            field = ctx.first(CustomField, CustomField.entity == spec.entity, CustomField.name == spec.name)
+            values = {"label": spec.label, "type": spec.type,
+                      "choices": list(spec.choices) if spec.choices else None,
+                      "required": spec.required, "description": spec.description or None}  # fmt: skip
+            if field is None:
+                field = CustomField(entity=spec.entity, name=spec.name, owner=owner, **values)
+                ctx.session.add(field)
+                ctx.session.flush()
+                ctx.audit("custom_field.create", "custom_field", field.id, {"name": spec.name, **values})
+            elif any(getattr(field, k) != v for k, v in values.items()):
+                for key, value in values.items():
+                    setattr(field, key, value)
+                ctx.audit("custom_field.update", "custom_field", field.id, values)
+            ctx.cache.pop("custom_fields", None)
+        return field  # type: ignore[no-any-return]
+
+    def list(self, entity: str = "contact") -> list[CustomField]:
+        """The declared fields of *entity*."""
+        with self.crm.transaction() as ctx:
+            return list(custom_field_defs(ctx, entity).values())
+
+    def sync_from_plugins(self) -> list[CustomField]:
+        """Store the fields declared through ``crm_register_custom_fields``."""
+        fields = []
+        for plugin, specs in self.crm.plugins.collect_by_plugin("crm_register_custom_fields"):
+            for spec in specs:
+                fields.append(self.define(spec, owner=plugin))
+        return fields
+
