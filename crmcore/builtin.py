@@ -191,7 +191,8 @@ def crm_register_templates() -> list[Path]:
 def _page(query: Any, column: Any, before: datetime | None, limit: int) -> Any:
     if before is not None:
         query = query.where(column < before)
-    return query.order_by(column.desc()).limit(limit)
+    entity = query.column_descriptions[0]["entity"]
+    return query.order_by(column.desc(), entity.id.desc()).limit(limit)
 
 
 @hookimpl(trylast=True)

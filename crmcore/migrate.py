@@ -97,31 +97,35 @@ def current(crm: CRM) -> list[str]:
 
 
 def status(crm: CRM) -> list[dict[str, Any]]:
-    """Per branch: the revision applied, the head, and whether it is up to date."""
+    """Per branch (the core, then each enabled plugin): applied revision, head, up to date."""
     from alembic.script import ScriptDirectory
 
-    at = set(current(crm))
     script = ScriptDirectory.from_config(alembic_config(crm))
+    at = current(crm)
+    applied = {rev.revision for rev in script.iterate_revisions(at, "base")} if at else set()
+    walk = list(script.walk_revisions())
     rows = []
-    for head in script.get_revisions("heads"):
-        assert head is not None
-        branch = sorted(head.branch_labels)[0] if head.branch_labels else _branch_of(script, head.revision)
-        lineage = {rev.revision for rev in script.iterate_revisions(head.revision, "base")}
-        applied = sorted(at & lineage)
-        rows.append({
-            "branch": branch,
-            "current": applied[-1] if applied else None,
-            "head": head.revision,
-            "up_to_date": head.revision in at,
-        })  # fmt: skip
-    return sorted(rows, key=lambda r: (r["branch"] != CORE_PLUGIN, r["branch"]))
+    for label in _owners(crm):
+        members = [rev.revision for rev in walk if label in rev.branch_labels]
+        if not members:
+            continue
+        current_rev = next((rev for rev in members if rev in applied), None)
+        rows.append({"branch": label, "current": current_rev, "head": members[0],
+                     "up_to_date": current_rev == members[0]})  # fmt: skip
+    return rows
 
 
-def _branch_of(script: Any, revision: str) -> str:
-    for rev in script.iterate_revisions(revision, "base"):
-        if rev.branch_labels:
-            return str(sorted(rev.branch_labels)[0])
-    return CORE_PLUGIN
+def branch_heads(crm: CRM, label: str) -> list[str]:
+    """The head revisions of branch *label* (a healthy branch has exactly one)."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config(crm))
+    members = {rev.revision: rev for rev in script.walk_revisions() if label in rev.branch_labels}
+    children: set[str] = set()
+    for rev in members.values():
+        down = rev.down_revision
+        children.update((down,) if isinstance(down, str) else down or ())
+    return sorted(name for name in members if name not in children)
 
 
 def schema_diff(crm: CRM) -> list[Any]:

@@ -172,7 +172,7 @@ class PluginHost:
             impl = next(i for i in caller.get_hookimpls() if i.plugin is obj)
             if impl.opts.get("optionalhook"):
                 continue
-            known = [n for n in dir(self.pm.hook) if n.startswith("crm_")]
+            known = [n for n in dir(self.pm.hook) if n.startswith("crm_") and getattr(self.pm.hook, n).spec]
             close = difflib.get_close_matches(caller.name, known, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise PluginError(

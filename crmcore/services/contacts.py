@@ -93,7 +93,7 @@ class ContactService(Service):
             tags = values.pop("tags", [])
             contact = Contact(
                 **{"stage": Stage.LEAD, **values},
-                created_at=ctx.now, updated_at=ctx.now, stage_changed_at=ctx.now, score=0,
+                created_at=ctx.now, updated_at=ctx.now, stage_changed_at=ctx.now, last_activity_at=ctx.now, score=0,
             )
             ctx.session.add(contact)
             ctx.session.flush()

@@ -208,7 +208,7 @@ class LeadService(Service):
             return contact
         contact = candidate
         contact.stage = Stage.LEAD
-        contact.created_at = contact.updated_at = contact.stage_changed_at = ctx.now
+        contact.created_at = contact.updated_at = contact.stage_changed_at = contact.last_activity_at = ctx.now
         contact.score = 0
         contact.custom = values.get("custom") or {}
         contact.source = contact.source or (touch_values or {}).get("utm_source") or (touch_values or {}).get("source")

@@ -1,0 +1,23 @@
+"""The accounting_bridge plugin's hook implementations (entry point ``accounting_bridge``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from crmcore import hookimpl
+from crmcore.plugins import PluginInfo
+
+HERE = Path(__file__).resolve().parent
+plugin_info = PluginInfo()
+
+
+@hookimpl
+def crm_register_migrations() -> list[Path]:
+    """The plugin's own Alembic branch, ``accounting_bridge``."""
+    return [HERE / "migrations"]
+
+
+@hookimpl
+def crm_register_templates() -> list[Path]:
+    """Templates under ``accounting_bridge/``."""
+    return [HERE / "templates"]

@@ -1,0 +1,1 @@
+"""crmcore-email-marketing: Email campaigns with budgets and ROI, tracked sending over SMTP, automation sequences."""

@@ -1,0 +1,1 @@
+"""crmcore-ticketing: Multichannel tickets, SLA timers on business hours, knowledge base, service contracts."""
