@@ -229,6 +229,12 @@ class CRM:
         """Every declared plugin setting."""
         return list(self._setting_specs.values())
 
+    def db_upgrade(self, branch: str | None = None) -> list[str]:
+        """Migrate the database to head (all branches, or one plugin's); ``crm db upgrade``."""
+        from crmcore.migrate import upgrade
+
+        return upgrade(self, branch)
+
     @cached_property
     def jobs(self) -> Jobs:
         """The outbox, timers and worker of this CRM."""

@@ -140,9 +140,10 @@ def build_cli() -> click.Group:
         level = logging.INFO if params.get("trace") else logging.WARNING
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
+    from crmcore import demo
     from crmcore.cli import contacts, database, jobs, plugins, sales
 
-    for module in (database, plugins, contacts, sales, jobs):
+    for module in (database, plugins, contacts, sales, jobs, demo):
         for command in module.COMMANDS:
             cli.add_command(command)
     return cli
