@@ -63,10 +63,7 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
         .scalar_subquery()
     )
     rep = ctx.session.scalars(
-        select(User.id)
-        .where(User.active.is_(True), User.role == "rep")
-        .order_by(open_count, User.id)
-        .limit(1)
+        select(User.id).where(User.active.is_(True), User.role == "rep").order_by(open_count, User.id).limit(1)
     ).first()
     return rep
 
@@ -82,9 +79,7 @@ def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
     if not keys:
         return None
     candidates = ctx.session.scalars(
-        select(Contact)
-        .where(or_(*keys), Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
-        .limit(5)
+        select(Contact).where(or_(*keys), Contact.erased_at.is_(None), Contact.merged_into_id.is_(None)).limit(5)
     ).all()
     for candidate in candidates:
         if contact.email_normalized and candidate.email_normalized == contact.email_normalized:
@@ -165,11 +160,14 @@ def _dormancy_check(call: JobCall) -> None:
                 .limit(500)
             ).all()
             for contact in batch:
-                event = change_stage(ctx, contact, Stage.DORMANT, f"no activity for {crm.settings.dormant_after_days} days")
+                event = change_stage(
+                    ctx, contact, Stage.DORMANT, f"no activity for {crm.settings.dormant_after_days} days"
+                )
                 ctx.call(
                     "crm_customer_became_dormant",
-                    event=CustomerBecameDormant(contact_id=contact.id, last_activity_at=contact.last_activity_at,
-                                                occurred_at=ctx.now),  # fmt: skip
+                    event=CustomerBecameDormant(
+                        contact_id=contact.id, last_activity_at=contact.last_activity_at, occurred_at=ctx.now
+                    ),
                 )
                 ctx.call("crm_lifecycle_stage_changed", event=event)
         if len(batch) < 500:
@@ -202,8 +200,12 @@ def crm_contact_timeline(
     """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback."""
     session, items = ctx.session, []
     for change in session.scalars(
-        _page(select(LifecycleChange).where(LifecycleChange.contact_id == contact.id),
-              LifecycleChange.occurred_at, before, limit)  # fmt: skip
+        _page(
+            select(LifecycleChange).where(LifecycleChange.contact_id == contact.id),
+            LifecycleChange.occurred_at,
+            before,
+            limit,
+        )
     ):
         moved = f"{change.from_stage} -> {change.to_stage}" if change.from_stage else f"became {change.to_stage}"
         items.append({"at": change.occurred_at, "kind": "stage", "text": f"{moved} ({change.reason})"})
@@ -217,8 +219,7 @@ def crm_contact_timeline(
         items.append({"at": touch.occurred_at, "kind": f"touch:{touch.kind}", "text": what or touch.kind,
                       "touchpoint_id": touch.id})  # fmt: skip
     for interaction in session.scalars(
-        _page(select(Interaction).where(Interaction.contact_id == contact.id),
-              Interaction.occurred_at, before, limit)  # fmt: skip
+        _page(select(Interaction).where(Interaction.contact_id == contact.id), Interaction.occurred_at, before, limit)
     ):
         items.append({"at": interaction.occurred_at, "kind": f"interaction:{interaction.kind}",
                       "text": interaction.subject or interaction.kind, "interaction_id": interaction.id})  # fmt: skip

@@ -54,9 +54,7 @@ class HookContext:
         """Fire a lifecycle hook with this context as ``ctx``."""
         return self.crm.plugins.call(hook_name, ctx=self, **kwargs)
 
-    def audit(
-        self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None
-    ) -> None:
+    def audit(self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None) -> None:
         """Record in the audit trail that the actor did *action* to *entity*."""
         self.session.add(
             AuditEntry(

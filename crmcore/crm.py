@@ -61,9 +61,7 @@ class CRM:
     ) -> None:
         names = [p for p in plugins if isinstance(p, str)] if plugins is not None else None
         objects = [p for p in plugins if not isinstance(p, str)] if plugins is not None else []
-        self.settings = settings or Settings.load(
-            config_file, database_url=database_url, plugins=names, **options
-        )
+        self.settings = settings or Settings.load(config_file, database_url=database_url, plugins=names, **options)
         self.clock: Clock = clock or SystemClock()
         enabled: list[str | object] | None = None
         if self.settings.plugins is not None or objects:
@@ -95,9 +93,7 @@ class CRM:
     # -- units of work ---------------------------------------------------------
 
     @contextmanager
-    def transaction(
-        self, actor: ActorLike = None, *, session: Session | None = None
-    ) -> Iterator[HookContext]:
+    def transaction(self, actor: ActorLike = None, *, session: Session | None = None) -> Iterator[HookContext]:
         """Open a unit of work: one transaction, committed when the block ends.
 
         Inside another unit of work on this CRM, joins it with a savepoint, so a
@@ -255,7 +251,11 @@ def _database_errors(crm: CRM) -> Iterator[None]:
     except (CRMError, PluginError):
         raise
     except sa_exc.OperationalError as exc:
-        if exc.connection_invalidated or "connect" in str(exc.orig).lower() or "unable to open" in str(exc.orig).lower():
+        if (
+            exc.connection_invalidated
+            or "connect" in str(exc.orig).lower()
+            or "unable to open" in str(exc.orig).lower()
+        ):
             url = crm.engine.url.render_as_string(hide_password=True)
             raise ConfigError(f"cannot reach the database {url}: {exc.orig}") from exc
         raise

@@ -46,7 +46,7 @@ def alembic_config(crm: CRM, connection: Connection | None = None) -> Config:
     """An Alembic config for *crm*: the core's and every enabled plugin's version folders."""
     from alembic.config import Config
 
-    locations = []
+    locations: list[str] = []
     for group in crm.plugins.call("crm_register_migrations"):
         locations.extend(str(p) for p in group)
     config = Config()
@@ -102,7 +102,7 @@ def status(crm: CRM) -> list[dict[str, Any]]:
 
     script = ScriptDirectory.from_config(alembic_config(crm))
     at = current(crm)
-    applied = {rev.revision for rev in script.iterate_revisions(at, "base")} if at else set()
+    applied = {rev.revision for rev in script.iterate_revisions(tuple(at), "base") if rev} if at else set()
     walk = list(script.walk_revisions())
     rows = []
     for label in _owners(crm):
@@ -138,7 +138,5 @@ def schema_diff(crm: CRM) -> list[Any]:
     with _connected(crm) as config:
         env = config.attributes
         include = include_object_for(set(env["owners"]), env["all_plugins"])
-        context = MigrationContext.configure(
-            env["connection"], opts={"include_object": include, "compare_type": True}
-        )
+        context = MigrationContext.configure(env["connection"], opts={"include_object": include, "compare_type": True})
         return list(compare_metadata(context, Base.metadata))

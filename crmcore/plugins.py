@@ -134,7 +134,7 @@ class PluginHost:
             record.module, record.requires = obj, tuple(info.requires)
             modules[name] = obj
             for spec in info.hookspecs:
-                self.pm.add_hookspecs(spec)
+                self.pm.add_hookspecs(spec)  # type: ignore[arg-type]
         for name in modules:
             missing = [dep for dep in self.plugins[name].requires if dep not in modules]
             if missing:
@@ -223,9 +223,7 @@ class PluginHost:
                     exc.plugin, exc.hook = impl.plugin_name, hook_name
                 raise
             except Exception as exc:
-                raise PluginError(
-                    f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name
-                ) from exc
+                raise PluginError(f"{type(exc).__name__}: {exc}", plugin=impl.plugin_name, hook=hook_name) from exc
             if answer is not None:
                 answers.append((impl.plugin_name, answer))
         return answers

@@ -94,9 +94,7 @@ class Settings:
 
     def __attrs_post_init__(self) -> None:
         if self.environment not in {"development", "test", "production"}:
-            raise ConfigError(
-                f"environment must be development, test or production, not {self.environment!r}"
-            )
+            raise ConfigError(f"environment must be development, test or production, not {self.environment!r}")
         if self.secret_key == DEV_SECRET and self.environment == "production":
             raise ConfigError(
                 "the default secret key is refused outside development: "

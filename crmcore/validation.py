@@ -57,7 +57,7 @@ def clean_text(value: Any, field: str, max_length: int, *, required: bool = Fals
         return None
     if not isinstance(value, str):
         value = str(value)
-    text = value.strip()
+    text: str = value.strip()
     if _CONTROL.search(text):
         raise ValidationError({field: "contains control characters"})
     if len(text) > max_length:
@@ -137,4 +137,4 @@ def only_known(values: Mapping[str, Any], known: set[str], what: str) -> None:
     """Refuse keys of *values* that are not in *known*."""
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValidationError({k: f"unknown {what}" for k in unknown})
+        raise ValidationError(dict.fromkeys(unknown, f"unknown {what}"))

@@ -18,8 +18,11 @@ def count(crm, model):
 
 def test_capture_qualify_buy_the_whole_story(crm, hook_calls):
     rep = crm.users.add("rita@example.com", "Rita Rep")
-    lead = crm.leads.capture(email="Ada@Example.com", first_name="Ada",
-                             touch={"kind": "form", "utm_source": "google", "utm_campaign": "spring"})
+    lead = crm.leads.capture(
+        email="Ada@Example.com",
+        first_name="Ada",
+        touch={"kind": "form", "utm_source": "google", "utm_campaign": "spring"},
+    )
     assert lead.stage == "lead" and lead.owner_id == rep.id and lead.source == "google"
 
     crm.leads.qualify(lead.id, reason="budget confirmed", actor="rita@example.com")
@@ -33,8 +36,11 @@ def test_capture_qualify_buy_the_whole_story(crm, hook_calls):
         assert hook in names
     assert names.index("crm_purchase_recorded") < names.index("crm_customer_converted")
     stages = [item["text"] for item in crm.contacts.timeline(lead.id) if item["kind"] == "stage"]
-    assert stages == ["prospect -> customer (first purchase)", "lead -> prospect (budget confirmed)",
-                      "became lead (captured)"]
+    assert stages == [
+        "prospect -> customer (first purchase)",
+        "lead -> prospect (budget confirmed)",
+        "became lead (captured)",
+    ]
 
 
 def test_known_email_records_the_touch_on_the_existing_contact(crm):
@@ -112,8 +118,11 @@ def test_purchase_lines_keep_rep_date_price_and_instructions(crm):
     crm.products.add("PRO", "Pro plan", unit_price="99.00", currency="EUR")
     crm.products.add("SUP", "Support", unit_price="10.00", currency="EUR")
     purchase = crm.customers.record_purchase(
-        lead.id, lines=[{"sku": "PRO", "price": "89.50"}, {"sku": "SUP", "quantity": 3}], currency="EUR",
-        purchased_at="2025-12-24T10:00:00+01:00", rep="rita@example.com",
+        lead.id,
+        lines=[{"sku": "PRO", "price": "89.50"}, {"sku": "SUP", "quantity": 3}],
+        currency="EUR",
+        purchased_at="2025-12-24T10:00:00+01:00",
+        rep="rita@example.com",
         special_instructions="Deliver after New Year",
     )
     assert purchase.total == Decimal("119.50") and purchase.currency == "EUR"
@@ -190,11 +199,15 @@ def test_interactions_and_activities_with_a_reminder_timer(crm, clock, run_due_j
     crm.plugins.pm.register(Notify(), name="notify")
     crm.users.add("rita@example.com", "Rita")
     lead = crm.leads.capture(email="ada@example.com")
-    call = crm.interactions.log(lead.id, kind="call", subject="Pricing", duration_minutes=15,
-                                actor="rita@example.com")
+    call = crm.interactions.log(lead.id, kind="call", subject="Pricing", duration_minutes=15, actor="rita@example.com")
     assert call.user_id is not None
-    crm.sales.add_activity(kind="follow_up", subject="Send the quote", contact=lead.id,
-                           due_at="2026-01-06T09:00:00+00:00", remind_at="2026-01-06T08:45:00+00:00")
+    crm.sales.add_activity(
+        kind="follow_up",
+        subject="Send the quote",
+        contact=lead.id,
+        due_at="2026-01-06T09:00:00+00:00",
+        remind_at="2026-01-06T08:45:00+00:00",
+    )
     run_due_jobs()
     assert reminded == []
     clock.set("2026-01-06T08:45:00+00:00")
@@ -260,8 +273,9 @@ def test_erase_removes_personal_data_and_keeps_aggregates(crm, hook_calls):
 def test_custom_fields_are_declared_validated_and_stored(crm):
     from crmcore.registry import CustomFieldSpec
 
-    crm.custom_fields.define(CustomFieldSpec(name="industry", label="Industry", type="choice",
-                                             choices=("dental", "software")))
+    crm.custom_fields.define(
+        CustomFieldSpec(name="industry", label="Industry", type="choice", choices=("dental", "software"))
+    )
     crm.custom_fields.define(CustomFieldSpec(name="seats", label="Seats", type="integer"))
     lead = crm.leads.capture(email="ada@example.com", custom={"industry": "dental", "seats": "12"})
     assert lead.custom == {"industry": "dental", "seats": 12}
@@ -276,8 +290,10 @@ def test_every_change_is_in_the_audit_trail_with_its_actor(crm):
     crm.contacts.update(lead.id, first_name="Ada", actor="rita@example.com")
     with crm.transaction() as ctx:
         entries = ctx.session.scalars(select(AuditEntry).where(AuditEntry.entity == "contact")).all()
-    assert [(e.action, e.actor) for e in entries] == [("lead.capture", "user:rita@example.com"),
-                                                      ("contact.update", "user:rita@example.com")]
+    assert [(e.action, e.actor) for e in entries] == [
+        ("lead.capture", "user:rita@example.com"),
+        ("contact.update", "user:rita@example.com"),
+    ]
     assert entries[1].changes == {"first_name": "Ada"}
 
 

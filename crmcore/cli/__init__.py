@@ -113,17 +113,29 @@ def build_cli() -> click.Group:
     """A fresh ``crm`` group with the core's commands (plugins add theirs lazily)."""
 
     @click.group(cls=CRMGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-    @click.option("--database-url", envvar="CRMCORE_DATABASE_URL", metavar="URL",
-                  help="SQLAlchemy URL (default: sqlite:///crm.db, or crm.toml / CRMCORE_DATABASE_URL).")
-    @click.option("--plugins", envvar="CRMCORE_PLUGINS", metavar="A,B",
-                  help="Enable only these plugins (default: every installed plugin).")
-    @click.option("--config", type=click.Path(dir_okay=False), metavar="FILE",
-                  help="Settings file (default: ./crm.toml if present).")
+    @click.option(
+        "--database-url",
+        envvar="CRMCORE_DATABASE_URL",
+        metavar="URL",
+        help="SQLAlchemy URL (default: sqlite:///crm.db, or crm.toml / CRMCORE_DATABASE_URL).",
+    )
+    @click.option(
+        "--plugins",
+        envvar="CRMCORE_PLUGINS",
+        metavar="A,B",
+        help="Enable only these plugins (default: every installed plugin).",
+    )
+    @click.option(
+        "--config",
+        type=click.Path(dir_okay=False),
+        metavar="FILE",
+        help="Settings file (default: ./crm.toml if present).",
+    )
     @click.option("--trace", is_flag=True, help="Log every hook call with its duration.")
     @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
     @click.version_option(package_name="crmcore", prog_name="crm")
     @click.pass_context
-    def cli(ctx: click.Context, **params: Any) -> None:
+    def cli(ctx: click.Context, /, **params: Any) -> None:
         """crmcore: the lead-to-customer lifecycle from the command line.
 
         \b
@@ -154,4 +166,3 @@ def main(argv: list[str] | None = None) -> None:
     cli = build_cli()
     cli.main(args=argv, prog_name="crm", auto_envvar_prefix=None, standalone_mode=True,
              windows_expand_args=False)  # fmt: skip
-

@@ -81,9 +81,7 @@ def contact_show(ref: str, score: bool, timeline: bool, limit: int, fmt: str) ->
     if score:
         total, contributions = crm.leads.score(ref)
         record["score_now"] = total
-        record["score_reasons"] = [
-            {"points": c.points, "reason": c.reason, "source": c.source} for c in contributions
-        ]
+        record["score_reasons"] = [{"points": c.points, "reason": c.reason, "source": c.source} for c in contributions]
     if timeline:
         record["timeline"] = crm.contacts.timeline(ref, limit=limit)
     if fmt == "json":
@@ -244,14 +242,23 @@ def touch() -> None:
 
 @touch.command("record")
 @click.argument("ref", required=False)
-@click.option("--kind", required=True, help="form, ad_click, affiliate_click, email_open, email_click, visit, "
-              "call, meeting, conversion, impression, link_click.")
+@click.option(
+    "--kind",
+    required=True,
+    help="form, ad_click, affiliate_click, email_open, email_click, visit, "
+    "call, meeting, conversion, impression, link_click.",
+)
 @click.option("--value", help="Value of a conversion.")
 @click.option("--currency", help="Currency of the value.")
 @click.option("--at", "occurred_at", help="When (ISO 8601; default now).")
 @click.option("--notes", help="What happened (calls, visits).")
-@click.option("--set", "extra", multiple=True, metavar="FIELD=VALUE",
-              help="Other fields: source, medium, campaign, ad, affiliate, utm_*, click_id, external_id.")
+@click.option(
+    "--set",
+    "extra",
+    multiple=True,
+    metavar="FIELD=VALUE",
+    help="Other fields: source, medium, campaign, ad, affiliate, utm_*, click_id, external_id.",
+)
 @format_option
 def touch_record(ref: str | None, fmt: str, extra: tuple[str, ...], **options: Any) -> None:
     """Record a touchpoint for a contact (by id or email), or anonymously without one.
@@ -305,8 +312,9 @@ def user() -> None:
 @user.command("add")
 @click.argument("email")
 @click.option("--name", required=True)
-@click.option("--role", default="rep", show_default=True,
-              type=click.Choice(["rep", "agent", "marketer", "manager", "admin"]))
+@click.option(
+    "--role", default="rep", show_default=True, type=click.Choice(["rep", "agent", "marketer", "manager", "admin"])
+)
 @click.option("--team")
 def user_add(email: str, name: str, role: str, team: str | None) -> None:
     """Add a user.

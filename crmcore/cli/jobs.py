@@ -16,10 +16,17 @@ JOB_COLUMNS = ["id", "handler", "state", "due_at", "attempts", "max_attempts", "
 @click.option("--once", is_flag=True, help="Run what is due, then exit (for cron).")
 @click.option("--batch", "batch_size", default=100, show_default=True, help="Jobs claimed per round.")
 @click.option("--poll", "poll_interval", default=1.0, show_default=True, help="Seconds between polls when idle.")
-@click.option("--lease", default=300.0, show_default=True,
-              help="Seconds a claimed job stays reserved; a dead worker's jobs are retaken after it.")
-@click.option("--backend", type=click.Choice(["inline", "celery"]),
-              help="Run jobs here (inline) or publish them to Celery workers (default: settings).")
+@click.option(
+    "--lease",
+    default=300.0,
+    show_default=True,
+    help="Seconds a claimed job stays reserved; a dead worker's jobs are retaken after it.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["inline", "celery"]),
+    help="Run jobs here (inline) or publish them to Celery workers (default: settings).",
+)
 @click.option("--name", help="Worker name in logs and stats (default: host:pid).")
 def worker(once: bool, batch_size: int, poll_interval: float, lease: float, backend: str | None,
            name: str | None) -> None:  # fmt: skip
@@ -72,8 +79,8 @@ def jobs_stats(fmt: str) -> None:
     Example:
       crm jobs stats --format json
     """
-    emit(get_crm().jobs.stats(), fmt,
-         ["handler", "due", "pending", "running", "queued", "done", "dead", "cancelled", "oldest_due_age_s"])  # fmt: skip
+    columns = ["handler", "due", "pending", "running", "queued", "done", "dead", "cancelled", "oldest_due_age_s"]
+    emit(get_crm().jobs.stats(), fmt, columns)
 
 
 @jobs.command("retry")

@@ -52,7 +52,7 @@ def _cell(value: Any) -> str:
 
 def emit(rows: Iterable[Mapping[str, Any]], fmt: str, columns: Sequence[str] | None = None) -> None:
     """Print *rows* (dicts) in *fmt*; *columns* picks and orders the table's columns."""
-    rows = list(rows)
+    rows = [dict(row) for row in rows]
     if columns is None:
         columns = list(rows[0].keys()) if rows else []
     if fmt == "json":
@@ -73,8 +73,8 @@ def emit(rows: Iterable[Mapping[str, Any]], fmt: str, columns: Sequence[str] | N
     widths = [min(max(len(c), *(len(r[i]) for r in cells)), 60) for i, c in enumerate(columns)]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
-    for row in cells:
-        click.echo("  ".join(_clip(v, w).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    for line in cells:
+        click.echo("  ".join(_clip(v, w).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip())
 
 
 def emit_record(record: Mapping[str, Any], fmt: str) -> None:

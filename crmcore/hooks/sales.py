@@ -47,9 +47,7 @@ def crm_opportunity_created(event: OpportunityCreated, ctx: HookContext) -> None
 
 
 @hookspec
-def crm_opportunity_before_stage_change(
-    opportunity: Opportunity, to_stage: PipelineStage, ctx: HookContext
-) -> None:
+def crm_opportunity_before_stage_change(opportunity: Opportunity, to_stage: PipelineStage, ctx: HookContext) -> None:
     """An opportunity is about to move to *to_stage* (won and lost stages included).
 
     Runs inside the transaction; may veto with

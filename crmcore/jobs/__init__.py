@@ -7,6 +7,8 @@ rows, call the registered handler, and mark them done, retried or dead.
 
 from __future__ import annotations
 
+import builtins
+
 import threading
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -137,7 +139,7 @@ class Jobs:
 
     # -- inspecting and repairing ----------------------------------------------------
 
-    def list(self, *, state: str | None = None, handler: str | None = None, limit: int = 100) -> list[Job]:
+    def list(self, *, state: str | None = None, handler: str | None = None, limit: int = 100) -> builtins.list[Job]:
         """Jobs, most recently due first, filtered by state and handler."""
         if state is not None and state not in {s.value for s in JobState}:
             raise ValidationError({"state": f"unknown state {state!r}; states: {', '.join(s.value for s in JobState)}"})
@@ -149,7 +151,7 @@ class Jobs:
         with self.crm.transaction() as ctx:
             return list(ctx.session.scalars(query))
 
-    def retry(self, ids: list[int] | None = None, *, all_dead: bool = False) -> int:
+    def retry(self, ids: builtins.list[int] | None = None, *, all_dead: bool = False) -> int:
         """Put dead jobs back in line with fresh attempts; returns how many."""
         if not ids and not all_dead:
             raise ValidationError({"ids": "give job ids or --all-dead"})
@@ -157,19 +159,20 @@ class Jobs:
             condition = [Job.state == JobState.DEAD]
             if ids:
                 found = set(ctx.session.scalars(select(Job.id).where(Job.id.in_(ids), *condition)))
-                missing = sorted(set(ids) - found)
+                missing: builtins.list[int] = sorted(set(ids) - found)
                 if missing:
                     raise NotFound(f"no dead job with id {', '.join(map(str, missing))}")
                 condition.append(Job.id.in_(ids))
             result = ctx.session.execute(
-                update(Job).where(*condition).values(state=JobState.PENDING, attempts=0, available_at=ctx.now,
-                                                     finished_at=None)  # fmt: skip
+                update(Job)
+                .where(*condition)
+                .values(state=JobState.PENDING, attempts=0, available_at=ctx.now, finished_at=None)
             )
             ctx.audit("jobs.retry", "job", None, {"ids": ids or "all dead"})
             ctx.on_commit(self.notify)
             return int(getattr(result, "rowcount", 0) or 0)
 
-    def stats(self) -> list[dict[str, Any]]:
+    def stats(self) -> builtins.list[dict[str, Any]]:
         """Per handler: due, running, queued, done, dead, cancelled, and oldest due age (s)."""
         with self.crm.transaction() as ctx:
             now = ctx.now
@@ -191,7 +194,7 @@ class Jobs:
             entry["oldest_due_age_s"] = round((now - oldest).total_seconds(), 1) if oldest else None
         return [table[name] for name in sorted(table)]
 
-    def workers(self) -> list[JobWorker]:
+    def workers(self) -> builtins.list[JobWorker]:
         """Workers that reported in, most recent first."""
         with self.crm.transaction() as ctx:
             return list(ctx.session.scalars(select(JobWorker).order_by(JobWorker.seen_at.desc())))

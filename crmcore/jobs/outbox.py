@@ -48,10 +48,10 @@ def insert_job(
         from crmcore.errors import ValidationError
 
         raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
-    values = dict(
-        handler=handler, payload=payload, idempotency_key=key, state=JobState.PENDING, due_at=due_at,
-        available_at=due_at, attempts=0, max_attempts=max_attempts, created_at=now,
-    )  # fmt: skip
+    values = {
+        "handler": handler, "payload": payload, "idempotency_key": key, "state": JobState.PENDING, "due_at": due_at,
+        "available_at": due_at, "attempts": 0, "max_attempts": max_attempts, "created_at": now,
+    }  # fmt: skip
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -60,9 +60,7 @@ def insert_job(
     elif dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(
-            sqlite_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"])
-        )
+        session.execute(sqlite_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
     else:
         from sqlalchemy.dialects.mysql import insert as mysql_insert
 
@@ -161,8 +159,15 @@ def execute(crm: CRM, jobs: Sequence[Claimed], worker: str, stop: Callable[[], b
                 handler = crm.jobs.handler(job.handler)
                 with ctx.session.begin_nested():
                     handler.func(
-                        JobCall(crm=crm, job_id=job.id, handler=job.handler, payload=job.payload,
-                                idempotency_key=job.key, attempt=job.attempts, due_at=job.due_at)  # fmt: skip
+                        JobCall(
+                            crm=crm,
+                            job_id=job.id,
+                            handler=job.handler,
+                            payload=job.payload,
+                            idempotency_key=job.key,
+                            attempt=job.attempts,
+                            due_at=job.due_at,
+                        )
                     )
             except Exception as exc:  # a handler may raise anything; it is retried
                 _fail(ctx, job, worker, exc, time.perf_counter() - started)

@@ -13,7 +13,8 @@ from datetime import timedelta
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, exc as sa_exc, select
+from sqlalchemy import delete, select
+from sqlalchemy import exc as sa_exc
 
 from crmcore.jobs import outbox
 from crmcore.models import JobState, JobWorker

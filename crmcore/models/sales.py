@@ -71,9 +71,7 @@ class OpportunityStageChange(Base):
     __tablename__ = "opportunity_stage_change"
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
-    opportunity_id: Mapped[int] = mapped_column(
-        ForeignKey("opportunity.id", ondelete="CASCADE"), index=True
-    )
+    opportunity_id: Mapped[int] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"), index=True)
     from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("pipeline_stage.id"))
     to_stage_id: Mapped[int] = mapped_column(ForeignKey("pipeline_stage.id"))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -93,12 +91,8 @@ class Activity(Base):
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     remind_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    contact_id: Mapped[int | None] = mapped_column(
-        ForeignKey("contact.id", ondelete="CASCADE"), index=True
-    )
-    opportunity_id: Mapped[int | None] = mapped_column(
-        ForeignKey("opportunity.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id", ondelete="CASCADE"), index=True)
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("crm_user.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -134,9 +128,7 @@ class Purchase(Base):
     currency: Mapped[str] = mapped_column(String(3))
     total: Mapped[Decimal] = mapped_column(Money)
     special_instructions: Mapped[str | None] = mapped_column(Text)
-    opportunity_id: Mapped[int | None] = mapped_column(
-        ForeignKey("opportunity.id", ondelete="SET NULL")
-    )
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id", ondelete="SET NULL"))
     #: The order number in the shop or ERP; recording it twice is refused.
     external_ref: Mapped[str | None] = mapped_column(String(120), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -149,9 +141,7 @@ class PurchaseLine(Base):
     __table_args__ = (Index("ix_purchase_line_product", "product_id", "purchase_id"),)
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
-    purchase_id: Mapped[int] = mapped_column(
-        ForeignKey("purchase.id", ondelete="CASCADE"), index=True
-    )
+    purchase_id: Mapped[int] = mapped_column(ForeignKey("purchase.id", ondelete="CASCADE"), index=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("product.id"))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[Decimal] = mapped_column(Money)

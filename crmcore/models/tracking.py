@@ -93,9 +93,7 @@ class Interaction(Base):
     duration_minutes: Mapped[int | None] = mapped_column(Integer)
     outcome: Mapped[str | None] = mapped_column(String(120))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("crm_user.id"), index=True)
-    opportunity_id: Mapped[int | None] = mapped_column(
-        ForeignKey("opportunity.id", ondelete="SET NULL"), index=True
-    )
+    opportunity_id: Mapped[int | None] = mapped_column(ForeignKey("opportunity.id", ondelete="SET NULL"), index=True)
 
 
 #: Kinds of interaction a rep can log.

@@ -32,9 +32,7 @@ def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
     elif isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
         found = ctx.session.get(Contact, int(ref))
     elif isinstance(ref, str) and "@" in ref:
-        found = ctx.session.scalars(
-            select(Contact).where(Contact.email_normalized == ref.strip().lower())
-        ).first()
+        found = ctx.session.scalars(select(Contact).where(Contact.email_normalized == ref.strip().lower())).first()
     else:
         raise NotFound(f"contact {ref!r} not found: give an id or an email")
     if found is None:
@@ -55,9 +53,7 @@ def get_user(ctx: HookContext, ref: int | str | None, field: str = "owner") -> U
     return user
 
 
-def change_stage(
-    ctx: HookContext, contact: Contact, to_stage: str, reason: str | None
-) -> StageChanged:
+def change_stage(ctx: HookContext, contact: Contact, to_stage: str, reason: str | None) -> StageChanged:
     """Move *contact* to *to_stage*, record the move, and return the event.
 
     The caller fires its specific hook, then ``crm_lifecycle_stage_changed``.
@@ -89,9 +85,7 @@ def change_stage(
 def score_contributions(ctx: HookContext, contact: Contact) -> list[ScoreContribution]:
     """Ask every plugin for its points on *contact*, tagging each with its plugin."""
     result: list[ScoreContribution] = []
-    for plugin, answer in ctx.crm.plugins.collect_by_plugin(
-        "crm_lead_score_contributions", contact=contact, ctx=ctx
-    ):
+    for plugin, answer in ctx.crm.plugins.collect_by_plugin("crm_lead_score_contributions", contact=contact, ctx=ctx):
         for item in answer:
             result.append(ScoreContribution(points=item.points, reason=item.reason, source=plugin))
     return result

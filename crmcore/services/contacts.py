@@ -3,6 +3,8 @@ products and custom field declarations."""
 
 from __future__ import annotations
 
+import builtins
+
 from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, Any
@@ -61,12 +63,14 @@ def set_tags(ctx: Any, contact_id: int, names: Iterable[str], *, replace: bool) 
             ctx.session.add(ContactTag(contact_id=contact_id, tag_id=tag.id))
 
 
-def contact_tags(session: Any, contact_id: int) -> list[str]:
+def contact_tags(session: Any, contact_id: int) -> builtins.list[str]:
     """The names of a contact's tags, sorted."""
     return list(
         session.scalars(
-            select(Tag.name).join(ContactTag, ContactTag.tag_id == Tag.id)
-            .where(ContactTag.contact_id == contact_id).order_by(Tag.name)
+            select(Tag.name)
+            .join(ContactTag, ContactTag.tag_id == Tag.id)
+            .where(ContactTag.contact_id == contact_id)
+            .order_by(Tag.name)
         )
     )
 
@@ -82,8 +86,10 @@ class ContactService(Service):
         """
         with self.crm.transaction(actor) as ctx:
             values = clean_contact(ctx, fields, creating=True)
-            if not values.get("email_normalized") and not values.get("phone_normalized") and not (
-                values.get("first_name") or values.get("last_name")
+            if (
+                not values.get("email_normalized")
+                and not values.get("phone_normalized")
+                and not (values.get("first_name") or values.get("last_name"))
             ):
                 raise ValidationError({"email": "give at least an email, a phone or a name"})
             if values.get("email_normalized") and ctx.first(
@@ -93,13 +99,15 @@ class ContactService(Service):
             tags = values.pop("tags", [])
             contact = Contact(
                 **{"stage": Stage.LEAD, **values},
-                created_at=ctx.now, updated_at=ctx.now, stage_changed_at=ctx.now, last_activity_at=ctx.now, score=0,
+                created_at=ctx.now,
+                updated_at=ctx.now,
+                stage_changed_at=ctx.now,
+                last_activity_at=ctx.now,
+                score=0,
             )
             ctx.session.add(contact)
             ctx.session.flush()
-            ctx.session.add(
-                _first_stage(contact, ctx.now, ctx.actor.user_id)
-            )
+            ctx.session.add(_first_stage(contact, ctx.now, ctx.actor.user_id))
             set_tags(ctx, contact.id, tags, replace=False)
             ctx.audit("contact.create", "contact", contact.id, _public(values))
         return contact
@@ -118,7 +126,7 @@ class ContactService(Service):
         search: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[Contact]:
+    ) -> builtins.list[Contact]:
         """List contacts, newest first, filtered by stage, owner, tag or a search text."""
         query = select(Contact).where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
         if stage:
@@ -132,9 +140,11 @@ class ContactService(Service):
                 user = get_user(ctx, owner)
                 query = query.where(Contact.owner_id == (user.id if user else None))
             if tag:
-                query = query.join(ContactTag, ContactTag.contact_id == Contact.id).join(
-                    Tag, Tag.id == ContactTag.tag_id
-                ).where(Tag.name == tag)
+                query = (
+                    query.join(ContactTag, ContactTag.contact_id == Contact.id)
+                    .join(Tag, Tag.id == ContactTag.tag_id)
+                    .where(Tag.name == tag)
+                )
             if search:
                 pattern = f"%{search.strip().lower()}%"
                 query = query.where(
@@ -144,9 +154,7 @@ class ContactService(Service):
                         Contact.last_name.ilike(pattern),
                     )
                 )
-            return list(
-                ctx.session.scalars(query.order_by(Contact.id.desc()).limit(limit).offset(offset))
-            )
+            return list(ctx.session.scalars(query.order_by(Contact.id.desc()).limit(limit).offset(offset)))
 
     def update(self, ref: ContactRef, *, actor: Any = None, **fields: Any) -> Contact:
         """Change fields of a contact; every field is validated, changes are audited."""
@@ -157,9 +165,7 @@ class ContactService(Service):
             _refuse_erased(contact)
             values = clean_contact(ctx, fields, creating=False, custom_before=contact.custom)
             email = values.get("email_normalized")
-            if email and email != contact.email_normalized and ctx.first(
-                Contact, Contact.email_normalized == email
-            ):
+            if email and email != contact.email_normalized and ctx.first(Contact, Contact.email_normalized == email):
                 raise Conflict(f"a contact with email {email} already exists")
             tags = values.pop("tags", None)
             changes = {k: v for k, v in values.items() if getattr(contact, k) != v}
@@ -172,7 +178,7 @@ class ContactService(Service):
             ctx.audit("contact.update", "contact", contact.id, _public(changes))
         return contact
 
-    def tags(self, ref: ContactRef) -> list[str]:
+    def tags(self, ref: ContactRef) -> builtins.list[str]:
         """The contact's tags."""
         with self.crm.transaction() as ctx:
             return contact_tags(ctx.session, get_contact(ctx, ref).id)
@@ -192,9 +198,7 @@ class ContactService(Service):
                 raise ValidationError({"stage": f"unknown stage {to_stage!r}"}) from None
             allowed = BACKWARD_MOVES.get(target, set())
             if contact.stage not in allowed:
-                raise ValidationError(
-                    {"stage": f"cannot move a {contact.stage} to {target.value} by hand"}
-                )
+                raise ValidationError({"stage": f"cannot move a {contact.stage} to {target.value} by hand"})
             event = change_stage(ctx, contact, target, reason_text)
             if target == Stage.DORMANT:
                 ctx.call(
@@ -219,9 +223,7 @@ class ContactService(Service):
                     raise ValidationError({"contact": f"contact {contact.id} was already merged"})
             ctx.call("crm_contact_before_merge", survivor=survivor, merged=merged)
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
-                ctx.session.execute(
-                    update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id)
-                )
+                ctx.session.execute(update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id))
             set_tags(ctx, survivor.id, contact_tags(ctx.session, merged.id), replace=False)
             filled = {}
             for field in ("phone", "phone_normalized", "first_name", "last_name", "title",
@@ -244,8 +246,12 @@ class ContactService(Service):
             merged.email_normalized = None
             merged.updated_at = ctx.now
             ctx.session.flush()
-            ctx.audit("contact.merge", "contact", survivor.id,
-                      {"merged_id": merged.id, "merged_email": merged_email, "filled": _public(filled)})
+            ctx.audit(
+                "contact.merge",
+                "contact",
+                survivor.id,
+                {"merged_id": merged.id, "merged_email": merged_email, "filled": _public(filled)},
+            )
             ctx.call(
                 "crm_contact_merged",
                 event=ContactMerged(survivor_id=survivor.id, merged_id=merged.id, occurred_at=ctx.now),
@@ -274,9 +280,9 @@ class ContactService(Service):
             contact.do_not_track = True
             ctx.session.execute(delete(ContactTag).where(ContactTag.contact_id == contact.id))
             ctx.session.execute(
-                update(Touchpoint).where(Touchpoint.contact_id == contact.id).values(
-                    referrer=None, url=None, click_id=None, notes=None, details={}
-                )
+                update(Touchpoint)
+                .where(Touchpoint.contact_id == contact.id)
+                .values(referrer=None, url=None, click_id=None, notes=None, details={})
             )
             ctx.session.execute(
                 update(Interaction).where(Interaction.contact_id == contact.id).values(subject=None, body=None)
@@ -284,12 +290,8 @@ class ContactService(Service):
             ctx.session.execute(
                 update(Purchase).where(Purchase.contact_id == contact.id).values(special_instructions=None)
             )
-            ctx.session.execute(
-                update(Feedback).where(Feedback.contact_id == contact.id).values(comment=None)
-            )
-            ctx.session.execute(
-                update(Activity).where(Activity.contact_id == contact.id).values(notes=None)
-            )
+            ctx.session.execute(update(Feedback).where(Feedback.contact_id == contact.id).values(comment=None))
+            ctx.session.execute(update(Activity).where(Activity.contact_id == contact.id).values(notes=None))
             ctx.session.execute(
                 update(AuditEntry)
                 .where(AuditEntry.entity == "contact", AuditEntry.entity_id == contact.id)
@@ -304,9 +306,7 @@ class ContactService(Service):
             contact = get_contact(ctx, ref)
             data = contact_record(contact)
             data["tags"] = contact_tags(ctx.session, contact.id)
-            for _plugin, sections in ctx.crm.plugins.collect_by_plugin(
-                "crm_contact_details", contact=contact, ctx=ctx
-            ):
+            for _plugin, sections in ctx.crm.plugins.collect_by_plugin("crm_contact_details", contact=contact, ctx=ctx):
                 data.update(sections)
             return data
 
@@ -340,8 +340,10 @@ class ContactService(Service):
         count = 0
         with self.crm.transaction() as ctx:
             rows = ctx.session.scalars(
-                select(Contact).where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
-                .order_by(Contact.id).execution_options(yield_per=1000)
+                select(Contact)
+                .where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
+                .order_by(Contact.id)
+                .execution_options(yield_per=1000)
             )
             writer = csv.writer(output) if fmt == "csv" else None
             if writer:
@@ -354,7 +356,9 @@ class ContactService(Service):
                     writer.writerow(["" if v is None else json.dumps(v) if isinstance(v, dict) else v
                                      for v in record.values()])  # fmt: skip
                 else:
-                    output.write(("," if count else "") + "\n" + json.dumps(record, default=json_default, sort_keys=True))
+                    output.write(
+                        ("," if count else "") + "\n" + json.dumps(record, default=json_default, sort_keys=True)
+                    )
                 count += 1
                 if count % 1000 == 0:
                     ctx.session.expunge_all()
@@ -362,7 +366,9 @@ class ContactService(Service):
                 output.write("\n]\n")
         return count
 
-    def timeline(self, ref: ContactRef, *, limit: int = 50, before: datetime | None = None) -> list[dict[str, Any]]:
+    def timeline(
+        self, ref: ContactRef, *, limit: int = 50, before: datetime | None = None
+    ) -> builtins.list[dict[str, Any]]:
         """The contact's history, newest first, one page of *limit* items before *before*."""
         from crmcore.services.timeline import timeline
 
@@ -448,7 +454,7 @@ class UserService(Service):
             assert user is not None
             return user
 
-    def list(self) -> list[User]:
+    def list(self) -> builtins.list[User]:
         """Every user, by id."""
         with self.crm.transaction() as ctx:
             return list(ctx.session.scalars(select(User).order_by(User.id)))
@@ -484,7 +490,7 @@ class ProductService(Service):
                 raise NotFound(f"no product with SKU {sku!r}")
             return product  # type: ignore[no-any-return]
 
-    def list(self) -> list[Product]:
+    def list(self) -> builtins.list[Product]:
         """Every product, by SKU."""
         with self.crm.transaction() as ctx:
             return list(ctx.session.scalars(select(Product).order_by(Product.sku)))
@@ -522,16 +528,15 @@ class CustomFieldService(Service):
             ctx.cache.pop("custom_fields", None)
         return field  # type: ignore[no-any-return]
 
-    def list(self, entity: str = "contact") -> list[CustomField]:
+    def list(self, entity: str = "contact") -> builtins.list[CustomField]:
         """The declared fields of *entity*."""
         with self.crm.transaction() as ctx:
             return list(custom_field_defs(ctx, entity).values())
 
-    def sync_from_plugins(self) -> list[CustomField]:
+    def sync_from_plugins(self) -> builtins.list[CustomField]:
         """Store the fields declared through ``crm_register_custom_fields``."""
         fields = []
         for plugin, specs in self.crm.plugins.collect_by_plugin("crm_register_custom_fields"):
             for spec in specs:
                 fields.append(self.define(spec, owner=plugin))
         return fields
-

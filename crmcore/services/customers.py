@@ -94,7 +94,8 @@ class CustomerService(Service):
             reference = clean_text(external_ref, "external_ref", 120)
             if reference and ctx.first(Purchase, Purchase.external_ref == reference):
                 raise Conflict(f"purchase {reference!r} was already recorded")
-            built, errors = [], {}
+            built: list[PurchaseLine] = []
+            errors: dict[str, str] = {}
             for number, line in enumerate(lines, start=1):
                 try:
                     built.append(self._line(ctx, line, code))
@@ -118,9 +119,9 @@ class CustomerService(Service):
             ctx.session.add(purchase)
             ctx.call("crm_purchase_before_record", purchase=purchase)
             ctx.session.flush()
-            for line in built:
-                line.purchase_id = purchase.id
-                ctx.session.add(line)
+            for built_line in built:
+                built_line.purchase_id = purchase.id
+                ctx.session.add(built_line)
             if target.last_activity_at is None or purchase.purchased_at > target.last_activity_at:
                 target.last_activity_at = purchase.purchased_at
             ctx.session.flush()

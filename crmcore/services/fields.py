@@ -44,7 +44,7 @@ def clean_contact(
 ) -> dict[str, Any]:
     """Validate contact *data*; return column values (plus ``tags``) or raise with every error."""
     unknown = sorted(set(data) - CONTACT_FIELDS)
-    errors: dict[str, str] = {name: "unknown field" for name in unknown}
+    errors: dict[str, str] = dict.fromkeys(unknown, "unknown field")
     values: dict[str, Any] = {}
 
     def attempt(field: str, fn: Any) -> None:
@@ -54,17 +54,21 @@ def clean_contact(
             errors.update(exc.errors if exc.errors else {field: str(exc)})
 
     if "email" in data:
+
         def email() -> None:
             if data["email"] in (None, ""):
                 values["email"] = values["email_normalized"] = None
             else:
                 values["email"], values["email_normalized"] = normalize_email(str(data["email"]))
+
         attempt("email", email)
     if "phone" in data:
+
         def phone() -> None:
             raw = clean_text(data["phone"], "phone", 64)
             values["phone"] = raw
             values["phone_normalized"] = normalize_phone(raw, ctx.crm.settings.phone_region) if raw else None
+
         attempt("phone", phone)
     for field, limit in _TEXT_LIMITS.items():
         if field in data:
@@ -73,18 +77,22 @@ def clean_contact(
         attempt("country", lambda: values.__setitem__("country", country_code(data["country"])))
     if "birth_date" in data:
         attempt("birth_date", lambda: values.__setitem__("birth_date", parse_date(data["birth_date"], "birth_date")))
-    if "timezone" in data and data["timezone"]:
+    if data.get("timezone"):
+
         def zone() -> None:
             try:
                 ZoneInfo(str(data["timezone"]))
             except (ZoneInfoNotFoundError, ValueError):
                 raise ValidationError({"timezone": f"unknown time zone {data['timezone']!r}"}) from None
             values["timezone"] = str(data["timezone"])
+
         attempt("timezone", zone)
     if "owner" in data:
+
         def owner() -> None:
             user = get_user(ctx, data["owner"])
             values["owner_id"] = user.id if user else None
+
         attempt("owner", owner)
     if "organization" in data or "organization_id" in data:
         attempt("organization", lambda: values.__setitem__("organization_id", _organization(ctx, data)))
@@ -99,7 +107,7 @@ def clean_contact(
     if "tags" in data:
         tags = data["tags"] or []
         if isinstance(tags, str):
-            tags = [t for t in tags.split(",")]
+            tags = list(tags.split(","))
         cleaned = []
         for tag in tags:
             try:
@@ -111,9 +119,12 @@ def clean_contact(
                 cleaned.append(text)
         values["tags"] = sorted(set(cleaned))
     if "custom" in data or creating:
-        attempt("custom", lambda: values.__setitem__(
-            "custom", clean_custom(ctx, "contact", data.get("custom") or {}, custom_before, creating=creating)
-        ))
+        attempt(
+            "custom",
+            lambda: values.__setitem__(
+                "custom", clean_custom(ctx, "contact", data.get("custom") or {}, custom_before, creating=creating)
+            ),
+        )
     if errors:
         raise ValidationError(errors)
     return values

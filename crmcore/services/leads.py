@@ -40,7 +40,7 @@ _SHORT = ("source", "medium", "campaign", "ad", "affiliate", "utm_source", "utm_
 
 def clean_touch(ctx: HookContext, data: Mapping[str, Any]) -> dict[str, Any]:
     """Validate touchpoint fields; all errors at once. Every value is untrusted, bounded input."""
-    errors: dict[str, str] = {f: "unknown field" for f in sorted(set(data) - TOUCH_FIELDS)}
+    errors: dict[str, str] = dict.fromkeys(sorted(set(data) - TOUCH_FIELDS), "unknown field")
     values: dict[str, Any] = {}
 
     def attempt(fn: Any) -> None:
@@ -63,7 +63,9 @@ def clean_touch(ctx: HookContext, data: Mapping[str, Any]) -> dict[str, Any]:
         if data["click_id_kind"] not in CLICK_ID_KINDS:
             errors["click_id_kind"] = f"must be one of {', '.join(CLICK_ID_KINDS)}"
         values["click_id_kind"] = data["click_id_kind"]
-    attempt(lambda: values.__setitem__("occurred_at", parse_datetime(data.get("occurred_at"), "occurred_at") or ctx.now))
+    attempt(
+        lambda: values.__setitem__("occurred_at", parse_datetime(data.get("occurred_at"), "occurred_at") or ctx.now)
+    )
     if data.get("value") not in (None, ""):
         attempt(lambda: values.__setitem__("value", positive_amount(data["value"], "value")))
         attempt(lambda: values.__setitem__("currency", currency_code(data.get("currency"), ctx.crm.settings.currency)))
@@ -199,7 +201,10 @@ class LeadService(Service):
             for key, value in fill.items():
                 setattr(contact, key, value)
             if values.get("custom"):
-                contact.custom = {**(contact.custom or {}), **{k: v for k, v in values["custom"].items() if k not in (contact.custom or {})}}
+                contact.custom = {
+                    **(contact.custom or {}),
+                    **{k: v for k, v in values["custom"].items() if k not in (contact.custom or {})},
+                }
             set_tags(ctx, contact.id, tags, replace=False)
             contact.updated_at = ctx.now
             ctx.audit("lead.recapture", "contact", contact.id, {"filled": sorted(fill)})
@@ -218,8 +223,14 @@ class LeadService(Service):
         ctx.session.add(contact)
         ctx.session.flush()
         ctx.session.add(
-            LifecycleChange(contact_id=contact.id, from_stage=None, to_stage=Stage.LEAD,
-                            reason="captured", occurred_at=ctx.now, actor_id=ctx.actor.user_id)  # fmt: skip
+            LifecycleChange(
+                contact_id=contact.id,
+                from_stage=None,
+                to_stage=Stage.LEAD,
+                reason="captured",
+                occurred_at=ctx.now,
+                actor_id=ctx.actor.user_id,
+            )
         )
         set_tags(ctx, contact.id, tags, replace=False)
         ctx.audit("lead.capture", "contact", contact.id, {"email": contact.email, "source": contact.source})
@@ -281,8 +292,10 @@ class TouchpointService(Service):
             target = get_contact(ctx, contact)
             return list(
                 ctx.session.scalars(
-                    select(Touchpoint).where(Touchpoint.contact_id == target.id)
-                    .order_by(Touchpoint.occurred_at.desc(), Touchpoint.id.desc()).limit(limit)
+                    select(Touchpoint)
+                    .where(Touchpoint.contact_id == target.id)
+                    .order_by(Touchpoint.occurred_at.desc(), Touchpoint.id.desc())
+                    .limit(limit)
                 )
             )
 

@@ -85,14 +85,20 @@ class SalesService(Service):
                     other.is_default = False
                 pipeline.is_default = True
             existing = {
-                s.key: s for s in ctx.session.scalars(select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id))
+                s.key: s
+                for s in ctx.session.scalars(select(PipelineStage).where(PipelineStage.pipeline_id == pipeline.id))
             }
             for position, spec in enumerate(stages):
                 row = existing.get(spec.key)
                 if row is None:
                     row = PipelineStage(pipeline_id=pipeline.id, key=spec.key)
                     ctx.session.add(row)
-                row.name, row.position, row.probability, row.outcome = spec.name, position, spec.probability, spec.outcome
+                row.name, row.position, row.probability, row.outcome = (
+                    spec.name,
+                    position,
+                    spec.probability,
+                    spec.outcome,
+                )
             ctx.audit("pipeline.define", "pipeline", pipeline.id, {"stages": keys})
         return pipeline  # type: ignore[no-any-return]
 
@@ -136,7 +142,8 @@ class SalesService(Service):
                 first = ctx.session.scalars(
                     select(PipelineStage)
                     .where(PipelineStage.pipeline_id == found.id, PipelineStage.outcome == "open")
-                    .order_by(PipelineStage.position).limit(1)
+                    .order_by(PipelineStage.position)
+                    .limit(1)
                 ).first()
                 if first is None:
                     raise ValidationError({"stage": f"pipeline {found.name} has no open stage"})
@@ -163,8 +170,12 @@ class SalesService(Service):
                       {"name": name_text, "amount": value, "stage": start.key})  # fmt: skip
             ctx.call(
                 "crm_opportunity_created",
-                event=OpportunityCreated(opportunity_id=opportunity.id, contact_id=opportunity.contact_id,
-                                         stage=start.key, occurred_at=ctx.now),  # fmt: skip
+                event=OpportunityCreated(
+                    opportunity_id=opportunity.id,
+                    contact_id=opportunity.contact_id,
+                    stage=start.key,
+                    occurred_at=ctx.now,
+                ),
             )
         return opportunity
 
@@ -226,11 +237,14 @@ class SalesService(Service):
             opportunity.status = to.outcome
             opportunity.closed_at = ctx.now
             opportunity.lost_reason = reason if to.outcome == "lost" else None
-        ctx.audit("opportunity.move", "opportunity", opportunity.id, {"from": before.key, "to": to.key, "reason": reason})
+        ctx.audit(
+            "opportunity.move", "opportunity", opportunity.id, {"from": before.key, "to": to.key, "reason": reason}
+        )
         ctx.call(
             "crm_opportunity_stage_changed",
-            event=OpportunityStageChanged(opportunity_id=opportunity.id, from_stage=before.key,
-                                          to_stage=to.key, occurred_at=ctx.now),  # fmt: skip
+            event=OpportunityStageChanged(
+                opportunity_id=opportunity.id, from_stage=before.key, to_stage=to.key, occurred_at=ctx.now
+            ),
         )
         if to.outcome == "open":
             return

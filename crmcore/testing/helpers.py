@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -28,10 +28,10 @@ class HookCalls:
     def __init__(self, crm: CRM) -> None:
         self.calls: list[HookCall] = []
 
-        def before(hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        def before(hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             self.calls.append(HookCall(hook_name, dict(kwargs), tuple(i.plugin_name for i in impls)))
 
-        def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        def after(outcome: Any, hook_name: str, impls: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
             pass
 
         self._undo = crm.plugins.pm.add_hookcall_monitoring(before, after)
