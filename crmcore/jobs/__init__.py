@@ -8,7 +8,6 @@ rows, call the registered handler, and mark them done, retried or dead.
 from __future__ import annotations
 
 import builtins
-
 import threading
 from datetime import datetime, timedelta
 from functools import cached_property

@@ -4,7 +4,6 @@ products and custom field declarations."""
 from __future__ import annotations
 
 import builtins
-
 from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, Any
