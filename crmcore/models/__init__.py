@@ -23,11 +23,12 @@ from crmcore.models.sales import (
     PurchaseLine,
 )
 from crmcore.models.system import AuditEntry, Job, JobState, JobWorker
-from crmcore.models.tracking import INTERACTION_KINDS, Interaction, TouchKind, Touchpoint
+from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
     "INTERACTION_KINDS",
     "Activity",
+    "AdSpend",
     "AuditEntry",
     "Contact",
     "ContactTag",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmcore.db import Base, BigID, JSONData, Money, UTCDateTime
@@ -98,3 +98,30 @@ class Interaction(Base):
 
 #: Kinds of interaction a rep can log.
 INTERACTION_KINDS = ("call", "meeting", "email", "note", "visit", "chat")
+
+
+class AdSpend(Base):
+    """What an ad platform reports per day and ad: impressions, clicks, spend.
+
+    Imported (``crm touch import``) so click-through rates and real campaign
+    costs can be computed; one row per day, source, campaign and ad.
+    """
+
+    __tablename__ = "ad_spend"
+    __table_args__ = (
+        UniqueConstraint("day", "source", "campaign", "ad"),
+        Index("ix_ad_spend_campaign_day", "campaign", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    day: Mapped[date] = mapped_column(Date)
+    source: Mapped[str] = mapped_column(String(255))
+    campaign: Mapped[str] = mapped_column(String(255))
+    ad: Mapped[str] = mapped_column(String(255), default="")
+    affiliate: Mapped[str | None] = mapped_column(String(255))
+    impressions: Mapped[int] = mapped_column(Integer, default=0)
+    #: Clicks as the platform counted them (ours are the click touchpoints).
+    platform_clicks: Mapped[int] = mapped_column(Integer, default=0)
+    spend: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
+    currency: Mapped[str] = mapped_column(String(3))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())

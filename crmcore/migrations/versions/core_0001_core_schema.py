@@ -20,6 +20,23 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "ad_spend",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("source", sa.String(length=255), nullable=False),
+        sa.Column("campaign", sa.String(length=255), nullable=False),
+        sa.Column("ad", sa.String(length=255), nullable=False),
+        sa.Column("affiliate", sa.String(length=255), nullable=True),
+        sa.Column("impressions", sa.Integer(), nullable=False),
+        sa.Column("platform_clicks", sa.Integer(), nullable=False),
+        sa.Column("spend", sa.Numeric(precision=18, scale=4), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("imported_at", crmcore.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ad_spend")),
+        sa.UniqueConstraint("day", "source", "campaign", "ad", name=op.f("uq_ad_spend_day_source_campaign_ad")),
+    )
+    op.create_index("ix_ad_spend_campaign_day", "ad_spend", ["campaign", "day"], unique=False)
+    op.create_table(
         "custom_field",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("entity", sa.String(length=40), nullable=False),
@@ -496,6 +513,8 @@ def _seed_default_pipeline() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_ad_spend_campaign_day", table_name="ad_spend")
+    op.drop_table("ad_spend")
     with op.batch_alter_table("purchase_line", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_purchase_line_purchase_id"))
         batch_op.drop_index("ix_purchase_line_product")
