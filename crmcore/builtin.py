@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
+from crmcore.mail import SEND_MAIL_HANDLER, send_mail_job
 from crmcore.models import (
     Activity,
     Contact,
@@ -125,11 +126,18 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
 
 @hookimpl(trylast=True)
 def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
-    """The core's timers: activity reminders and the daily dormancy check."""
+    """The core's jobs: activity reminders, the daily dormancy check, queued mail."""
     return [
         JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, help="Fire an activity's reminder."),
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
         PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
+        JobHandler(
+            name=SEND_MAIL_HANDLER,
+            func=send_mail_job,
+            max_attempts=10,
+            backoff=timedelta(seconds=30),
+            help="Send a queued email (once per idempotency key).",
+        ),
     ]
 
 

@@ -25,8 +25,10 @@ from crmcore.settings import Settings
 if TYPE_CHECKING:
     import jinja2
     import jinja2.sandbox
+    from starlette.applications import Starlette
 
     from crmcore.jobs import Jobs
+    from crmcore.mail import Mailer
     from crmcore.models import User
 
 log = logging.getLogger("crmcore")
@@ -225,6 +227,12 @@ class CRM:
         """Every declared plugin setting."""
         return list(self._setting_specs.values())
 
+    def asgi_app(self) -> Starlette:
+        """The web app (Starlette) with the core's and every plugin's routes; mount it anywhere."""
+        from crmcore.web import create_app
+
+        return create_app(self, max_body_bytes=self.settings.web_max_body_bytes)
+
     def db_upgrade(self, branch: str | None = None) -> list[str]:
         """Migrate the database to head (all branches, or one plugin's); ``crm db upgrade``."""
         from crmcore.migrate import upgrade
@@ -237,6 +245,13 @@ class CRM:
         from crmcore.jobs import Jobs
 
         return Jobs(self)
+
+    @cached_property
+    def mail(self) -> Mailer:
+        """The mail transport and delivery log (``crmcore.mail``)."""
+        from crmcore.mail import Mailer
+
+        return Mailer(self)
 
     def dispose(self) -> None:
         """Close the database connections of this CRM."""

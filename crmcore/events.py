@@ -183,3 +183,24 @@ class ActivityReminder:
     subject: str
     due_at: datetime | None
     occurred_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class MailSent:
+    """A queued message was handed to the mail server."""
+
+    key: str
+    recipient: str
+    message_id: str
+    occurred_at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class MailFailed:
+    """The mail server refused a queued message for good (5xx)."""
+
+    key: str
+    recipient: str
+    code: int | None
+    error: str
+    occurred_at: datetime

@@ -74,6 +74,8 @@ class Settings:
     trace_hooks: bool = attrs.field(default=False, converter=_bool)
     #: Public base URL of the web app, used in links put into emails.
     base_url: str = "http://127.0.0.1:8000"
+    #: Largest request body the web app accepts.
+    web_max_body_bytes: int = attrs.field(default=1_000_000, converter=int)
     #: Job backend: ``inline`` (the ``crm worker`` loop) or ``celery``.
     jobs_backend: str = "inline"
     #: Celery broker URL when ``jobs_backend`` is ``celery``.

@@ -29,6 +29,8 @@ SPEC_MODULES = (
     "crmcore.hooks.customers",
     "crmcore.hooks.sales",
     "crmcore.hooks.jobs",
+    "crmcore.hooks.mail",
+    "crmcore.hooks.web",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

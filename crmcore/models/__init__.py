@@ -22,7 +22,7 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker
+from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "JobState",
     "JobWorker",
     "LifecycleChange",
+    "MailDelivery",
     "Opportunity",
     "OpportunityStageChange",
     "Organization",

@@ -77,3 +77,23 @@ class JobWorker(Base):
     backend: Mapped[str] = mapped_column(String(20))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MailDelivery(Base):
+    """One email handed to the mail server (or refused by it), by idempotency key.
+
+    Written in its own commit right after the SMTP conversation, so a retried
+    job finds it and does not send the message a second time.
+    """
+
+    __tablename__ = "mail_delivery"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    message_id: Mapped[str] = mapped_column(String(255))
+    recipient: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(String(255))
+    #: ``sent`` or ``failed`` (permanently refused).
+    status: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

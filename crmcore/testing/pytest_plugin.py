@@ -155,3 +155,30 @@ def run_due_jobs(crm: Any) -> Callable[..., int]:
         return int(crm.jobs.run_due(limit=limit))
 
     return run
+
+
+@pytest.fixture
+def http(crm: Any) -> Iterator[Any]:
+    """An ``httpx.Client`` talking to the ``crm`` fixture's web app, served by a real uvicorn."""
+    import httpx
+
+    from crmcore.testing.server import live_server
+
+    with live_server(crm.asgi_app()) as base_url, httpx.Client(base_url=base_url, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A real SMTP server on 127.0.0.1; ``smtp_server.messages`` is what arrived."""
+    from crmcore.testing.smtp import SMTPSink
+
+    sink = SMTPSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def smtp_settings(smtp_server: Any) -> dict[str, Any]:
+    """Settings that point a CRM at ``smtp_server`` (merge into ``crm_settings``)."""
+    return {"mail_transport": "smtp", "smtp_host": smtp_server.host, "smtp_port": smtp_server.port}

@@ -20,6 +20,20 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_table(
+        "mail_delivery",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=255), nullable=False),
+        sa.Column("message_id", sa.String(length=255), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=255), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", crmcore.db.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mail_delivery")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_mail_delivery_idempotency_key")),
+    )
+    op.create_index(op.f("ix_mail_delivery_recipient"), "mail_delivery", ["recipient"], unique=False)
+    op.create_table(
         "ad_spend",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
@@ -513,6 +527,8 @@ def _seed_default_pipeline() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_mail_delivery_recipient"), table_name="mail_delivery")
+    op.drop_table("mail_delivery")
     op.drop_index("ix_ad_spend_campaign_day", table_name="ad_spend")
     op.drop_table("ad_spend")
     with op.batch_alter_table("purchase_line", schema=None) as batch_op:

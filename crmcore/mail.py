@@ -1,0 +1,339 @@
+"""The mail transport every plugin sends with: SMTP (STARTTLS/SSL, auth) or .eml files.
+
+Services never send: they queue a message with :func:`queue_mail` in their
+transaction; the ``core.send_mail`` job delivers it after commit. A
+temporary refusal (4xx, a dropped connection) is retried with backoff; a
+permanent one (5xx) is recorded and reported through ``crm_mail_failed``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import smtplib
+import ssl
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from crmcore.errors import CRMError
+
+if TYPE_CHECKING:
+    from crmcore.context import HookContext
+    from crmcore.crm import CRM
+    from crmcore.settings import Settings
+
+SEND_MAIL_HANDLER = "core.send_mail"
+
+
+class MailError(CRMError):
+    """Sending failed."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class TemporaryMailError(MailError):
+    """Worth retrying: a 4xx answer, a timeout, a dropped connection."""
+
+
+class PermanentMailError(MailError):
+    """Not worth retrying: a 5xx answer (unknown user, policy refusal)."""
+
+
+@attrs.frozen(kw_only=True)
+class Attachment:
+    """A file attached to a message."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@attrs.frozen(kw_only=True)
+class MailMessage:
+    """A message to send: plain values, JSON-able through :meth:`to_payload`."""
+
+    to: str
+    subject: str
+    text: str | None = None
+    html: str | None = None
+    sender: str | None = None
+    reply_to: str | None = None
+    headers: dict[str, str] = attrs.field(factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The message as JSON-able data for an outbox row."""
+        data = attrs.asdict(self, recurse=False)
+        data["attachments"] = [
+            {"filename": a.filename, "content_type": a.content_type, "data": base64.b64encode(a.data).decode()}
+            for a in self.attachments
+        ]
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> MailMessage:
+        """Rebuild a message from :meth:`to_payload` output."""
+        values = dict(data)
+        values["attachments"] = tuple(
+            Attachment(filename=a["filename"], content_type=a["content_type"], data=base64.b64decode(a["data"]))
+            for a in values.get("attachments") or ()
+        )
+        values["headers"] = dict(values.get("headers") or {})
+        return cls(**values)
+
+
+class _TextFromHTML(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._href: list[str | None] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag in ("p", "div", "tr", "h1", "h2", "h3", "h4", "ul", "ol", "table"):
+            self.parts.append("\n\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        if tag == "a":
+            self._href.append(dict(attrs).get("href"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head", "title"):
+            self._skip = max(0, self._skip - 1)
+        if tag == "a" and self._href:
+            href = self._href.pop()
+            if href and not href.startswith("mailto:"):
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(html: str) -> str:
+    """A readable plain-text version of an HTML body (links kept as ``text (url)``)."""
+    parser = _TextFromHTML()
+    parser.feed(html)
+    text = "".join(parser.parts)
+    lines = [line.strip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def build_mime(message: MailMessage, settings: Settings, now: datetime | None = None) -> EmailMessage:
+    """The MIME message: text (generated from HTML when absent), HTML alternative, attachments."""
+    mime = EmailMessage()
+    sender = message.sender or settings.mail_from
+    mime["From"] = sender
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = format_datetime(now or datetime.now(UTC))
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "localhost"
+    mime["Message-ID"] = message.message_id or make_msgid(domain=domain)
+    if message.reply_to:
+        mime["Reply-To"] = message.reply_to
+    for name, value in message.headers.items():
+        mime[name] = value
+    text = message.text if message.text is not None else html_to_text(message.html or "")
+    mime.set_content(text)
+    if message.html:
+        mime.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        mime.add_attachment(attachment.data, maintype=maintype, subtype=subtype or "octet-stream",
+                            filename=attachment.filename)  # fmt: skip
+    return mime
+
+
+class Connection(Protocol):
+    """An open transport session that sends many messages."""
+
+    def send(self, mime: EmailMessage) -> None:
+        """Send one message or raise a MailError."""
+
+
+class SMTPConnection:
+    """One SMTP session, reused for a batch of messages."""
+
+    def __init__(self, client: smtplib.SMTP) -> None:
+        self.client = client
+
+    def send(self, mime: EmailMessage) -> None:
+        """Send *mime*; 4xx and connection loss are temporary, 5xx permanent."""
+        try:
+            refused = self.client.send_message(mime)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            raise _classify(code, text.decode(errors="replace")) from exc
+        except smtplib.SMTPResponseException as exc:
+            error = exc.smtp_error
+            text = error.decode(errors="replace") if isinstance(error, bytes) else error
+            raise _classify(exc.smtp_code, text) from exc
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            raise TemporaryMailError(f"connection lost: {exc}") from exc
+        if refused:
+            code, text = next(iter(refused.values()))
+            raise _classify(code, text.decode(errors="replace"))
+
+
+def _classify(code: int, text: str) -> MailError:
+    if 400 <= code < 500:
+        return TemporaryMailError(f"{code} {text}", code)
+    return PermanentMailError(f"{code} {text}", code)
+
+
+class SMTPTransport:
+    """SMTP with optional STARTTLS or implicit TLS and authentication."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @contextmanager
+    def connect(self) -> Iterator[SMTPConnection]:
+        """Open one session (for a batch of messages)."""
+        settings = self.settings
+        context = ssl.create_default_context()
+        try:
+            if settings.smtp_security == "ssl":
+                client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,
+                                                        timeout=settings.smtp_timeout, context=context)  # fmt: skip
+            else:
+                client = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=settings.smtp_timeout)
+                if settings.smtp_security == "starttls":
+                    client.starttls(context=context)
+            if settings.smtp_user:
+                client.login(settings.smtp_user, settings.smtp_password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentMailError(f"SMTP login refused: {exc.smtp_code}", exc.smtp_code) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TemporaryMailError(
+                f"cannot reach the mail server {settings.smtp_host}:{settings.smtp_port}: {exc}"
+            ) from exc
+        try:
+            yield SMTPConnection(client)
+        finally:
+            try:
+                client.quit()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+
+
+class FileConnection:
+    """Writes each message as an .eml file (development transport)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def send(self, mime: EmailMessage) -> None:
+        """Write *mime* to ``<folder>/<time>-<id>.eml``."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{time.time_ns()}-{uuid.uuid4().hex[:8]}.eml"
+        temporary = self.folder / f".{name}.tmp"
+        temporary.write_bytes(bytes(mime))
+        temporary.rename(self.folder / name)
+
+
+class FileTransport:
+    """Development transport: every message becomes an .eml file in ``mail_dir``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.folder = Path(settings.mail_dir)
+
+    @contextmanager
+    def connect(self) -> Iterator[FileConnection]:
+        """A writer into the mail folder."""
+        yield FileConnection(self.folder)
+
+
+class Mailer:
+    """``crm.mail``: the configured transport, and delivery with an idempotency log."""
+
+    def __init__(self, crm: CRM) -> None:
+        self.crm = crm
+
+    def transport(self) -> SMTPTransport | FileTransport:
+        """The transport the settings name."""
+        if self.crm.settings.mail_transport == "smtp":
+            return SMTPTransport(self.crm.settings)
+        return FileTransport(self.crm.settings)
+
+    def build(self, message: MailMessage) -> EmailMessage:
+        """Build the MIME message of *message* (dated by the CRM's clock)."""
+        return build_mime(message, self.crm.settings, self.crm.clock.now())
+
+    def already_sent(self, key: str) -> bool:
+        """True when a message with idempotency key *key* was handed over (or refused for good)."""
+        from sqlalchemy import select
+
+        from crmcore.models import MailDelivery
+
+        with self.crm.session_factory() as session:
+            return session.scalar(select(MailDelivery.id).where(MailDelivery.idempotency_key == key)) is not None
+
+    def record(self, key: str, mime: EmailMessage, status: str, error: str | None = None) -> None:
+        """Log a delivery in its own commit (outside any job transaction)."""
+        from crmcore.models import MailDelivery
+
+        with self.crm.session_factory() as session, session.begin():
+            session.add(MailDelivery(
+                idempotency_key=key, message_id=str(mime["Message-ID"]), recipient=str(mime["To"])[:320],
+                subject=str(mime["Subject"] or "")[:255], status=status, error=error,
+                created_at=self.crm.clock.now(),
+            ))  # fmt: skip
+
+
+def queue_mail(ctx: HookContext, message: MailMessage, *, key: str, delay_seconds: float = 0) -> None:
+    """Queue *message* in the outbox of the current transaction; *key* makes it one send."""
+    from datetime import timedelta
+
+    ctx.enqueue(SEND_MAIL_HANDLER, message.to_payload(), key=f"mail:{key}",
+                delay=timedelta(seconds=delay_seconds) if delay_seconds else None)  # fmt: skip
+
+
+def send_mail_job(call: Any) -> None:
+    """The ``core.send_mail`` handler: send once per key; retry temporary failures."""
+    from crmcore.events import MailFailed, MailSent
+
+    crm = call.crm
+    mailer: Mailer = crm.mail
+    if mailer.already_sent(call.idempotency_key):
+        return
+    message = MailMessage.from_payload(call.payload)
+    mime = mailer.build(message)
+    try:
+        with mailer.transport().connect() as connection:
+            connection.send(mime)
+    except PermanentMailError as exc:
+        mailer.record(call.idempotency_key, mime, "failed", str(exc))
+        with crm.transaction() as ctx:
+            ctx.call(
+                "crm_mail_failed",
+                event=MailFailed(
+                    key=call.idempotency_key, recipient=message.to, code=exc.code, error=str(exc), occurred_at=ctx.now
+                ),
+            )
+        return
+    mailer.record(call.idempotency_key, mime, "sent")
+    with crm.transaction() as ctx:
+        ctx.call(
+            "crm_mail_sent",
+            event=MailSent(
+                key=call.idempotency_key, recipient=message.to, message_id=str(mime["Message-ID"]), occurred_at=ctx.now
+            ),
+        )
