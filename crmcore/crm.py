@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from crmcore.jobs import Jobs
     from crmcore.mail import Mailer
     from crmcore.models import User
+    from crmcore.signing import Signer
 
 log = logging.getLogger("crmcore")
 
@@ -252,6 +253,13 @@ class CRM:
         from crmcore.mail import Mailer
 
         return Mailer(self)
+
+    @cached_property
+    def signer(self) -> Signer:
+        """Signed, expiring tokens for links (``crmcore.signing``)."""
+        from crmcore.signing import Signer
+
+        return Signer(self.settings, self.clock)
 
     def dispose(self) -> None:
         """Close the database connections of this CRM."""

@@ -182,9 +182,9 @@ class SMTPConnection:
             code, text = next(iter(exc.recipients.values()))
             raise _classify(code, text.decode(errors="replace")) from exc
         except smtplib.SMTPResponseException as exc:
-            error = exc.smtp_error
-            text = error.decode(errors="replace") if isinstance(error, bytes) else error
-            raise _classify(exc.smtp_code, text) from exc
+            error: bytes | str = exc.smtp_error
+            message = error.decode(errors="replace") if isinstance(error, bytes) else error
+            raise _classify(exc.smtp_code, message) from exc
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             raise TemporaryMailError(f"connection lost: {exc}") from exc
         if refused:

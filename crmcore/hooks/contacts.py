@@ -9,6 +9,8 @@ from crmcore.hooks import hookspec
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from sqlalchemy import Select
+
     from crmcore.context import HookContext
     from crmcore.events import ContactErased, ContactMerged, InteractionLogged
     from crmcore.models import Contact, Interaction
@@ -168,6 +170,23 @@ def crm_contact_timeline(
     :param limit: The page size.
     :param ctx: The unit of work.
     :returns: A list of items.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def crm_segment_query(name: str, ctx: HookContext) -> Select[tuple[int]] | None:
+    """Resolve a segment name to a SQL query of its members' contact ids.
+
+    Campaigns, reports and surveys target segments through this decision hook;
+    the core's segments answer it, and a plugin may answer for names it owns.
+    Stops at the first non-None result; return ``None`` for a name you do not
+    know. Must not write; runs inside the caller's transaction.
+
+    :param name: The segment's name.
+    :param ctx: The unit of work.
+    :returns: ``select(Contact.id).where(...)``, or ``None``.
 
     .. versionadded:: 0.1
     """
