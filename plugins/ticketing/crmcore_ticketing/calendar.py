@@ -137,12 +137,18 @@ def parse_hours(spec: str | Mapping[str, Any]) -> dict[str, list[tuple[int, int]
 
 
 def format_hours(hours: Mapping[str, Sequence[Sequence[int]]]) -> str:
-    """The weekly hours as ``"mon 09:00-17:00; tue ..."``."""
-    parts = []
+    """The weekly hours as ``"mon-fri 09:00-12:00,13:00-17:00; sat 10:00-14:00"``."""
+    groups: list[tuple[list[str], str]] = []
     for name in DAYS:
-        if hours.get(name):
-            parts.append(f"{name} " + ",".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in hours[name]))
-    return "; ".join(parts)
+        if not hours.get(name):
+            continue
+        ranges = ",".join(f"{_hhmm(a)}-{_hhmm(b)}" for a, b in hours[name])
+        previous = groups[-1] if groups else None
+        if previous and previous[1] == ranges and DAYS.index(previous[0][-1]) == DAYS.index(name) - 1:
+            previous[0].append(name)
+        else:
+            groups.append(([name], ranges))
+    return "; ".join(f"{days[0]}-{days[-1]} {r}" if len(days) > 1 else f"{days[0]} {r}" for days, r in groups)
 
 
 def _day_names(text: str) -> list[str]:
@@ -339,13 +345,11 @@ def parse_duration(text: str | int, field: str = "duration") -> timedelta:
 
 
 def format_duration(value: timedelta | None) -> str:
-    """A duration as ``"1d 2h 30m"`` (24h days; seconds dropped)."""
+    """A duration as ``"26h 30m"`` (hours, so business time never reads as calendar days)."""
     if value is None:
         return ""
     minutes = int(value.total_seconds() // 60)
     sign = "-" if minutes < 0 else ""
-    minutes = abs(minutes)
-    days, rest = divmod(minutes, 1440)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins or not (days or hours) else ""]
+    hours, mins = divmod(abs(minutes), 60)
+    parts = [f"{hours}h" if hours else "", f"{mins}m" if mins or not hours else ""]
     return sign + " ".join(p for p in parts if p)

@@ -823,6 +823,20 @@ class TicketService(Service):
             return list(ctx.session.scalars(
                 select(HistoryEntry).where(HistoryEntry.ticket_id == row.id).order_by(HistoryEntry.id)))  # fmt: skip
 
+    def sla(self, ticket: int | str) -> list[dict[str, Any]]:
+        """Each SLA metric run: target, due, fulfilled, breached, late, counted and paused minutes."""
+        from crmcore_ticketing.explain import metric_rows
+
+        with self.crm.transaction() as ctx:
+            return metric_rows(ctx, get_ticket(ctx, ticket))
+
+    def explain(self, ticket: int | str) -> list[str]:
+        """How each deadline was computed: schedule, holidays and pauses crossed."""
+        from crmcore_ticketing.explain import explain
+
+        with self.crm.transaction() as ctx:
+            return explain(ctx, get_ticket(ctx, ticket))
+
     def metrics(self, ticket: int | str) -> list[SlaMetric]:
         """Every SLA metric run of the ticket, oldest first."""
         with self.crm.transaction() as ctx:
