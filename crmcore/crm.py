@@ -96,13 +96,15 @@ class CRM:
     # -- units of work ---------------------------------------------------------
 
     @contextmanager
-    def transaction(self, actor: ActorLike = None, *, session: Session | None = None) -> Iterator[HookContext]:
+    def transaction(
+        self, actor: ActorLike = None, *, session: Session | None = None, readonly: bool = False
+    ) -> Iterator[HookContext]:
         """Open a unit of work: one transaction, committed when the block ends.
 
         Inside another unit of work on this CRM, joins it with a savepoint, so a
         failure rolls back only the inner part. With *session* (a host
         application's), works inside the host's transaction and leaves the
-        commit to the host.
+        commit to the host. *readonly* work never waits for writers on SQLite.
         """
         outer = self._current.get()
         if outer is not None:
@@ -117,6 +119,8 @@ class CRM:
             with _database_errors(self):
                 if own:
                     with session.begin():
+                        if readonly:
+                            session.connection(execution_options={"sqlite_immediate": False})
                         ctx.actor = self.resolve_actor(actor, session)
                         yield ctx
                 else:

@@ -98,9 +98,11 @@ def normalize_url(url: str | URL) -> URL:
 def create_engine(url: str | URL, **kwargs: Any) -> Engine:
     """Create an engine configured the way crmcore needs it on each database.
 
-    On SQLite: WAL journal, foreign keys on, a busy timeout, and every
-    transaction opened with ``BEGIN IMMEDIATE`` so that two writers never
-    deadlock on a lock upgrade (pysqlite's own transaction handling is off).
+    On SQLite: WAL journal, foreign keys on, a busy timeout, and transactions
+    opened with ``BEGIN IMMEDIATE`` so that two writers never deadlock on a
+    lock upgrade (pysqlite's own transaction handling is off). Read-only work
+    passes the execution option ``sqlite_immediate=False`` and gets a plain
+    ``BEGIN``, so readers never wait for a writer (WAL).
     """
     from sqlalchemy import create_engine as sa_create_engine
 
@@ -131,7 +133,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        immediate = connection.get_execution_options().get("sqlite_immediate", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def unmanaged(prefix: str) -> None:

@@ -283,15 +283,16 @@ class Mailer:
 
         from crmcore.models import MailDelivery
 
-        with self.crm.session_factory() as session:
-            return session.scalar(select(MailDelivery.id).where(MailDelivery.idempotency_key == key)) is not None
+        with self.crm.transaction(readonly=True) as ctx:
+            found = ctx.session.scalar(select(MailDelivery.id).where(MailDelivery.idempotency_key == key))
+            return found is not None
 
     def record(self, key: str, mime: EmailMessage, status: str, error: str | None = None) -> None:
-        """Log a delivery in its own commit (outside any job transaction)."""
+        """Log a delivery; inside a job, it commits with the job's done mark."""
         from crmcore.models import MailDelivery
 
-        with self.crm.session_factory() as session, session.begin():
-            session.add(MailDelivery(
+        with self.crm.transaction() as ctx:
+            ctx.session.add(MailDelivery(
                 idempotency_key=key, message_id=str(mime["Message-ID"]), recipient=str(mime["To"])[:320],
                 subject=str(mime["Subject"] or "")[:255], status=status, error=error,
                 created_at=self.crm.clock.now(),

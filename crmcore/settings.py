@@ -80,6 +80,8 @@ class Settings:
     jobs_backend: str = "inline"
     #: Celery broker URL when ``jobs_backend`` is ``celery``.
     broker_url: str = "redis://127.0.0.1:6379/0"
+    #: Celery queue the dispatcher publishes to and workers consume.
+    celery_queue: str = "crmcore"
     #: Mail transport: ``smtp`` or ``file`` (writes .eml files to ``mail_dir``).
     mail_transport: str = "file"
     mail_dir: str = "mail-out"

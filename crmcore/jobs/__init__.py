@@ -126,6 +126,13 @@ class Jobs:
 
     # -- running -------------------------------------------------------------------
 
+    @cached_property
+    def celery(self) -> Any:
+        """The Celery app for this CRM's broker (only with the Celery backend)."""
+        from crmcore.jobs.celery_app import make_celery
+
+        return make_celery(self.crm.settings)
+
     def worker(self, **options: Any) -> Worker:
         """A :class:`~crmcore.jobs.worker.Worker` for this CRM."""
         from crmcore.jobs.worker import Worker
@@ -147,7 +154,7 @@ class Jobs:
             query = query.where(Job.state == state)
         if handler:
             query = query.where(Job.handler == handler)
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(query))
 
     def retry(self, ids: builtins.list[int] | None = None, *, all_dead: bool = False) -> int:
@@ -173,7 +180,7 @@ class Jobs:
 
     def stats(self) -> builtins.list[dict[str, Any]]:
         """Per handler: due, running, queued, done, dead, cancelled, and oldest due age (s)."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             now = ctx.now
             rows = ctx.session.execute(
                 select(Job.handler, Job.state, func.count()).group_by(Job.handler, Job.state)
@@ -195,7 +202,7 @@ class Jobs:
 
     def workers(self) -> builtins.list[JobWorker]:
         """Workers that reported in, most recent first."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(JobWorker).order_by(JobWorker.seen_at.desc())))
 
 

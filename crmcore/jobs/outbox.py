@@ -139,52 +139,48 @@ def _snapshot(row: Job) -> Claimed:
 
 
 def execute(crm: CRM, jobs: Sequence[Claimed], worker: str, stop: Callable[[], bool] = lambda: False) -> int:
-    """Run claimed *jobs* in one transaction, each in a savepoint; return how many ran.
+    """Run claimed *jobs*, each in its own transaction; return how many ran.
 
     A handler's database writes commit together with its job's ``done`` mark,
     so for database-only handlers delivery is effectively once; external side
-    effects are at least once (a crash before commit repeats them). When
+    effects are at least once (a crash before the commit repeats them). When
     *stop* turns true, the jobs not yet started are released untouched.
     """
     ran = 0
-    done: list[int] = []
-    with crm.transaction() as ctx:
-        for index, job in enumerate(jobs):
-            if stop():
-                _release(ctx, jobs[index:], worker)
-                break
-            ctx.now = crm.clock.now()
-            started = time.perf_counter()
-            try:
-                handler = crm.jobs.handler(job.handler)
-                with ctx.session.begin_nested():
-                    handler.func(
-                        JobCall(
-                            crm=crm,
-                            job_id=job.id,
-                            handler=job.handler,
-                            payload=job.payload,
-                            idempotency_key=job.key,
-                            attempt=job.attempts,
-                            due_at=job.due_at,
-                        )
+    for index, job in enumerate(jobs):
+        if stop():
+            release_running(crm, [j.id for j in jobs[index:]], worker)
+            break
+        started = time.perf_counter()
+        try:
+            handler = crm.jobs.handler(job.handler)
+            with crm.transaction() as ctx:
+                handler.func(
+                    JobCall(
+                        crm=crm,
+                        job_id=job.id,
+                        handler=job.handler,
+                        payload=job.payload,
+                        idempotency_key=job.key,
+                        attempt=job.attempts,
+                        due_at=job.due_at,
                     )
-            except Exception as exc:  # a handler may raise anything; it is retried
+                )
+                ctx.session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.locked_by == worker, Job.state == JobState.RUNNING)
+                    .values(state=JobState.DONE, finished_at=ctx.now, locked_by=None)
+                )
+        except Exception as exc:  # a handler may raise anything; the job is retried
+            with crm.transaction() as ctx:
                 _fail(ctx, job, worker, exc, time.perf_counter() - started)
-            else:
-                done.append(job.id)
-                log.info(
-                    "job done handler=%s key=%s attempt=%d duration_ms=%.2f",
-                    job.handler, job.key, job.attempts, (time.perf_counter() - started) * 1000,
-                    extra={"handler": job.handler, "key": job.key, "attempt": job.attempts},
-                )  # fmt: skip
-            ran += 1
-        if done:
-            ctx.session.execute(
-                update(Job)
-                .where(Job.id.in_(done), Job.locked_by == worker, Job.state == JobState.RUNNING)
-                .values(state=JobState.DONE, finished_at=crm.clock.now(), locked_by=None)
-            )
+        else:
+            log.info(
+                "job done handler=%s key=%s attempt=%d duration_ms=%.2f",
+                job.handler, job.key, job.attempts, (time.perf_counter() - started) * 1000,
+                extra={"handler": job.handler, "key": job.key, "attempt": job.attempts},
+            )  # fmt: skip
+        ran += 1
     return ran
 
 
@@ -215,11 +211,21 @@ def _fail(ctx: HookContext, job: Claimed, worker: str, exc: Exception, seconds: 
     )  # fmt: skip
 
 
-def _release(ctx: HookContext, jobs: Sequence[Claimed], worker: str) -> None:
+def release(crm: CRM, ids: Sequence[int], worker: str) -> None:
+    """Give queued jobs back (the broker refused them): pending again, due now."""
+    with crm.session_factory() as session, session.begin():
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.locked_by == worker, Job.state == JobState.QUEUED)
+            .values(state=JobState.PENDING, locked_by=None, available_at=crm.clock.now())
+        )
+
+
+def release_running(crm: CRM, ids: Sequence[int], worker: str) -> None:
     """Give claimed jobs back (shutting down): pending again, the attempt not counted."""
-    ids = [job.id for job in jobs]
-    ctx.session.execute(
-        update(Job)
-        .where(Job.id.in_(ids), Job.locked_by == worker, Job.state == JobState.RUNNING)
-        .values(state=JobState.PENDING, locked_by=None, available_at=ctx.now, attempts=Job.attempts - 1)
-    )
+    with crm.transaction() as ctx:
+        ctx.session.execute(
+            update(Job)
+            .where(Job.id.in_(ids), Job.locked_by == worker, Job.state == JobState.RUNNING)
+            .values(state=JobState.PENDING, locked_by=None, available_at=ctx.now, attempts=Job.attempts - 1)
+        )

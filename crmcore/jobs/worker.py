@@ -99,17 +99,28 @@ class Worker:
     def run_batch(self) -> int:
         """Claim and run (or, with the Celery backend, publish) one batch of due jobs."""
         if self.backend == "celery":
-            claimed = outbox.claim(self.crm, self.name, self.batch_size, self.lease,
-                                   to_state=JobState.QUEUED, count_attempt=False)  # fmt: skip
-            if claimed:
-                from crmcore.jobs.celery_app import publish
-
-                publish(self.crm, [job.id for job in claimed])
-            return len(claimed)
+            return self._dispatch()
         claimed = outbox.claim(self.crm, self.name, self.batch_size, self.lease)
         if not claimed:
             return 0
         return outbox.execute(self.crm, claimed, self.name, stop=lambda: self.stopping)
+
+    def _dispatch(self) -> int:
+        """Publish due jobs to Celery; if the broker is down, give them back and wait."""
+        from crmcore.jobs.celery_app import publish
+
+        claimed = outbox.claim(self.crm, self.name, self.batch_size, self.lease,
+                               to_state=JobState.QUEUED, count_attempt=False)  # fmt: skip
+        if not claimed:
+            return 0
+        try:
+            publish(self.crm, [job.id for job in claimed])
+        except Exception as exc:  # kombu raises many kinds; none may lose a job
+            outbox.release(self.crm, [job.id for job in claimed], self.name)
+            log.error("dispatcher %s: broker unavailable (%s); retrying", self.name, exc)
+            self._stopping.wait(min(self.poll_interval * 5, 30.0))
+            return 0
+        return len(claimed)
 
     def _install_signals(self) -> None:
         if threading.current_thread() is threading.main_thread():

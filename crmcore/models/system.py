@@ -82,8 +82,8 @@ class JobWorker(Base):
 class MailDelivery(Base):
     """One email handed to the mail server (or refused by it), by idempotency key.
 
-    Written in its own commit right after the SMTP conversation, so a retried
-    job finds it and does not send the message a second time.
+    Written right after the SMTP conversation in the job's transaction, so a
+    retried job finds it and does not send the message a second time.
     """
 
     __tablename__ = "mail_delivery"

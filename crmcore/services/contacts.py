@@ -113,7 +113,7 @@ class ContactService(Service):
 
     def get(self, ref: ContactRef) -> Contact:
         """Return a contact by id or email, or raise NotFound."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return get_contact(ctx, ref)
 
     def list(
@@ -132,7 +132,7 @@ class ContactService(Service):
             if stage not in {s.value for s in Stage}:
                 raise ValidationError({"stage": f"unknown stage {stage!r}"})
             query = query.where(Contact.stage == stage)
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             if owner is not None:
                 from crmcore.services.base import get_user
 
@@ -179,7 +179,7 @@ class ContactService(Service):
 
     def tags(self, ref: ContactRef) -> builtins.list[str]:
         """The contact's tags."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return contact_tags(ctx.session, get_contact(ctx, ref).id)
 
     def move_stage(self, ref: ContactRef, to_stage: str, *, reason: str, actor: Any = None) -> Contact:
@@ -301,7 +301,7 @@ class ContactService(Service):
 
     def details(self, ref: ContactRef) -> dict[str, Any]:
         """Everything ``crm contact show`` prints: fields, tags, plugins' sections."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             contact = get_contact(ctx, ref)
             data = contact_record(contact)
             data["tags"] = contact_tags(ctx.session, contact.id)
@@ -311,7 +311,7 @@ class ContactService(Service):
 
     def export_person(self, ref: ContactRef) -> dict[str, Any]:
         """Everything held on one person, as JSON-able data (a subject access request)."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             contact = get_contact(ctx, ref)
             data: dict[str, Any] = {"contact": contact_record(contact), "tags": contact_tags(ctx.session, contact.id)}
             for key, model, order in (
@@ -337,7 +337,7 @@ class ContactService(Service):
         from crmcore.cli.output import json_default
 
         count = 0
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             rows = ctx.session.scalars(
                 select(Contact)
                 .where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
@@ -371,7 +371,7 @@ class ContactService(Service):
         """The contact's history, newest first, one page of *limit* items before *before*."""
         from crmcore.services.timeline import timeline
 
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return timeline(ctx, get_contact(ctx, ref), limit=limit, before=before)
 
 
@@ -443,7 +443,7 @@ class UserService(Service):
 
     def get(self, ref: int | str) -> User:
         """A user by id or email."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             from crmcore.services.base import get_user
 
             try:
@@ -455,7 +455,7 @@ class UserService(Service):
 
     def list(self) -> builtins.list[User]:
         """Every user, by id."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(User).order_by(User.id)))
 
 
@@ -483,7 +483,7 @@ class ProductService(Service):
 
     def get(self, sku: str) -> Product:
         """A product by SKU."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             product = ctx.first(Product, Product.sku == sku)
             if product is None:
                 raise NotFound(f"no product with SKU {sku!r}")
@@ -491,7 +491,7 @@ class ProductService(Service):
 
     def list(self) -> builtins.list[Product]:
         """Every product, by SKU."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(Product).order_by(Product.sku)))
 
 
@@ -529,7 +529,7 @@ class CustomFieldService(Service):
 
     def list(self, entity: str = "contact") -> builtins.list[CustomField]:
         """The declared fields of *entity*."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(custom_field_defs(ctx, entity).values())
 
     def sync_from_plugins(self) -> builtins.list[CustomField]:

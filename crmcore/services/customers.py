@@ -164,7 +164,7 @@ class CustomerService(Service):
 
     def purchases(self, contact: ContactRef) -> list[Purchase]:
         """A contact's purchases, newest first."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             target = get_contact(ctx, contact)
             return list(
                 ctx.session.scalars(

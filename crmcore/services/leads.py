@@ -259,7 +259,7 @@ class LeadService(Service):
 
     def score(self, ref: ContactRef) -> tuple[int, list[ScoreContribution]]:
         """The contact's current score and every contribution with its reason."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             contact = get_contact(ctx, ref)
             contributions = score_contributions(ctx, contact)
             return sum(c.points for c in contributions), contributions
@@ -288,7 +288,7 @@ class TouchpointService(Service):
 
     def list(self, contact: ContactRef, *, limit: int = 50) -> list[Touchpoint]:
         """A contact's touchpoints, newest first."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             target = get_contact(ctx, contact)
             return list(
                 ctx.session.scalars(

@@ -104,7 +104,7 @@ class SalesService(Service):
 
     def stages(self, pipeline: str | None = None) -> list[PipelineStage]:
         """The stages of a pipeline (the default one when not named), in order."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             found = _pipeline(ctx, pipeline)
             return list(
                 ctx.session.scalars(
@@ -114,7 +114,7 @@ class SalesService(Service):
 
     def stage_keys(self) -> dict[int, str]:
         """Every pipeline stage's key by id."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return dict(ctx.session.execute(select(PipelineStage.id, PipelineStage.key)).tuples().all())
 
     def create_opportunity(
@@ -181,7 +181,7 @@ class SalesService(Service):
 
     def get_opportunity(self, opportunity_id: int) -> Opportunity:
         """An opportunity by id."""
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return _opportunity(ctx, opportunity_id)
 
     def list_opportunities(self, *, status: str | None = "open", limit: int = 100) -> list[Opportunity]:
@@ -189,7 +189,7 @@ class SalesService(Service):
         query = select(Opportunity).order_by(Opportunity.id.desc()).limit(limit)
         if status:
             query = query.where(Opportunity.status == status)
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(query))
 
     def move(self, opportunity_id: int, stage: str, *, reason: str | None = None, actor: Any = None) -> Opportunity:
