@@ -18,9 +18,12 @@ def crm_plugins() -> list[str]:
 
 
 @pytest.fixture
-def ticketing_settings(tmp_path: Path) -> dict[str, Any]:
-    """The plugin's settings for a test (override or extend in a test module)."""
-    return {"attachment_dir": str(tmp_path / "attachments"), "support_address": "support@example.com"}
+def ticketing_settings(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """The plugin's settings; change them with ``parametrize(..., indirect=True)`` (``{tmp}``: tmp_path)."""
+    defaults = {"attachment_dir": str(tmp_path / "attachments"), "support_address": "support@example.com"}
+    given = {k: v.replace("{tmp}", str(tmp_path)) if isinstance(v, str) else v
+             for k, v in getattr(request, "param", {}).items()}  # fmt: skip
+    return {**defaults, **given}
 
 
 @pytest.fixture
