@@ -180,6 +180,7 @@ class SlaMetric(Base):
         Index("ix_ticketing_sla_metric_state_due", "state", "due_at"),
         Index("ix_ticketing_sla_metric_ticket", "ticket_id", "metric"),
         Index("ix_ticketing_sla_metric_policy", "policy_id", "metric"),
+        Index("ix_ticketing_sla_metric_fulfilled", "metric", "fulfilled_at"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

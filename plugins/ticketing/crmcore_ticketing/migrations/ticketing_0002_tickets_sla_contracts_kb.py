@@ -324,6 +324,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ticketing_sla_metric", schema=None) as batch_op:
         batch_op.create_index("ix_ticketing_sla_metric_policy", ["policy_id", "metric"], unique=False)
+        batch_op.create_index("ix_ticketing_sla_metric_fulfilled", ["metric", "fulfilled_at"], unique=False)
         batch_op.create_index("ix_ticketing_sla_metric_state_due", ["state", "due_at"], unique=False)
         batch_op.create_index("ix_ticketing_sla_metric_ticket", ["ticket_id", "metric"], unique=False)
 
@@ -387,6 +388,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_ticketing_sla_metric_ticket")
         batch_op.drop_index("ix_ticketing_sla_metric_state_due")
         batch_op.drop_index("ix_ticketing_sla_metric_policy")
+        batch_op.drop_index("ix_ticketing_sla_metric_fulfilled")
 
     op.drop_table("ticketing_sla_metric")
     with op.batch_alter_table("ticketing_message", schema=None) as batch_op:
