@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 from _common import ROOT, Report, median_time, scratch_sqlite
 
@@ -122,11 +123,11 @@ def bench_dispatch(report: Report, calls: int) -> None:
             bare.register(type(plugin)())
         hook = bare.hook.crm_bench_event
 
-        def ours() -> None:
+        def ours(host: PluginHost = host) -> None:
             for _ in range(calls):
                 host.call("crm_bench_event", event=1, ctx=2)
 
-        def theirs() -> None:
+        def theirs(hook: Any = hook) -> None:
             for _ in range(calls):
                 hook(event=1, ctx=2)
 

@@ -69,8 +69,8 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
             .correlate(User)
             .scalar_subquery()
         )
-        rows = ctx.session.execute(select(User.id, open_count).where(User.active.is_(True), User.role == "rep"))
-        loads = ctx.cache["rep_loads"] = {user_id: count for user_id, count in rows}
+        query = select(User.id, open_count).where(User.active.is_(True), User.role == "rep")
+        loads = ctx.cache["rep_loads"] = {user_id: int(count) for user_id, count in ctx.session.execute(query)}
     if not loads:
         return None
     rep = min(loads, key=lambda user_id: (loads[user_id], user_id))
