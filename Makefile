@@ -7,13 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/email_marketing plugins/ticketing plugins/surveys plugins/accounting_bridge
+EXAMPLES := examples/welcome_plugin
 
 .PHONY: demo test venv lint bench docs clean
 
-$(BIN)/.installed: setup.cfg pyproject.toml $(foreach p,$(PLUGINS),$(p)/setup.cfg)
+$(BIN)/.installed: setup.cfg pyproject.toml $(foreach p,$(PLUGINS) $(EXAMPLES),$(p)/setup.cfg)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS) $(EXAMPLES),-e $(p))
 	touch $@
 
 venv: $(BIN)/.installed
