@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 
-
 #: The plugins the demo runs with (installed examples stay out of it).
 PRODUCT_PLUGINS = ["email_marketing", "ticketing", "surveys", "accounting_bridge"]
 

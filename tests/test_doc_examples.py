@@ -34,4 +34,4 @@ def test_doc_examples(page, tmp_path, monkeypatch):
             path = ROOT / first.removeprefix("# file: ").strip()
             assert path.read_text(encoding="utf-8") == rest, f"{page.name} shows an outdated copy of {path}"
             continue
-        exec(compile(code, f"{page.name}", "exec"), namespace)  # noqa: S102 - the docs' own examples
+        exec(compile(code, f"{page.name}", "exec"), namespace)
