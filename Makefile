@@ -7,13 +7,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/email_marketing plugins/ticketing plugins/surveys plugins/accounting_bridge
+EXAMPLES := examples/welcome_plugin
 
-.PHONY: demo test venv lint bench docs clean
+# Programs some tests drive for real: Chromium (pages rendered in a browser) and
+# ledger (accounting exports). Installed from Debian's packages when missing;
+# without apt (or root) the tests that need them skip and say why.
+SYSTEM_PROGRAMS := chromium ledger
 
-$(BIN)/.installed: setup.cfg pyproject.toml $(foreach p,$(PLUGINS),$(p)/setup.cfg)
+.PHONY: demo test venv system-deps lint bench docs clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml $(foreach p,$(PLUGINS) $(EXAMPLES),$(p)/setup.cfg)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS),-e $(p))
+	$(BIN)/pip install --quiet -e ".[test]" $(foreach p,$(PLUGINS) $(EXAMPLES),-e $(p))
 	touch $@
 
 venv: $(BIN)/.installed
@@ -21,7 +27,16 @@ venv: $(BIN)/.installed
 demo: venv
 	$(BIN)/crm demo --output demo.db
 
-test: venv
+system-deps:
+	@missing=""; for p in $(SYSTEM_PROGRAMS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing$$missing from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "note:$$missing not installed (no apt-get or not root): the tests needing them will skip"; fi; \
+	fi
+
+test: venv system-deps
 	$(BIN)/python -m pytest
 
 lint: venv

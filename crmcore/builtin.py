@@ -56,16 +56,25 @@ SCORE_WINDOW = 200
 
 @hookimpl(trylast=True)
 def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
-    """Give the lead to the active rep with the fewest open leads and prospects."""
-    open_count = (
-        select(func.count(Contact.id))
-        .where(Contact.owner_id == User.id, Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
-        .correlate(User)
-        .scalar_subquery()
-    )
-    rep = ctx.session.scalars(
-        select(User.id).where(User.active.is_(True), User.role == "rep").order_by(open_count, User.id).limit(1)
-    ).first()
+    """Give the lead to the active rep with the fewest open leads and prospects.
+
+    The loads are counted once per unit of work and kept up to date in memory,
+    so a batch of captures costs one query, not one per lead.
+    """
+    loads: dict[int, int] | None = ctx.cache.get("rep_loads")
+    if loads is None:
+        open_count = (
+            select(func.count(Contact.id))
+            .where(Contact.owner_id == User.id, Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
+            .correlate(User)
+            .scalar_subquery()
+        )
+        query = select(User.id, open_count).where(User.active.is_(True), User.role == "rep")
+        loads = ctx.cache["rep_loads"] = {user_id: int(count) for user_id, count in ctx.session.execute(query)}
+    if not loads:
+        return None
+    rep = min(loads, key=lambda user_id: (loads[user_id], user_id))
+    loads[rep] += 1
     return rep
 
 
@@ -100,12 +109,14 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         points.append(ScoreContribution(points=5, reason="gave a job title"))
     if contact.id is None:
         return points
-    rows = ctx.session.execute(
-        select(Touchpoint.kind, Touchpoint.occurred_at)
-        .where(Touchpoint.contact_id == contact.id)
-        .order_by(Touchpoint.occurred_at.desc())
-        .limit(SCORE_WINDOW)
-    ).all()
+    rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
+    if rows is None:  # not created in this unit of work: read its recent touchpoints
+        rows = ctx.session.execute(
+            select(Touchpoint.kind, Touchpoint.occurred_at)
+            .where(Touchpoint.contact_id == contact.id)
+            .order_by(Touchpoint.occurred_at.desc())
+            .limit(SCORE_WINDOW)
+        ).all()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for kind, occurred_at in rows:

@@ -46,7 +46,8 @@ class HookContext:
     session: Session
     actor: Actor
     now: datetime
-    #: Per-unit-of-work memo for lookups that many rows of a batch share.
+    #: Per-unit-of-work memo for lookups that many rows of a batch share (rep
+    #: loads, custom field declarations, products, touchpoints of new contacts).
     cache: dict[str, Any] = attrs.field(factory=dict)
     _after_commit: list[Callable[[], None]] = attrs.field(factory=list)
 

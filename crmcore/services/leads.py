@@ -96,6 +96,9 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
     ctx.session.add(touch)
     ctx.session.flush()
     if contact is not None:
+        fresh = ctx.cache.get("fresh_touches", {}).get(contact.id)
+        if fresh is not None:
+            fresh.append((touch.kind, touch.occurred_at))
         if contact.last_activity_at is None or touch.occurred_at > contact.last_activity_at:
             contact.last_activity_at = touch.occurred_at
         rescore(ctx, contact)
@@ -222,6 +225,8 @@ class LeadService(Service):
         ctx.call("crm_lead_before_capture", contact=contact)
         ctx.session.add(contact)
         ctx.session.flush()
+        # A contact created in this unit of work has only the touchpoints recorded here.
+        ctx.cache.setdefault("fresh_touches", {})[contact.id] = []
         ctx.session.add(
             LifecycleChange(
                 contact_id=contact.id,

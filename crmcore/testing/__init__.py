@@ -9,4 +9,24 @@ dict of settings) in your ``conftest.py`` to choose what the CRM loads.
 
 from crmcore.testing.helpers import HookCalls, run_cli
 
-__all__ = ["HookCalls", "run_cli"]
+__all__ = ["HookCalls", "require_program", "run_cli"]
+
+
+def require_program(name: str) -> str:
+    """The path of program *name*; skip the test when it is missing (fail under CI).
+
+    CI sets ``CRMCORE_TEST_REQUIRE_SERVERS=1`` so that a missing browser or
+    tool fails loudly instead of silently skipping.
+    """
+    import os
+    import shutil
+
+    import pytest
+
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed (Debian: apt-get install {name}; `make test` installs it as root)"
+        if os.environ.get("CRMCORE_TEST_REQUIRE_SERVERS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path

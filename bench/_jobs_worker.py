@@ -1,0 +1,26 @@
+"""A worker process for bench/jobs.py: a CRM with a no-op handler ``bench.noop``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import timedelta
+
+from crmcore import CRM, hookimpl
+from crmcore.registry import JobHandler
+
+
+class NoOp:
+    @hookimpl
+    def crm_register_jobs(self):
+        return [JobHandler(name="bench.noop", func=lambda call: None)]
+
+
+def make_crm() -> CRM:
+    """The CRM of a bench worker (also the Celery factory)."""
+    return CRM(database_url=os.environ["CRMCORE_DATABASE_URL"], plugins=[NoOp()], environment="test")
+
+
+if __name__ == "__main__":
+    batch = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    make_crm().jobs.worker(batch_size=batch, poll_interval=0.05, lease=timedelta(minutes=5)).run(once=True)

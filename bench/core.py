@@ -1,0 +1,175 @@
+"""Core benchmarks (issue 2): bulk capture, single capture, hook dispatch, CLI start-up.
+
+Run: python bench/core.py [--quick]. Each figure is printed beside a baseline
+measured in the same run (raw sqlite3, plain SQLAlchemy, bare pluggy, a bare
+Python process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from _common import ROOT, Report, median_time, scratch_sqlite
+
+from crmcore import CRM, hookimpl
+
+
+class Listener:
+    """One of four plugins implementing the lead-captured hook (does a little work)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.seen = 0
+
+    @hookimpl
+    def crm_lead_captured(self, event, ctx):
+        self.seen += 1
+
+
+def four_plugins() -> list[Listener]:
+    return [Listener(n) for n in range(4)]
+
+
+def lead_rows(count: int, offset: int = 0) -> list[dict[str, str]]:
+    return [{"email": f"lead{offset + n}@example.com", "first_name": f"Lead{n}", "source": "bench"}
+            for n in range(count)]  # fmt: skip
+
+
+def bench_bulk(report: Report, count: int) -> None:
+    url = scratch_sqlite("bulk.db")
+    crm = CRM(database_url=url, plugins=four_plugins(), environment="test")
+    crm.db_upgrade()
+    rows = lead_rows(count)
+    start = time.perf_counter()
+    for chunk in range(0, count, 5000):
+        crm.leads.capture_many(rows[chunk : chunk + 5000])
+    service_rate = count / (time.perf_counter() - start)
+
+    raw_path = url.removeprefix("sqlite:///") + ".raw"
+    connection = sqlite3.connect(raw_path)
+    connection.execute("CREATE TABLE contact (id INTEGER PRIMARY KEY, email TEXT, email_normalized TEXT UNIQUE, "
+                       "first_name TEXT, source TEXT, stage TEXT, created_at TEXT)")  # fmt: skip
+    now = "2026-01-01 00:00:00"
+    values = [(r["email"], r["email"].lower(), r["first_name"], r["source"], "lead", now) for r in rows]
+    start = time.perf_counter()
+    with connection:
+        connection.executemany("INSERT INTO contact (email, email_normalized, first_name, source, stage, created_at) "
+                               "VALUES (?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+    raw_rate = count / (time.perf_counter() - start)
+    report.add(f"bulk capture of {count:,} leads, 4 plugins (leads/s)", service_rate, "/s", raw_rate, ">= 0.10")
+
+
+def bench_single(report: Report, count: int) -> None:
+    from sqlalchemy.orm import sessionmaker
+
+    from crmcore.db import create_engine
+    from crmcore.models import Contact
+
+    url = scratch_sqlite("single.db")
+    crm = CRM(database_url=url, plugins=four_plugins(), environment="test")
+    crm.db_upgrade()
+    counter = iter(range(10**9))
+
+    def one_capture() -> None:
+        crm.leads.capture(email=f"single{next(counter)}@example.com", first_name="Ada")
+
+    plain_engine = create_engine(url)
+    factory = sessionmaker(plain_engine)
+
+    def plain_insert() -> None:
+        n = next(counter)
+        now = crm.clock.now()
+        with factory() as session, session.begin():
+            session.add(Contact(email=f"plain{n}@example.com", email_normalized=f"plain{n}@example.com",
+                                first_name="Ada", stage="lead", created_at=now, updated_at=now,
+                                stage_changed_at=now, score=0, custom={}))  # fmt: skip
+
+    one_capture(), plain_insert()  # warm up
+    service = statistics.median([median_time(one_capture, runs=count) for _ in range(3)])
+    plain = statistics.median([median_time(plain_insert, runs=count) for _ in range(3)])
+    report.add("single capture in its own transaction, 4 plugins (captures/s)", 1 / service, "/s", 1 / plain,
+               ">= 0.5")  # fmt: skip
+
+
+def bench_dispatch(report: Report, calls: int) -> None:
+    import pluggy
+
+    from crmcore.hooks import hookspec
+    from crmcore.plugins import PluginHost, PluginInfo
+
+    class Spec:
+        @hookspec
+        def crm_bench_event(self, event, ctx):
+            """Benchmark hook."""
+
+    for impls in (1, 5, 20):
+        plugins = []
+        for n in range(impls):
+            info = PluginInfo(name=f"P{n}", hookspecs=(Spec,) if n == 0 else ())
+            attributes = {"crm_bench_event": hookimpl(lambda self, event, ctx: None), "plugin_info": info}
+            plugin = type(f"P{n}", (), attributes)()
+            plugins.append(plugin)
+        host = PluginHost(plugins)
+        bare = pluggy.PluginManager("crmcore")
+        bare.add_hookspecs(Spec)
+        for plugin in plugins:
+            bare.register(type(plugin)())
+        hook = bare.hook.crm_bench_event
+
+        def ours(host: PluginHost = host) -> None:
+            for _ in range(calls):
+                host.call("crm_bench_event", event=1, ctx=2)
+
+        def theirs(hook: Any = hook) -> None:
+            for _ in range(calls):
+                hook(event=1, ctx=2)
+
+        ours_t, bare_t = median_time(ours, 7), median_time(theirs, 7)
+        report.add(f"hook dispatch, {impls} impl(s) (µs per call)", ours_t / calls * 1e6, "µs",
+                   bare_t / calls * 1e6, "<= 1.5x", higher_is_better=False)  # fmt: skip
+
+
+def bench_startup(report: Report, runs: int) -> None:
+    url = scratch_sqlite("startup.db")
+    crm = CRM(database_url=url, environment="test")
+    crm.db_upgrade()
+    crm.leads.capture(email="ada@example.com")
+    crm_bin = os.path.join(os.path.dirname(sys.executable), "crm")
+
+    def timed(argv: list[str]) -> float:
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    show = timed([crm_bin, "--database-url", url, "contact", "show", "ada@example.com"])
+    bare = timed([sys.executable, "-c", "pass"])
+    sqlalchemy = timed([sys.executable, "-c", "import sqlalchemy"])
+    report.add("start-up: `crm contact show EMAIL`, 4 plugins installed (s)", show, "s", sqlalchemy, "< 0.3 s",
+               higher_is_better=False)  # fmt: skip
+    report.add("start-up: `python -c pass` (s)", bare, "s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    options = parser.parse_args()
+    report = Report("crmcore core benchmarks")
+    bench_bulk(report, 5_000 if options.quick else 100_000)
+    bench_single(report, 50 if options.quick else 300)
+    bench_dispatch(report, 2_000 if options.quick else 50_000)
+    bench_startup(report, 3 if options.quick else 9)
+    report.print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Job benchmarks (issue 3): no-op jobs/s with 1 and 4 workers and with Celery; due-timer lookup cost.
+
+Run: python bench/jobs.py [--quick]. Needs PostgreSQL on 127.0.0.1 (and Redis
+for the Celery figure). Baselines measured in the same run: one UPDATE and
+COMMIT per job through plain SQLAlchemy (the floor of a commit-per-job
+design), and the due-timer query at growing table sizes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from _common import ROOT, Report, scratch_postgresql, scratch_sqlite
+from sqlalchemy import create_engine, func, select, text
+
+from crmcore import CRM
+from crmcore.models import Job
+
+HERE = Path(__file__).resolve().parent
+
+
+def fill(url: str, pending: int, due: int, handler: str = "bench.noop") -> None:
+    """Insert *due* jobs due now and *pending* jobs due next year, fast."""
+    engine = create_engine(url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    later = now + timedelta(days=365)
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text(
+                "INSERT INTO job (handler, payload, idempotency_key, state, due_at, available_at, attempts, "
+                "max_attempts, created_at) SELECT :h, '{}', 'k' || g, 'pending', "
+                "CASE WHEN g <= :due THEN CAST(:now AS timestamptz) ELSE CAST(:later AS timestamptz) END, "
+                "CASE WHEN g <= :due THEN CAST(:now AS timestamptz) ELSE CAST(:later AS timestamptz) END, 0, 8, "
+                "CAST(:now AS timestamptz) FROM generate_series(1, :total) g"),
+                {"h": handler, "due": due, "now": now.isoformat() + "+00:00", "later": later.isoformat() + "+00:00",
+                 "total": pending + due})  # fmt: skip
+        else:
+            rows = [{"h": handler, "k": f"k{n}", "d": now if n < due else later} for n in range(pending + due)]
+            connection.execute(text(
+                "INSERT INTO job (handler, payload, idempotency_key, state, due_at, available_at, attempts, "
+                "max_attempts, created_at) VALUES (:h, '{}', :k, 'pending', :d, :d, 0, 8, :d)"), rows)  # fmt: skip
+        connection.execute(text("ANALYZE" if engine.dialect.name == "sqlite" else "ANALYZE job"))
+    engine.dispose()
+
+
+def migrate(url: str) -> CRM:
+    crm = CRM(database_url=url, plugins=[], environment="test")
+    crm.db_upgrade()
+    return crm
+
+
+def done_count(crm: CRM) -> int:
+    with crm.transaction(readonly=True) as ctx:
+        return int(ctx.session.scalar(select(func.count()).where(Job.handler == "bench.noop", Job.state == "done")))
+
+
+def run_workers(url: str, count: int, jobs: int) -> float:
+    env = {**os.environ, "CRMCORE_DATABASE_URL": url, "PYTHONPATH": f"{HERE}:{ROOT}"}
+    crm = migrate(url)
+    fill(url, 0, jobs)
+    start = time.perf_counter()
+    workers = [subprocess.Popen([sys.executable, str(HERE / "_jobs_worker.py"), "200"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]  # fmt: skip
+    for worker in workers:
+        worker.wait()
+    elapsed = time.perf_counter() - start
+    assert done_count(crm) == jobs, "every job must be done"
+    crm.dispose()
+    return jobs / elapsed
+
+
+def commit_per_job_floor(url: str, jobs: int) -> float:
+    """Baseline: the same rows marked done one UPDATE + COMMIT at a time, plain SQLAlchemy."""
+    migrate(url)
+    fill(url, 0, jobs)
+    engine = create_engine(url)
+    start = time.perf_counter()
+    with engine.connect() as connection:
+        for job_id in range(1, jobs + 1):
+            connection.execute(text("UPDATE job SET state = 'done' WHERE id = :id"), {"id": job_id})
+            connection.commit()
+    elapsed = time.perf_counter() - start
+    engine.dispose()
+    return jobs / elapsed
+
+
+def run_celery(url: str, jobs: int) -> float | None:
+    queue = f"bench-{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "CRMCORE_DATABASE_URL": url, "PYTHONPATH": f"{HERE}:{ROOT}", "CRMCORE_CELERY_QUEUE": queue,
+           "CRMCORE_BROKER_URL": "redis://127.0.0.1:6379/0", "CRMCORE_CRM_FACTORY": "_jobs_worker:make_crm"}
+    crm = CRM(database_url=url, plugins=[], environment="test", jobs_backend="celery", celery_queue=queue)
+    crm.db_upgrade()
+    fill(url, 0, jobs)
+    celery = subprocess.Popen([sys.executable, "-m", "celery", "-A", "crmcore.jobs.celery_app", "worker", "--pool",
+                               "threads", "--concurrency", "8", "-Q", queue, "--without-gossip", "--without-mingle",
+                               "--without-heartbeat", "--loglevel", "WARNING"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    time.sleep(4)  # let the worker connect
+    dispatcher = crm.jobs.worker(backend="celery", batch_size=500, poll_interval=0.05)
+    import threading
+
+    thread = threading.Thread(target=dispatcher.run, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    deadline = start + 300
+    while done_count(crm) < jobs and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    elapsed = time.perf_counter() - start
+    dispatcher.stop()
+    thread.join(30)
+    celery.send_signal(signal.SIGTERM)
+    celery.wait(60)
+    if done_count(crm) < jobs:
+        return None
+    return jobs / elapsed
+
+
+def lookup_time(url: str, pending: int, due: int) -> float:
+    """Median time of the worker's due-job query with *pending* future rows and *due* due rows (ms)."""
+    crm = migrate(url)
+    fill(url, pending, due)
+    engine = crm.engine
+    query = (select(Job.id).where(Job.state.in_(["pending", "running", "queued"]), Job.available_at <= func.now()
+                                  if engine.dialect.name == "postgresql" else Job.available_at <= datetime.now(UTC))
+             .order_by(Job.available_at).limit(100))  # fmt: skip
+    samples = []
+    with engine.connect() as connection:
+        for _ in range(25):
+            start = time.perf_counter()
+            found = connection.execute(query).all()
+            samples.append((time.perf_counter() - start) * 1000)
+            assert len(found) == min(due, 100)
+    crm.dispose()
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    options = parser.parse_args()
+    jobs = 2_000 if options.quick else 20_000
+    report = Report("crmcore job benchmarks")
+    tag = uuid.uuid4().hex[:6]
+    pg = scratch_postgresql(f"crmbench_jobs_{tag}_floor")
+    if pg:
+        floor = commit_per_job_floor(pg, jobs)
+        for workers in (1, 4):
+            url = scratch_postgresql(f"crmbench_jobs_{tag}_{workers}")
+            assert url
+            report.add(f"no-op jobs, {workers} worker(s), PostgreSQL (jobs/s)", run_workers(url, workers, jobs), "/s",
+                       floor, ">= 2,000/s with 4")  # fmt: skip
+        url = scratch_postgresql(f"crmbench_jobs_{tag}_celery")
+        assert url
+        rate = run_celery(url, jobs // 2)
+        if rate:
+            report.add("no-op jobs, Celery backend (Redis, 8 threads), PostgreSQL (jobs/s)", rate, "/s", floor)
+        sizes = (10_000, 100_000) if options.quick else (10_000, 100_000, 1_000_000)
+        first = None
+        for size in sizes:
+            url = scratch_postgresql(f"crmbench_jobs_{tag}_lookup{size}")
+            assert url
+            ms = lookup_time(url, size, 100)
+            first = first or ms
+            report.add(f"due-timer lookup, 100 due among {size:,} pending, PostgreSQL (ms)", ms, "ms", first,
+                       "< 5 ms at 1M", higher_is_better=False)  # fmt: skip
+    sqlite = scratch_sqlite("jobs.db")
+    report.add("no-op jobs, 1 worker, SQLite (jobs/s)", run_workers(sqlite, 1, jobs), "/s")
+    report.print()
+
+
+if __name__ == "__main__":
+    main()

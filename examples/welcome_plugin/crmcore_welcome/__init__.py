@@ -1,0 +1,1 @@
+"""crmcore-welcome: welcomes every new lead by email and keeps a log."""
