@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -73,7 +74,9 @@ def zone(name: str, field: str = "timezone") -> ZoneInfo:
             raise ValueError
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValidationError({field: f"{name!r} is not a time zone (use an IANA name such as Europe/Berlin)"}) from None
+        raise ValidationError(
+            {field: f"{name!r} is not a time zone (use an IANA name such as Europe/Berlin)"}
+        ) from None
 
 
 def parse_hours(spec: str | Mapping[str, Any]) -> dict[str, list[tuple[int, int]]]:
@@ -109,24 +112,27 @@ def parse_hours(spec: str | Mapping[str, Any]) -> dict[str, list[tuple[int, int]
             raw[name] = [(str(a), str(b)) for a, b in pairs]
     hours: dict[str, list[tuple[int, int]]] = {}
     for name in DAYS:
-        intervals = []
+        intervals: list[tuple[int, int]] = []
         for start_text, end_text in raw.get(name, []):
             try:
-                start, end = parse_clock_time(start_text, "hours"), parse_clock_time(end_text, "hours")
+                opens = parse_clock_time(start_text, "hours")
+                closes = parse_clock_time(end_text, "hours")
             except ValidationError as exc:
                 errors.update(exc.errors)
                 continue
-            if end <= start:
+            if closes <= opens:
                 errors["hours"] = (
                     f"{name} {start_text}-{end_text}: an interval must end after it starts, on the same day "
                     "(split one that crosses midnight into two days)"
                 )
                 continue
-            intervals.append((start, end))
+            intervals.append((opens, closes))
         intervals.sort()
-        for (a_start, a_end), (b_start, b_end) in zip(intervals, intervals[1:], strict=False):
+        for (a_start, a_end), (b_start, b_end) in pairwise(intervals):
             if b_start < a_end:
-                errors["hours"] = f"{name}: intervals {_hhmm(a_start)}-{_hhmm(a_end)} and {_hhmm(b_start)}-{_hhmm(b_end)} overlap"
+                errors["hours"] = (
+                    f"{name}: intervals {_hhmm(a_start)}-{_hhmm(a_end)} and {_hhmm(b_start)}-{_hhmm(b_end)} overlap"
+                )
         if intervals:
             hours[name] = intervals
     if not errors and not hours:
@@ -233,9 +239,7 @@ class BusinessCalendar:
             return cached
         result: tuple[tuple[datetime, datetime], ...] = ()
         if self._weekly[day.weekday()] and self.closed_reason(day) is None:
-            result = tuple(
-                (self._utc(day, start), self._utc(day, end)) for start, end in self._weekly[day.weekday()]
-            )
+            result = tuple((self._utc(day, start), self._utc(day, end)) for start, end in self._weekly[day.weekday()])
         if len(self._day_cache) > 4096:
             self._day_cache.clear()
         self._day_cache[day] = result

@@ -323,8 +323,25 @@ def ticket_sla(ref: str, explain: bool, manual: str | None, actor: str | None, f
         for line in tickets.explain(ref):
             click.echo(line)
         return
-    emit(tickets.sla(ref), fmt, ["metric", "cycle", "state", "target_minutes", "clock", "due_at", "fulfilled_at",
-                                 "breached_at", "late", "elapsed_minutes", "paused_minutes"] if fmt == "table" else None)  # fmt: skip
+    emit(
+        tickets.sla(ref),
+        fmt,
+        [
+            "metric",
+            "cycle",
+            "state",
+            "target_minutes",
+            "clock",
+            "due_at",
+            "fulfilled_at",
+            "breached_at",
+            "late",
+            "elapsed_minutes",
+            "paused_minutes",
+        ]
+        if fmt == "table"
+        else None,
+    )
 
 
 # -- crm sla ---------------------------------------------------------------------------------
@@ -364,15 +381,26 @@ def policy_record(policy: Any) -> dict[str, Any]:
 
 @sla_policy.command("add")
 @click.argument("name")
-@click.option("--target", "targets", multiple=True, required=True,
-              help="PRIORITY:METRIC=DURATION (PRIORITY * for all; add @calendar for calendar hours).")
-@click.option("--if", "conditions", multiple=True, help="KEY=V1,V2 with KEY priority, channel, category, tier, organization.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    required=True,
+    help="PRIORITY:METRIC=DURATION (PRIORITY * for all; add @calendar for calendar hours).",
+)
+@click.option(
+    "--if", "conditions", multiple=True, help="KEY=V1,V2 with KEY priority, channel, category, tier, organization."
+)
 @click.option("--calendar", help="Business calendar the targets count on.")
 @click.option("--pause", "pauses", multiple=True, help="Status that pauses the clocks (default: pending and on_hold).")
 @click.option("--no-pause", is_flag=True, help="Clocks never pause.")
 @click.option("--warn", "warnings", multiple=True, help="Warning point: 30m before the breach, or 80%% of the target.")
-@click.option("--escalate", "escalations", multiple=True,
-              help="METRIC:AFTER:ACTION[:TO] with ACTION reassign, raise_priority or notify.")
+@click.option(
+    "--escalate",
+    "escalations",
+    multiple=True,
+    help="METRIC:AFTER:ACTION[:TO] with ACTION reassign, raise_priority or notify.",
+)
 @click.option("--position", type=int, help="Place in the order (default: before the catch-all policy).")
 @format_option
 def sla_policy_add(name: str, targets: tuple[str, ...], conditions: tuple[str, ...], pauses: tuple[str, ...],

@@ -219,15 +219,38 @@ class Engine:
     def __init__(self, ctx: HookContext) -> None:
         self.ctx = ctx
         self._escalating = False
+        self._runs: dict[int, list[SlaMetric]] = {}
+
+    def runs(self, ticket: Ticket, *, open_only: bool = True) -> list[SlaMetric]:
+        """The ticket's runs, oldest first (loaded once per unit of work, kept current here)."""
+        found = self._runs.get(ticket.id)
+        if found is None:
+            found = self._runs[ticket.id] = runs_of(self.ctx, ticket, open_only=False)
+        return [r for r in found if r.state in ("active", "paused")] if open_only else list(found)
+
+    def adopt(self, ticket: Ticket) -> None:
+        """Know that a ticket just created has no runs yet (saves a query)."""
+        self._runs.setdefault(ticket.id, [])
+
+    def forget(self) -> None:
+        """Drop what was loaded (after a savepoint rolled back)."""
+        self._runs.clear()
+
+    def _ensure_id(self, run: SlaMetric) -> None:
+        if run.id is None:
+            self.ctx.session.flush()
 
     # -- starting and stopping ---------------------------------------------------
 
-    def start(self, ticket: Ticket, metric: str, at: datetime, *, cycle: int = 1) -> SlaMetric | None:
+    def start(self, ticket: Ticket, metric: str, at: datetime) -> SlaMetric | None:
         """Start a run of *metric* at *at* when the ticket's policy (or a plugin) sets a target."""
         policy = policy_of(self.ctx, ticket.policy_id)
         target = target_for(self.ctx, ticket, metric, policy)
         if target is None:
             return None
+        existing = self.runs(ticket, open_only=False)
+        cycle = 1 + sum(1 for r in existing if r.metric == metric)
+        calendar_of(self.ctx, self._calendar_id(ticket, policy))  # load before the run joins the session
         calendar_id = self._calendar_id(ticket, policy) if target.business else None
         run = SlaMetric(
             ticket_id=ticket.id, metric=metric, cycle=cycle, policy_id=ticket.policy_id, priority=ticket.priority,
@@ -236,8 +259,10 @@ class Engine:
             manual_due=False, elapsed_seconds=0, paused_seconds=0, warned=[], escalated=0, timer_seq=0,
         )  # fmt: skip
         self.ctx.session.add(run)
-        self.ctx.session.flush()
+        existing_runs = self._runs.setdefault(ticket.id, existing)
+        existing_runs.append(run)
         self.refresh(ticket, run)
+        self._ensure_id(run)
         return run
 
     def _calendar_id(self, ticket: Ticket, policy: SlaPolicy | None) -> int | None:
@@ -276,7 +301,7 @@ class Engine:
         """Re-target every open run from its original start after a priority or policy change."""
         policy = policy_of(self.ctx, ticket.policy_id)
         have = set()
-        for run in runs_of(self.ctx, ticket):
+        for run in self.runs(ticket):
             target = target_for(self.ctx, ticket, run.metric, policy)
             if target is None:
                 self.cancel(run)
@@ -296,7 +321,7 @@ class Engine:
         self.update_next_due(ticket)
 
     def _ever(self, ticket: Ticket, metric: str) -> bool:
-        return any(r.metric == metric and r.state != "cancelled" for r in runs_of(self.ctx, ticket, open_only=False))
+        return any(r.metric == metric and r.state != "cancelled" for r in self.runs(ticket, open_only=False))
 
     def refresh(self, ticket: Ticket, run: SlaMetric, *, fire: bool = True) -> None:
         """Recompute *run*'s deadline and snapshot, fire points already reached, schedule the next."""
@@ -373,8 +398,10 @@ class Engine:
 
     def update_next_due(self, ticket: Ticket) -> None:
         """Keep ``ticket.next_due_at``: the earliest deadline of its running metrics."""
-        dues = [r.due_at for r in runs_of(self.ctx, ticket) if r.state == "active" and r.due_at is not None]
-        ticket.next_due_at = min(dues) if dues else None
+        dues = [r.due_at for r in self.runs(ticket) if r.state == "active" and r.due_at is not None]
+        next_due = min(dues) if dues else None
+        if next_due != ticket.next_due_at:
+            ticket.next_due_at = next_due
 
     # -- timers and hooks --------------------------------------------------------
 
@@ -392,10 +419,12 @@ class Engine:
             return
         run.timer_seq += 1
         run.timer_at = at
+        self._ensure_id(run)
         self.ctx.enqueue(SLA_HANDLER, {"metric_id": run.id, "seq": run.timer_seq},
                          key=f"{SLA_HANDLER}:{run.id}:{run.timer_seq}", due_at=at)  # fmt: skip
 
     def _fire(self, hook: str, ticket: Ticket, run: SlaMetric, **extra: Any) -> None:
+        self._ensure_id(run)
         self.ctx.call(
             hook,
             event=TicketSlaEvent(

@@ -9,8 +9,10 @@ transaction as the article.
 
 from __future__ import annotations
 
+import builtins
 import re
 import unicodedata
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -37,11 +39,12 @@ KINDS = ("article", "faq")
 MAX_ARTICLE = 200_000
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: Words that say nothing about a ticket's topic (suggestions search with OR).
-STOPWORDS = frozenset(
-    "a an and are as at be but by can could do does for from have hello hi how i if in is it its me my no not of on "
-    "or our please so thanks thank that the their them then there this to us was we what when where which who why "
-    "will with would you your".split()
+_STOPWORDS_TEXT = (
+    "a an and are as at be but by can could do does for from have hello hi how i if in is it its me my no not of "
+    "on or our please so thanks thank that the their them then there this to us was we what when where which who "
+    "why will with would you your"
 )
+STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 
 @attrs.frozen
@@ -71,9 +74,9 @@ def get_article(ctx: HookContext, ref: int | str) -> KbArticle:
     return found
 
 
-def terms(query: str, *, drop_stopwords: bool = False, limit: int = 30) -> list[str]:
+def terms(query: str, *, drop_stopwords: bool = False, limit: int = 30) -> builtins.list[str]:
     """The distinct words of *query*, lower-cased (only letters, digits, underscores survive)."""
-    seen: list[str] = []
+    seen: builtins.list[str] = []
     for word in _WORD.findall((query or "").lower()):
         if len(word) < 2 or (drop_stopwords and word in STOPWORDS) or word in seen:
             continue
@@ -115,7 +118,9 @@ def index_article(ctx: HookContext, article: KbArticle) -> None:
         )
 
 
-def search_ids(ctx: HookContext, words: list[str], *, match_all: bool, limit: int) -> list[tuple[int, float]]:
+def search_ids(
+    ctx: HookContext, words: builtins.list[str], *, match_all: bool, limit: int
+) -> builtins.list[tuple[int, float]]:
     """Article ids matching *words* (all of them, or any), best first, with a score (higher is better)."""
     dialect = _dialect(ctx)
     if dialect == "mysql":
@@ -197,10 +202,11 @@ class KnowledgeBase(Service):
     def _clean(title: Any, body: Any, kind: Any, category: Any) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
-        for field, check in (
+        checks: tuple[tuple[str, Callable[[], str | None]], ...] = (
             ("title", lambda: clean_text(title, "title", 255, required=True)),
             ("category", lambda: clean_text(category, "category", 120)),
-        ):
+        )
+        for field, check in checks:
             try:
                 values[field] = check()
             except ValidationError as exc:
@@ -221,7 +227,7 @@ class KnowledgeBase(Service):
     def _category(ctx: HookContext, name: str | None) -> int | None:
         if not name:
             return None
-        row = ctx.first(KbCategory, KbCategory.name == name)
+        row: KbCategory | None = ctx.first(KbCategory, KbCategory.name == name)
         if row is None:
             row = KbCategory(name=name)
             ctx.session.add(row)
@@ -271,7 +277,7 @@ class KnowledgeBase(Service):
             row = ctx.session.get(KbCategory, article.category_id)
             return row.name if row else None
 
-    def list(self, *, status: str | None = None, kind: str | None = None) -> list[KbArticle]:
+    def list(self, *, status: str | None = None, kind: str | None = None) -> builtins.list[KbArticle]:
         """Articles by title; filtered by status (draft, published) and kind (article, faq)."""
         with self.crm.transaction() as ctx:
             query = select(KbArticle).order_by(KbArticle.title)
@@ -281,14 +287,14 @@ class KnowledgeBase(Service):
                 query = query.where(KbArticle.kind == kind)
             return list(ctx.session.scalars(query))
 
-    def versions(self, ref: int | str) -> list[KbVersion]:
+    def versions(self, ref: int | str) -> builtins.list[KbVersion]:
         """Every saved version of an article, oldest first."""
         with self.crm.transaction() as ctx:
             article = get_article(ctx, ref)
             return list(ctx.session.scalars(
                 select(KbVersion).where(KbVersion.article_id == article.id).order_by(KbVersion.version)))  # fmt: skip
 
-    def search(self, query: str, *, limit: int = 10, include_drafts: bool = False) -> list[Hit]:
+    def search(self, query: str, *, limit: int = 10, include_drafts: bool = False) -> builtins.list[Hit]:
         """Full-text search: articles with all the words first; if none, with any of them."""
         words = terms(query)
         with self.crm.transaction() as ctx:
@@ -297,18 +303,20 @@ class KnowledgeBase(Service):
             )
 
     def _search_in(
-        self, ctx: HookContext, words: list[str], limit: int, include_drafts: bool, *, match_all: bool
-    ) -> list[Hit]:
+        self, ctx: HookContext, words: builtins.list[str], limit: int, include_drafts: bool, *, match_all: bool
+    ) -> builtins.list[Hit]:
         found = search_ids(ctx, words, match_all=match_all, limit=limit * 3 + 10)
         if not found:
             return []
-        articles = {a.id: a for a in ctx.session.scalars(select(KbArticle).where(KbArticle.id.in_([i for i, _ in found])))}
+        articles = {
+            a.id: a for a in ctx.session.scalars(select(KbArticle).where(KbArticle.id.in_([i for i, _ in found])))
+        }
         hits = [Hit(articles[i], score) for i, score in found if i in articles]
         if not include_drafts:
             hits = [h for h in hits if h.article.status == "published"]
         return hits[:limit]
 
-    def suggest(self, ticket: int | str, *, limit: int = 5) -> list[Hit]:
+    def suggest(self, ticket: int | str, *, limit: int = 5) -> builtins.list[Hit]:
         """Published articles that may answer a ticket, from its subject and first message."""
         from crmcore_ticketing.tickets import get_ticket
 
@@ -333,11 +341,13 @@ class KnowledgeBase(Service):
                 article.helpful_no += 1
             return article
 
-    def tickets_using(self, ref: int | str) -> list[int]:
+    def tickets_using(self, ref: int | str) -> builtins.list[int]:
         """Ids of the tickets an article was used on."""
         with self.crm.transaction() as ctx:
             article = get_article(ctx, ref)
-            return list(ctx.session.scalars(select(TicketArticle.ticket_id).where(TicketArticle.article_id == article.id)))
+            return list(
+                ctx.session.scalars(select(TicketArticle.ticket_id).where(TicketArticle.article_id == article.id))
+            )
 
     def count(self) -> int:
         """How many articles exist."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
@@ -63,6 +64,12 @@ def get_policy(ctx: HookContext, ref: int | str) -> SlaPolicy:
     return row
 
 
+def _iso_days(days: Iterable[str | date]) -> list[str]:
+    """ISO dates, sorted and unique; a ValidationError for anything else."""
+    parsed = [parse_date(d, "closed_days") for d in days]
+    return sorted({d.isoformat() for d in parsed if d is not None})
+
+
 def shadows(earlier: Mapping[str, list[Any]], later: Mapping[str, list[Any]]) -> bool:
     """True when every ticket *later*'s conditions match is matched by *earlier* first."""
     return all(key in later and set(later[key]) <= set(values) for key, values in earlier.items())
@@ -104,8 +111,7 @@ class SlaService(Service):
             lambda: zone(timezone),
             lambda: values.__setitem__("hours", parse_hours(hours)),
             lambda: values.__setitem__("country", country_code(holidays, "holidays")),
-            lambda: values.__setitem__("closed", sorted({parse_date(d, "closed_days").isoformat()  # type: ignore[union-attr]
-                                                          for d in closed_days})),  # fmt: skip
+            lambda: values.__setitem__("closed", _iso_days(closed_days)),
         ):
             try:
                 check()
@@ -124,10 +130,14 @@ class SlaService(Service):
             if ctx.first(SlaCalendar, SlaCalendar.name == values["name"]):
                 raise ValidationError({"name": f"a calendar named {values['name']!r} exists"})
             row = SlaCalendar(
-                name=values["name"], timezone=timezone, hours={k: [list(i) for i in v] for k, v in values["hours"].items()},
-                holiday_country=values.get("country"), holiday_region=region or None, closed_days=values["closed"],
+                name=values["name"],
+                timezone=timezone,
+                hours={k: [list(i) for i in v] for k, v in values["hours"].items()},
+                holiday_country=values.get("country"),
+                holiday_region=region or None,
+                closed_days=values["closed"],
                 created_at=ctx.now,
-            )  # fmt: skip
+            )
             ctx.session.add(row)
             ctx.session.flush()
             ctx.audit("ticketing.calendar.add", "ticketing_sla_calendar", row.id, {"name": row.name})
@@ -135,7 +145,7 @@ class SlaService(Service):
 
     def add_closed_days(self, calendar: int | str, days: Iterable[str | date], *, actor: Any = None) -> SlaCalendar:
         """Close a calendar on extra days (a company event, an office move)."""
-        parsed = sorted({parse_date(d, "closed_days").isoformat() for d in days})  # type: ignore[union-attr]
+        parsed = _iso_days(days)
         with self.crm.transaction(actor) as ctx:
             row = get_calendar(ctx, calendar)
             row.closed_days = sorted({*row.closed_days, *parsed})
@@ -189,7 +199,7 @@ class SlaService(Service):
             calendar_row = None
             if calendar not in (None, ""):
                 try:
-                    calendar_row = get_calendar(ctx, calendar)  # type: ignore[arg-type]
+                    calendar_row = get_calendar(ctx, calendar)
                 except ValidationError as exc:
                     errors.update(exc.errors)
             clean_targets = self._targets(targets, calendar_row is not None, errors)
@@ -253,7 +263,9 @@ class SlaService(Service):
             if key in allowed:
                 unknown = [v for v in values if v not in allowed[key]]
                 if unknown:
-                    errors[f"conditions.{key}"] = f"unknown {key} {', '.join(unknown)}; one of {', '.join(allowed[key])}"
+                    errors[f"conditions.{key}"] = (
+                        f"unknown {key} {', '.join(unknown)}; one of {', '.join(allowed[key])}"
+                    )
             clean[key] = values
         return {k: clean[k] for k in CONDITION_KEYS if k in clean}
 
@@ -397,6 +409,10 @@ class SlaService(Service):
 
 def contract_for(ctx: HookContext, ticket: Ticket) -> tuple[Contract | None, str | None]:
     """The requester's (or organization's) contract in force today, or the expired one as a note."""
+    if "ticketing:contracts" not in ctx.cache:
+        ctx.cache["ticketing:contracts"] = ctx.scalar(select(Contract.id).limit(1)) is not None
+    if not ctx.cache["ticketing:contracts"]:
+        return None, None
     today = ctx.now.date()
     owners = [Contract.contact_id == ticket.requester_id]
     if ticket.organization_id is not None:
@@ -421,8 +437,11 @@ def match_policy(ctx: HookContext, ticket: Ticket, tier: str | None) -> SlaPolic
                              "tier": tier, "organization": ticket.organization_id}  # fmt: skip
     key = "ticketing:policies"
     if key not in ctx.cache:
-        ctx.cache[key] = list(ctx.session.scalars(select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position)))
-    for policy in ctx.cache[key]:
+        ctx.cache[key] = list(
+            ctx.session.scalars(select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position))
+        )
+    policies: list[SlaPolicy] = ctx.cache[key]
+    for policy in policies:
         if all(facts.get(k) in values for k, values in (policy.conditions or {}).items()):
             return policy
     return None
@@ -481,7 +500,7 @@ class ContractService(Service):
             calendar_id = None
             if calendar not in (None, ""):
                 try:
-                    calendar_id = get_calendar(ctx, calendar, "calendar").id  # type: ignore[arg-type]
+                    calendar_id = get_calendar(ctx, calendar, "calendar").id
                 except ValidationError as exc:
                     errors.update(exc.errors)
             if errors:
@@ -493,7 +512,9 @@ class ContractService(Service):
             ctx.audit("ticketing.contract.add", "ticketing_contract", row.id, {"tier": row.tier})
             return row
 
-    def list(self, *, customer: ContactRef | None = None, active_on: date | str | None = None) -> list[Contract]:
+    def list(
+        self, *, customer: ContactRef | None = None, active_on: date | str | None = None
+    ) -> builtins.list[Contract]:
         """Contracts, newest first; of one customer, or in force on a day."""
         with self.crm.transaction() as ctx:
             query = select(Contract).order_by(Contract.starts_on.desc(), Contract.id.desc())
@@ -508,4 +529,3 @@ class ContractService(Service):
         """How many contracts exist."""
         with self.crm.transaction() as ctx:
             return int(ctx.scalar(select(func.count()).select_from(Contract)) or 0)
-

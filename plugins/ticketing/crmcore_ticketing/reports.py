@@ -30,7 +30,7 @@ GROUPS = ("channel", "priority", "category", "product")
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
 
 
-class seconds_between(FunctionElement[float]):  # noqa: N801  (a SQL function, named like one)
+class seconds_between(FunctionElement[float]):
     """Seconds from the first timestamp to the second, in the database's own arithmetic."""
 
     type = Float()
@@ -120,20 +120,22 @@ def sla_attainment_query(since: datetime, until: datetime) -> Select[Any]:
     """Per policy, priority and metric: runs completed in the period, met in time, breached."""
     late = and_(SlaMetric.due_at.is_not(None), SlaMetric.fulfilled_at > SlaMetric.due_at)
     breached = case((SlaMetric.breached_at.is_not(None), 1), (late, 1), else_=0)
-    return (
-        select(
-            SlaPolicy.name.label("policy"),
-            SlaMetric.priority,
-            SlaMetric.metric,
-            func.count().label("completed"),
-            func.sum(breached).label("breached"),
-        )
+    columns: list[Any] = [
+        SlaPolicy.name.label("policy"),
+        SlaMetric.priority,
+        SlaMetric.metric,
+        func.count().label("completed"),
+        func.sum(breached).label("breached"),
+    ]
+    query: Select[Any] = (
+        select(*columns)
         .select_from(SlaMetric)
         .outerjoin(SlaPolicy, SlaPolicy.id == SlaMetric.policy_id)
         .where(SlaMetric.state == "fulfilled", SlaMetric.fulfilled_at >= since, SlaMetric.fulfilled_at < until)
         .group_by(SlaPolicy.name, SlaMetric.priority, SlaMetric.metric)
         .order_by(SlaPolicy.name, SlaMetric.priority, SlaMetric.metric)
     )
+    return query
 
 
 def sla_attainment(crm: CRM, since: datetime, until: datetime) -> list[dict[str, Any]]:
@@ -152,12 +154,13 @@ def sla_attainment(crm: CRM, since: datetime, until: datetime) -> list[dict[str,
 def volume_query(since: datetime, until: datetime, by: tuple[str, ...] = ("channel", "category")) -> Select[Any]:
     """Tickets created in the period, counted by the given fields."""
     groups = [c for c in (_group_column(b) for b in by) if c is not None]
-    return (
+    query: Select[Any] = (
         select(*groups, func.count().label("tickets"))
         .where(Ticket.created_at >= since, Ticket.created_at < until)
         .group_by(*groups)
         .order_by(*groups)
     )
+    return query
 
 
 def volume(crm: CRM, since: datetime, until: datetime, *, by: tuple[str, ...] = ("channel", "category")
@@ -171,9 +174,9 @@ BUCKETS = ((timedelta(days=1), "under 1 day"), (timedelta(days=3), "1-3 days"), 
 
 def backlog_query(now: datetime) -> Select[Any]:
     """Unsolved tickets by status and age bucket, with the oldest creation time."""
-    bucket = case(
-        *[(Ticket.created_at > now - limit, label) for limit, label in BUCKETS], else_="over 7 days"
-    ).label("age")
+    bucket = case(*[(Ticket.created_at > now - limit, label) for limit, label in BUCKETS], else_="over 7 days").label(
+        "age"
+    )
     return (
         select(Ticket.status, bucket, func.count().label("tickets"), func.min(Ticket.created_at).label("oldest"))
         .where(Ticket.status.in_(OPEN_STATUSES))

@@ -7,12 +7,13 @@ ingestion, the web form, SLA escalations) and are what the methods call.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.mail import MailMessage, queue_mail
@@ -21,7 +22,7 @@ from crmcore.services.base import Service, get_contact, get_user
 from crmcore.validation import clean_text, normalize_email, parse_datetime
 from crmcore_ticketing import attachments as files
 from crmcore_ticketing import numbers
-from crmcore_ticketing.engine import Engine, policy_of, runs_of
+from crmcore_ticketing.engine import Engine, policy_of
 from crmcore_ticketing.events import (
     TicketAssigned,
     TicketCreated,
@@ -47,7 +48,6 @@ from crmcore_ticketing.policies import contract_for, match_policy
 if TYPE_CHECKING:
     from crmcore.context import HookContext
     from crmcore.mail import Attachment as FileData
-
     from crmcore_ticketing.models import SlaPolicy
 
 DONE = (Status.SOLVED.value, Status.CLOSED.value)
@@ -76,10 +76,15 @@ def record_change(ctx: HookContext, ticket: Ticket, field: str, old: Any, new: A
     """Write one line of the ticket's history."""
     ctx.session.add(
         HistoryEntry(
-            ticket_id=ticket.id, occurred_at=ctx.now, actor_id=ctx.actor.user_id, actor=ctx.actor.label,
-            field=field, old_value=None if old is None else str(old)[:500], new_value=None if new is None else str(new)[:500],
+            ticket_id=ticket.id,
+            occurred_at=ctx.now,
+            actor_id=ctx.actor.user_id,
+            actor=ctx.actor.label,
+            field=field,
+            old_value=None if old is None else str(old)[:500],
+            new_value=None if new is None else str(new)[:500],
         )
-    )  # fmt: skip
+    )
 
 
 def get_ticket(ctx: HookContext, ref: int | str | Ticket) -> Ticket:
@@ -211,13 +216,21 @@ def open_in(
         status_log=[[ctx.now.isoformat(), Status.NEW.value]], opened_by_agent=by_agent and public,
         follow_up_of_id=follow_up_of.id if follow_up_of else None,
     )  # fmt: skip
+    contract, note = contract_for(ctx, ticket)
+    policy = match_policy(ctx, ticket, contract.tier if contract else None)
+    ticket.contract_id, ticket.policy_id, ticket.sla_note = (contract.id if contract else None,
+                                                             policy.id if policy else None, note)  # fmt: skip
     ctx.session.add(ticket)
     ctx.session.flush()
     record_change(ctx, ticket, "created", None, f"{ticket.number} via {channel_value}")
     if follow_up_of is not None:
         record_change(ctx, ticket, "follow_up_of", None, follow_up_of.number)
-    _apply_policy(ctx, ticket)
+    if policy is not None:
+        record_change(ctx, ticket, "policy", None, policy.name)
+    if note:
+        record_change(ctx, ticket, "sla_note", None, note)
     sla = engine(ctx)
+    sla.adopt(ticket)
     sla.start(ticket, "first_reply", ticket.created_at)
     sla.start(ticket, "resolution", ticket.created_at)
     ctx.call(
@@ -330,28 +343,22 @@ def add_message_in(
     ticket.updated_at = ctx.now
     sla = engine(ctx)
     if author_type == "customer" and public:
-        if ticket.status == Status.SOLVED.value:
-            set_status_in(ctx, ticket, Status.OPEN.value)
-        elif ticket.status == Status.PENDING.value:
+        if ticket.status == Status.SOLVED.value or ticket.status == Status.PENDING.value:
             set_status_in(ctx, ticket, Status.OPEN.value)
         answered = ticket.first_reply_at is not None or ticket.opened_by_agent
-        open_runs = runs_of(ctx, ticket)
+        open_runs = sla.runs(ticket)
         first_running = any(r.metric == "first_reply" for r in open_runs)
         if answered and not first_running and not any(r.metric == "next_reply" for r in open_runs):
-            cycles = ctx.scalar(select(func.count()).where(SlaMetric.ticket_id == ticket.id,
-                                                            SlaMetric.metric == "next_reply"))  # fmt: skip
-            sla.start(ticket, "next_reply", ctx.now, cycle=int(cycles or 0) + 1)
+            sla.start(ticket, "next_reply", ctx.now)
     elif author_type == "agent" and public:
         counts = not opening
-        for run in runs_of(ctx, ticket):
-            if run.metric == "first_reply" and counts or run.metric in ("next_reply", "periodic_update"):
+        for run in sla.runs(ticket):
+            if (run.metric == "first_reply" and counts) or run.metric in ("next_reply", "periodic_update"):
                 sla.fulfil(ticket, run, ctx.now)
         if counts and ticket.first_reply_at is None:
             ticket.first_reply_at = ctx.now
         if ticket.status not in DONE and (status or ticket.status) not in DONE:
-            cycles = ctx.scalar(select(func.count()).where(SlaMetric.ticket_id == ticket.id,
-                                                            SlaMetric.metric == "periodic_update"))  # fmt: skip
-            sla.start(ticket, "periodic_update", ctx.now, cycle=int(cycles or 0) + 1)
+            sla.start(ticket, "periodic_update", ctx.now)
         if status is None and ticket.status == Status.NEW.value:
             status = Status.OPEN.value
     if status is not None and status != ticket.status:
@@ -381,13 +388,15 @@ def support_address(ctx: HookContext) -> str:
 
 def thread_headers(ctx: HookContext, ticket: Ticket) -> dict[str, str]:
     """``In-Reply-To`` and ``References`` for a message on *ticket*'s thread."""
-    ids = list(
-        ctx.session.scalars(
+    ids: list[str] = [
+        i
+        for i in ctx.session.scalars(
             select(Message.message_id)
             .where(Message.ticket_id == ticket.id, Message.message_id.is_not(None), Message.public)
             .order_by(Message.created_at, Message.id)
         )
-    )
+        if i
+    ]
     if not ids:
         return {}
     return {"In-Reply-To": ids[-1], "References": " ".join(ids[-20:])}
@@ -458,26 +467,26 @@ def set_status_in(ctx: HookContext, ticket: Ticket, status: str) -> None:
     sla = engine(ctx)
     if new in DONE and old not in DONE:
         ticket.solved_at = ctx.now
-        for run in runs_of(ctx, ticket):
+        for run in sla.runs(ticket):
             sla.fulfil(ticket, run, ctx.now)
     elif old in DONE and new not in DONE:
         ticket.solved_at = None
-        latest = ctx.session.scalars(
-            select(SlaMetric)
-            .where(SlaMetric.ticket_id == ticket.id, SlaMetric.metric == "resolution", SlaMetric.state == "fulfilled")
-            .order_by(SlaMetric.id.desc())
-            .limit(1)
-        ).first()
+        resolved = [r for r in sla.runs(ticket, open_only=False) if r.metric == "resolution" and r.state == "fulfilled"]
+        latest = resolved[-1] if resolved else None
         if latest is not None:
             sla.reopen(ticket, latest)
     else:
-        for run in runs_of(ctx, ticket):
+        for run in sla.runs(ticket):
             sla.refresh(ticket, run)
     if new == Status.CLOSED.value:
         ticket.closed_at = ctx.now
     sla.update_next_due(ticket)
-    ctx.call("crm_ticket_status_changed", event=TicketStatusChanged(
-        ticket_id=ticket.id, contact_id=ticket.requester_id, from_status=old, to_status=new, occurred_at=ctx.now))  # fmt: skip
+    ctx.call(
+        "crm_ticket_status_changed",
+        event=TicketStatusChanged(
+            ticket_id=ticket.id, contact_id=ticket.requester_id, from_status=old, to_status=new, occurred_at=ctx.now
+        ),
+    )
     if new == Status.SOLVED.value:
         ctx.call("crm_ticket_solved", event=TicketSolved(
             ticket_id=ticket.id, contact_id=ticket.requester_id, assignee_id=ticket.assignee_id, channel=ticket.channel,
@@ -514,14 +523,21 @@ def assign_in(ctx: HookContext, ticket: Ticket, assignee: Any, team: Any, *, rea
         new_id = user.id if user else None
         if new_id != ticket.assignee_id:
             old_user = ctx.session.get(User, ticket.assignee_id) if ticket.assignee_id else None
-            record_change(ctx, ticket, "assignee", old_user.email if old_user else None,
-                          (user.email if user else None) if not reason else f"{user.email if user else None} ({reason})")  # fmt: skip
+            record_change(
+                ctx,
+                ticket,
+                "assignee",
+                old_user.email if old_user else None,
+                (user.email if user else None) if not reason else f"{user.email if user else None} ({reason})",
+            )
             ticket.assignee_id = new_id
     if team is not None:
         new_team = team_row.id if team_row else None
         if new_team != ticket.team_id:
             old_team = ctx.session.get(Team, ticket.team_id) if ticket.team_id else None
-            record_change(ctx, ticket, "group", old_team.name if old_team else None, team_row.name if team_row else None)
+            record_change(
+                ctx, ticket, "group", old_team.name if old_team else None, team_row.name if team_row else None
+            )
             ticket.team_id = new_team
     ticket.updated_at = ctx.now
     ctx.call("crm_ticket_assigned", event=TicketAssigned(
@@ -731,7 +747,7 @@ class TicketService(Service):
             raise ValidationError({"metric": f"unknown metric {metric!r}; metrics: {', '.join(METRICS)}"})
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
-            run = next((r for r in reversed(runs_of(ctx, row)) if r.metric == metric), None)
+            run = next((r for r in reversed(engine(ctx).runs(row)) if r.metric == metric), None)
             if run is None:
                 raise ValidationError({"metric": f"{metric} is not running on {row.number}"})
             record_change(ctx, row, f"sla.{metric}.due", run.due_at.isoformat() if run.due_at else None,
@@ -772,7 +788,7 @@ class TicketService(Service):
         breaching: bool = False,
         within: timedelta = timedelta(hours=2),
         limit: int = 100,
-    ) -> list[Ticket]:
+    ) -> builtins.list[Ticket]:
         """Tickets, newest first; ``breaching=True``: running deadlines before now + *within*, earliest first."""
         with self.crm.transaction() as ctx:
             query = select(Ticket)
@@ -802,7 +818,7 @@ class TicketService(Service):
                 query = query.where(Ticket.priority == priority)
             return list(ctx.session.scalars(query.limit(limit)))
 
-    def messages(self, ticket: int | str, *, public_only: bool = False) -> list[Message]:
+    def messages(self, ticket: int | str, *, public_only: bool = False) -> builtins.list[Message]:
         """The thread, oldest first."""
         with self.crm.transaction() as ctx:
             row = get_ticket(ctx, ticket)
@@ -811,36 +827,36 @@ class TicketService(Service):
                 query = query.where(Message.public)
             return list(ctx.session.scalars(query))
 
-    def attachments(self, message_id: int) -> list[Attachment]:
+    def attachments(self, message_id: int) -> builtins.list[Attachment]:
         """The attachments of one message."""
         with self.crm.transaction() as ctx:
             return list(ctx.session.scalars(select(Attachment).where(Attachment.message_id == message_id)))
 
-    def history(self, ticket: int | str) -> list[HistoryEntry]:
+    def history(self, ticket: int | str) -> builtins.list[HistoryEntry]:
         """Every change of the ticket, oldest first."""
         with self.crm.transaction() as ctx:
             row = get_ticket(ctx, ticket)
             return list(ctx.session.scalars(
                 select(HistoryEntry).where(HistoryEntry.ticket_id == row.id).order_by(HistoryEntry.id)))  # fmt: skip
 
-    def sla(self, ticket: int | str) -> list[dict[str, Any]]:
+    def sla(self, ticket: int | str) -> builtins.list[dict[str, Any]]:
         """Each SLA metric run: target, due, fulfilled, breached, late, counted and paused minutes."""
         from crmcore_ticketing.explain import metric_rows
 
         with self.crm.transaction() as ctx:
             return metric_rows(ctx, get_ticket(ctx, ticket))
 
-    def explain(self, ticket: int | str) -> list[str]:
+    def explain(self, ticket: int | str) -> builtins.list[str]:
         """How each deadline was computed: schedule, holidays and pauses crossed."""
         from crmcore_ticketing.explain import explain
 
         with self.crm.transaction() as ctx:
             return explain(ctx, get_ticket(ctx, ticket))
 
-    def metrics(self, ticket: int | str) -> list[SlaMetric]:
+    def metrics(self, ticket: int | str) -> builtins.list[SlaMetric]:
         """Every SLA metric run of the ticket, oldest first."""
         with self.crm.transaction() as ctx:
-            return runs_of(ctx, get_ticket(ctx, ticket), open_only=False)
+            return engine(ctx).runs(get_ticket(ctx, ticket), open_only=False)
 
 
 def _writable(ticket: Ticket) -> None:

@@ -74,10 +74,17 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def status_page(request: Request) -> Response:
         context = await run_in_threadpool(_status_context, crm_of(request), request.path_params["token"])
         if wants_json(request):
-            return JSONResponse({"number": context["ticket"].number, "status": context["ticket"].status,
-                                 "subject": context["ticket"].subject,
-                                 "messages": [{"author": m.author_type, "body": m.body,
-                                               "at": m.created_at.isoformat()} for m in context["messages"]]})  # fmt: skip
+            return JSONResponse(
+                {
+                    "number": context["ticket"].number,
+                    "status": context["ticket"].status,
+                    "subject": context["ticket"].subject,
+                    "messages": [
+                        {"author": m.author_type, "body": m.body, "at": m.created_at.isoformat()}
+                        for m in context["messages"]
+                    ],
+                }
+            )
         return render(request, "ticketing/status.html", context)
 
     async def article_page(request: Request) -> Response:
@@ -134,7 +141,7 @@ def _open_from_form(crm: CRM, data: dict[str, Any]) -> Any:
     if errors:
         raise ValidationError(errors)
     return ticketing(crm).tickets.open(
-        subject=data.get("subject"), body=str(data.get("message")), requester=str(data.get("email")),
+        subject=str(data.get("subject")), body=str(data.get("message")), requester=str(data.get("email")),
         requester_name=str(data.get("name") or "")[:200] or None, channel="web",
         category=data.get("category") or None, by_agent=False,
     )  # fmt: skip

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from crmcore_ticketing import ticketing
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -64,9 +63,21 @@ def standard_policy(support: Any, berlin: Any) -> Any:
     )  # fmt: skip
 
 
-def eml(name: str, replace: dict[str, str] | None = None) -> bytes:
+def load_eml(name: str, replace: dict[str, str] | None = None) -> bytes:
     """A fixture message's bytes, with placeholders (``TK-0000-0000``, ids) replaced."""
     raw = (DATA / name).read_bytes()
     for old, new in (replace or {}).items():
         raw = raw.replace(old.encode(), new.encode())
     return raw
+
+
+@pytest.fixture
+def eml() -> Any:
+    """``eml("name.eml", {"placeholder": "value"})``: the bytes of a message under tests/data."""
+    return load_eml
+
+
+@pytest.fixture
+def mail_data() -> Path:
+    """The folder of real .eml messages the tests ingest."""
+    return DATA

@@ -5,10 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
-from crmcore.errors import ValidationError
 from crmcore_ticketing.calendar import (
     CALENDAR_HOURS,
     BusinessCalendar,
@@ -17,6 +13,10 @@ from crmcore_ticketing.calendar import (
     parse_duration,
     parse_hours,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from crmcore.errors import ValidationError
 
 BERLIN = BusinessCalendar("Europe/Berlin", "mon-fri 09:00-12:00,13:00-17:00", holiday_country="DE",
                           holiday_region="BE", closed_days=["2026-12-24"])  # fmt: skip

@@ -15,7 +15,7 @@ def test_the_guide_examples_run(tmp_path, monkeypatch):
     namespace: dict[str, object] = {"__name__": "ticketing_guide"}
     try:
         for index, block in enumerate(blocks):
-            exec(compile(block, f"{GUIDE.name} block {index + 1}", "exec"), namespace)  # noqa: S102
+            exec(compile(block, f"{GUIDE.name} block {index + 1}", "exec"), namespace)
     finally:
         crm = namespace.get("crm")
         if crm is not None:

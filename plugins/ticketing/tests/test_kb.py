@@ -7,13 +7,22 @@ import pytest
 from crmcore.errors import NotFound, ValidationError
 
 ARTICLES = [
-    ("Reset your password", "Open Settings, choose Security and click Reset password. A reset link is emailed to you.",
-     "Accounts"),
-    ("Printer shows a paper jam", "Open the rear tray, remove any torn paper and restart the printer. Check the rollers.",
-     "Hardware"),
-    ("Change the VAT rate on invoices", "Invoices use the VAT rate of the product. Edit the product's tax class.",
-     "Billing"),
-]  # fmt: skip
+    (
+        "Reset your password",
+        "Open Settings, choose Security and click Reset password. A reset link is emailed to you.",
+        "Accounts",
+    ),
+    (
+        "Printer shows a paper jam",
+        "Open the rear tray, remove any torn paper and restart the printer. Check the rollers.",
+        "Hardware",
+    ),
+    (
+        "Change the VAT rate on invoices",
+        "Invoices use the VAT rate of the product. Edit the product's tax class.",
+        "Billing",
+    ),
+]
 
 
 @pytest.fixture
@@ -64,7 +73,9 @@ def test_a_new_ticket_gets_suggested_articles_and_agents_link_what_they_used(sup
     support.tickets.link_article(ticket.number, "printer-shows-a-paper-jam")
     support.tickets.link_article(ticket.number, "printer-shows-a-paper-jam")  # twice is once
     assert support.kb.tickets_using("printer-shows-a-paper-jam") == [ticket.id]
-    assert ("article", "printer-shows-a-paper-jam") in [(h.field, h.new_value) for h in support.tickets.history(ticket.number)]
+    assert ("article", "printer-shows-a-paper-jam") in [
+        (h.field, h.new_value) for h in support.tickets.history(ticket.number)
+    ]
 
 
 def test_helpful_votes_count_on_published_articles_only(support, articles):

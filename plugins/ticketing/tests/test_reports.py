@@ -30,12 +30,17 @@ def test_service_numbers(support, standard_policy, agent, lead_agent, clock):
     assert first == [{"count": 2, "avg_business_minutes": 240.0, "max_business_minutes": 420.0,
                       "avg_calendar_minutes": 750.0, "max_calendar_minutes": 1440.0}]  # fmt: skip
     by_channel = reports.first_reply_times(support.crm, *WEEK, by="channel")
-    assert [(r["channel"], r["count"], r["avg_business_minutes"]) for r in by_channel] == [("email", 1, 60.0),
-                                                                                          ("phone", 1, 420.0)]
+    assert [(r["channel"], r["count"], r["avg_business_minutes"]) for r in by_channel] == [
+        ("email", 1, 60.0),
+        ("phone", 1, 420.0),
+    ]
     [resolution] = reports.resolution_times(support.crm, *WEEK)
     # solved Monday 13:00 Berlin: 3h of calendar time, 2h of business time (the lunch break does not count)
-    assert (resolution["count"], resolution["avg_business_minutes"], resolution["avg_calendar_minutes"]) == (1, 120.0,
-                                                                                                            180.0)
+    assert (resolution["count"], resolution["avg_business_minutes"], resolution["avg_calendar_minutes"]) == (
+        1,
+        120.0,
+        180.0,
+    )
     attainment = {(r["policy"], r["priority"], r["metric"]): r for r in reports.sla_attainment(support.crm, *WEEK)}
     assert attainment["Standard", "normal", "first_reply"]["attainment_percent"] == 50.0
     assert attainment["Standard", "normal", "resolution"]["met"] == 1
@@ -45,8 +50,10 @@ def test_service_numbers(support, standard_policy, agent, lead_agent, clock):
                       {"channel": "phone", "category": "incident", "tickets": 1}]  # fmt: skip
     clock.set(datetime(2026, 1, 9, 9, 0, tzinfo=UTC))
     backlog = reports.backlog_age(support.crm)
-    assert [(r["status"], r["age"], r["tickets"]) for r in backlog] == [("new", "3-7 days", 1),
-                                                                         ("pending", "3-7 days", 1)]
+    assert [(r["status"], r["age"], r["tickets"]) for r in backlog] == [
+        ("new", "3-7 days", 1),
+        ("pending", "3-7 days", 1),
+    ]
     load = reports.agent_load(support.crm, MONDAY)
     assert load == [{"agent": "agent@example.com", "open": 0, "pending": 1, "on_hold": 0, "solved": 1},
                     {"agent": "lead@example.com", "open": 1, "pending": 0, "on_hold": 0, "solved": 0}]  # fmt: skip

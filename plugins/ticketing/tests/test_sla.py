@@ -52,8 +52,13 @@ def test_first_reply_is_met_by_the_first_public_agent_reply_not_a_note(support, 
 
 def test_when_an_agent_opens_the_ticket_with_a_public_message_the_second_reply_counts(support, standard_policy, agent,
                                                                                       clock):  # fmt: skip
-    ticket = support.tickets.open(subject="Your renewal", body="Your plan renews next week.", requester="ada@example.com",
-                                  channel="phone", actor=agent.email)  # fmt: skip
+    ticket = support.tickets.open(
+        subject="Your renewal",
+        body="Your plan renews next week.",
+        requester="ada@example.com",
+        channel="phone",
+        actor=agent.email,
+    )
     assert metric(support, ticket.number, "first_reply")["state"] == "active"
     clock.advance(hours=1)
     support.tickets.reply(ticket.number, "Following up on our call.", actor=agent.email)
@@ -111,8 +116,11 @@ def test_a_breached_metric_stays_breached_through_a_pause(support, standard_poli
 
 
 def test_a_priority_change_retargets_from_the_original_start(support, berlin, clock, hook_calls):
-    support.sla.add_policy("Standard", calendar="Berlin office", targets={
-        "normal": {"first_reply": "4h"}, "high": {"first_reply": "2h"}, "urgent": {"first_reply": "1h"}})
+    support.sla.add_policy(
+        "Standard",
+        calendar="Berlin office",
+        targets={"normal": {"first_reply": "4h"}, "high": {"first_reply": "2h"}, "urgent": {"first_reply": "1h"}},
+    )
     ticket = open_ticket(support)  # Monday 10:00
     clock.set(berlin_time("2026-01-05T10:30"))
     support.tickets.update(ticket.number, priority="high")
@@ -243,8 +251,11 @@ def test_an_escalation_ladder_runs_after_the_breach(support, berlin, agent, lead
 
 
 def test_breaching_lists_what_is_at_risk_earliest_deadline_first(berlin, support, clock):
-    support.sla.add_policy("Standard", calendar="Berlin office", targets={
-        "low": {"first_reply": "8h"}, "normal": {"first_reply": "4h"}, "urgent": {"first_reply": "1h"}})
+    support.sla.add_policy(
+        "Standard",
+        calendar="Berlin office",
+        targets={"low": {"first_reply": "8h"}, "normal": {"first_reply": "4h"}, "urgent": {"first_reply": "1h"}},
+    )
     low = open_ticket(support, priority="low")
     urgent = open_ticket(support, priority="urgent")
     normal = open_ticket(support, priority="normal")
@@ -308,8 +319,10 @@ def test_contradictory_policies_are_refused_with_the_reason(support, berlin, kwa
 
 
 def test_overlapping_policies_are_refused_with_the_reason(support, berlin):
-    support.sla.add_policy("Email", conditions={"channel": ["email", "web"]}, targets={"*": {"first_reply": "2h@calendar"}})
-    with pytest.raises(ValidationError, match="'Email only' would never apply: 'Email' .* covers every ticket"):
+    support.sla.add_policy(
+        "Email", conditions={"channel": ["email", "web"]}, targets={"*": {"first_reply": "2h@calendar"}}
+    )
+    with pytest.raises(ValidationError, match=r"'Email only' would never apply: 'Email' .* covers every ticket"):
         support.sla.add_policy("Email only", conditions={"channel": ["email"], "priority": ["high"]},
                                targets={"high": {"first_reply": "1h@calendar"}}, position=2)  # fmt: skip
     support.sla.add_policy("Default", targets={"*": {"first_reply": "8h@calendar"}})
@@ -322,7 +335,9 @@ def test_overlapping_policies_are_refused_with_the_reason(support, berlin):
 def test_bad_calendars_are_refused(support):
     with pytest.raises(ValidationError) as caught:
         support.sla.add_calendar("Nowhere", timezone="Mars/Olympus", hours="", holidays="XX")
-    assert set(caught.value.errors) == {"timezone", "hours"} | ({"holidays"} if "holidays" in caught.value.errors else set())
+    assert set(caught.value.errors) == {"timezone", "hours"} | (
+        {"holidays"} if "holidays" in caught.value.errors else set()
+    )
     assert "not a time zone" in caught.value.errors["timezone"]
     assert "at least one open interval" in caught.value.errors["hours"]
     assert support.sla.calendars() == []
@@ -336,8 +351,6 @@ def test_a_contract_tier_picks_the_policy_and_an_expired_contract_falls_back(sup
     assert metric(support, gold.number, "first_reply")["policy"] == "Standard"
     support.contracts.add(contact="gold@example.com", tier="gold", starts_on="2025-01-01", ends_on="2026-12-31")
     assert metric(support, open_ticket(support, requester="gold@example.com").number, "first_reply")["policy"] == "Gold"
-    support.contracts.add(contact="ada@example.com" if False else gold.requester_id, tier="gold",
-                          starts_on="2024-01-01", ends_on="2024-12-31")  # fmt: skip
     open_ticket(support, requester="old@example.com")
     old = support.contracts.add(contact="old@example.com", tier="gold", starts_on="2024-01-01", ends_on="2025-06-30")
     expired = open_ticket(support, requester="old@example.com")
@@ -350,8 +363,10 @@ def test_a_contracts_hours_of_cover_are_the_clock(support, berlin, clock):
     support.sla.add_calendar("Around the clock", timezone="UTC", hours="mon-sun 00:00-24:00")
     support.sla.add_policy("Platinum", conditions={"tier": ["platinum"]}, calendar="Berlin office",
                            targets={"*": {"first_reply": "4h"}})  # fmt: skip
-    support.contracts.add(contact="vip@example.com" if False else open_ticket(support, requester="vip@example.com").requester_id,
-                          tier="platinum", starts_on="2026-01-01", calendar="Around the clock")  # fmt: skip
+    vip = open_ticket(support, requester="vip@example.com")
+    support.contracts.add(
+        contact=vip.requester_id, tier="platinum", starts_on="2026-01-01", calendar="Around the clock"
+    )
     clock.set(berlin_time("2026-01-10T11:00"))  # Saturday: Berlin is closed, the contract covers it
     ticket = open_ticket(support, requester="vip@example.com")
     assert metric(support, ticket.number, "first_reply")["due_at"] == berlin_time("2026-01-10T15:00")

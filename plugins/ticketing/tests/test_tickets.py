@@ -10,8 +10,9 @@ from crmcore.models import Contact
 
 
 def test_an_unknown_requester_becomes_a_lead_and_the_ticket_gets_a_tracking_number(support, crm, hook_calls):
-    ticket = support.tickets.open(subject="Cannot log in", body="Since this morning.", requester="New Person <new@example.com>",
-                                  channel="web")  # fmt: skip
+    ticket = support.tickets.open(
+        subject="Cannot log in", body="Since this morning.", requester="New Person <new@example.com>", channel="web"
+    )
     assert ticket.number.startswith("TK-") and len(ticket.number) == 12
     with crm.transaction() as ctx:
         contact = ctx.session.get(Contact, ticket.requester_id)
@@ -32,7 +33,11 @@ def test_phone_and_chat_are_logged_by_the_agent_with_their_channel(support, agen
     support.tickets.customer_message(call.number, "Can I pay in two instalments?", channel="phone", actor=agent.email)
     support.tickets.reply(call.number, "Yes, I set that up.", channel="phone", actor=agent.email)
     thread = support.tickets.messages(call.number)
-    assert [(m.author_type, m.channel) for m in thread] == [("agent", "phone"), ("customer", "phone"), ("agent", "phone")]
+    assert [(m.author_type, m.channel) for m in thread] == [
+        ("agent", "phone"),
+        ("customer", "phone"),
+        ("agent", "phone"),
+    ]
     assert support.tickets.get(call.number).channel == "phone"
     chat = support.tickets.open(subject="Chat", body="Hi, where is my order?", requester="ada@example.com",
                                 channel="chat", by_agent=False)  # fmt: skip
@@ -56,7 +61,9 @@ def test_every_change_is_in_the_history(support, agent, lead_agent, crm):
     assert ("tags", "[]", "['printer', 'urgent']") in changes
     assert ("status", "new", "solved") in changes
     assert ("status", "solved", "closed") in changes
-    assert {h.actor for h in support.tickets.history(ticket.number) if h.field == "priority"} == {"user:lead@example.com"}
+    assert {h.actor for h in support.tickets.history(ticket.number) if h.field == "priority"} == {
+        "user:lead@example.com"
+    }
 
 
 def test_attachments_are_stored_as_files_within_the_size_limit(support, agent, crm, tmp_path):
@@ -75,7 +82,9 @@ def test_attachments_are_stored_as_files_within_the_size_limit(support, agent, c
 @pytest.mark.parametrize("ticketing_settings", [{"max_attachment_bytes": 1000}], indirect=True)
 def test_a_huge_attachment_is_refused_and_nothing_is_written(support, crm, tmp_path):
     big = Attachment(filename="dump.bin", content_type="application/octet-stream", data=b"x" * 5000)
-    with pytest.raises(ValidationError, match=r"attachments: larger than the 1,000-byte limit: dump.bin \(5,000 bytes\)"):
+    with pytest.raises(
+        ValidationError, match=r"attachments: larger than the 1,000-byte limit: dump.bin \(5,000 bytes\)"
+    ):
         support.tickets.open(subject="Dump", body="Core dump attached", requester="ada@example.com", attachments=[big])
     assert support.tickets.list() == []
     assert not (tmp_path / "attachments").exists()
@@ -96,9 +105,10 @@ def test_bad_input_is_refused_all_at_once_and_nothing_is_partial(support, crm):
 
 
 def test_a_hook_that_raises_rolls_the_ticket_back(crm_factory):
+    from crmcore_ticketing import ticketing
+
     from crmcore import hookimpl
     from crmcore.errors import PluginError
-    from crmcore_ticketing import ticketing
 
     class Veto:
         __name__ = "veto_complaints"
@@ -109,7 +119,7 @@ def test_a_hook_that_raises_rolls_the_ticket_back(crm_factory):
                 raise RuntimeError("complaints go to the legal team")
 
     support = ticketing(crm_factory(plugins=["ticketing", Veto()]))
-    with pytest.raises(PluginError, match="veto_complaints.*complaints go to the legal team"):
+    with pytest.raises(PluginError, match=r"veto_complaints.*complaints go to the legal team"):
         support.tickets.open(subject="Angry", body="!!!", requester="ada@example.com", category="complaint")
     assert support.tickets.list() == []
 
@@ -147,8 +157,12 @@ def test_replies_are_emailed_with_the_tracking_number_and_threading_headers(crm_
     agent = crm.users.add("agent@example.com", "Alex Agent", role="agent")
     raw = (__import__("pathlib").Path(__file__).parent / "data" / "outlook_quoted_printable.eml").read_bytes()
     result = support.mail.ingest(raw)
-    support.tickets.reply(result.number, "A fix is deployed, please try again.", actor=agent.email,
-                          attachments=[Attachment(filename="fix.txt", content_type="text/plain", data=b"patch")])  # fmt: skip
+    support.tickets.reply(
+        result.number,
+        "A fix is deployed, please try again.",
+        actor=agent.email,
+        attachments=[Attachment(filename="fix.txt", content_type="text/plain", data=b"patch")],
+    )
     support.tickets.note(result.number, "internal only", actor=agent.email)
     crm.jobs.run_due()
     received = smtp_server.to("claire@librairie-dubois.fr")

@@ -38,7 +38,9 @@ def test_the_support_form_shows_every_error_and_keeps_what_was_typed(http, suppo
 
 
 def test_a_customer_sees_the_status_after_proving_their_email(http, support, agent, smtp_server, run_due_jobs):
-    ticket = support.tickets.open(subject="Engine stuck", body="It stopped.", requester="ada@example.com", channel="web")
+    ticket = support.tickets.open(
+        subject="Engine stuck", body="It stopped.", requester="ada@example.com", channel="web"
+    )
     support.tickets.reply(ticket.number, "We are replacing the gear.", status="pending", actor=agent.email)
     support.tickets.note(ticket.number, "Gear costs 300 EUR, do not tell", actor=agent.email)
     run_due_jobs()
