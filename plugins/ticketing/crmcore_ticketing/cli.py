@@ -34,6 +34,21 @@ def _files(paths: tuple[str, ...]) -> list[Any]:
     return files
 
 
+def _done(fmt: str, text: str, record: dict[str, Any]) -> None:
+    """Say what a command did: one line, or the record in json/csv."""
+    if fmt == "table":
+        click.echo(text)
+    else:
+        emit_record(record, fmt)
+
+
+def message_record(message: Any) -> dict[str, Any]:
+    """A thread message as plain data."""
+    return {"id": message.id, "ticket_id": message.ticket_id, "author": message.author_type,
+            "public": message.public, "channel": message.channel, "message_id": message.message_id,
+            "created_at": message.created_at}  # fmt: skip
+
+
 def ticket_row(ticket: Any) -> dict[str, Any]:
     """The fields of a ticket listing (requester and assignee as emails)."""
     from crmcore.models import Contact, User
@@ -158,7 +173,8 @@ def ticket_show(ref: str, history: bool, fmt: str) -> None:
 @click.option("--channel", help="Record a reply given by phone or chat (nothing is emailed).")
 @click.option("--attach", "attach", multiple=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--as", "actor", help="The agent (email).")
-def ticket_reply(ref: str, attach: tuple[str, ...], **options: Any) -> None:
+@format_option
+def ticket_reply(ref: str, attach: tuple[str, ...], fmt: str, **options: Any) -> None:
     """Reply publicly; the requester gets it by email with the tracking number in the subject.
 
     \b
@@ -166,14 +182,15 @@ def ticket_reply(ref: str, attach: tuple[str, ...], **options: Any) -> None:
       crm ticket reply TK-7F3K-9QWD -m "Fixed, please try again." --status pending --as agent@example.com
     """
     message = _support().tickets.reply(ref, options.pop("body"), attachments=_files(attach), **options)
-    click.echo(f"reply #{message.id} added")
+    _done(fmt, f"reply #{message.id} added", message_record(message))
 
 
 @ticket.command("note")
 @click.argument("ref")
 @click.option("--body", "-m", required=True)
 @click.option("--as", "actor", help="The agent (email).")
-def ticket_note(ref: str, body: str, actor: str | None) -> None:
+@format_option
+def ticket_note(ref: str, body: str, actor: str | None, fmt: str) -> None:
     """Add an internal note (never sent, never counts as a reply).
 
     \b
@@ -181,7 +198,7 @@ def ticket_note(ref: str, body: str, actor: str | None) -> None:
       crm ticket note TK-7F3K-9QWD -m "Customer is on the legacy plan" --as agent@example.com
     """
     message = _support().tickets.note(ref, body, actor=actor)
-    click.echo(f"note #{message.id} added")
+    _done(fmt, f"note #{message.id} added", message_record(message))
 
 
 @ticket.command("message")
@@ -189,7 +206,8 @@ def ticket_note(ref: str, body: str, actor: str | None) -> None:
 @click.option("--body", "-m", required=True)
 @click.option("--channel", default="phone", show_default=True, help="phone, chat, web, email or api.")
 @click.option("--as", "actor", help="The agent logging it.")
-def ticket_message(ref: str, body: str, channel: str, actor: str | None) -> None:
+@format_option
+def ticket_message(ref: str, body: str, channel: str, actor: str | None, fmt: str) -> None:
     """Log what the customer said on the phone or in a chat.
 
     \b
@@ -197,7 +215,7 @@ def ticket_message(ref: str, body: str, channel: str, actor: str | None) -> None
       crm ticket message TK-7F3K-9QWD -m "Still broken after the restart" --channel phone
     """
     message = _support().tickets.customer_message(ref, body, channel=channel, actor=actor)
-    click.echo(f"customer message #{message.id} added")
+    _done(fmt, f"customer message #{message.id} added", message_record(message))
 
 
 @ticket.command("assign")
@@ -205,7 +223,8 @@ def ticket_message(ref: str, body: str, channel: str, actor: str | None) -> None
 @click.option("--to", "assignee", help="Agent (id or email); '' unassigns.")
 @click.option("--team", help="Group (team name); '' clears.")
 @click.option("--as", "actor")
-def ticket_assign(ref: str, **options: Any) -> None:
+@format_option
+def ticket_assign(ref: str, fmt: str, **options: Any) -> None:
     """Assign a ticket to an agent and/or a group.
 
     \b
@@ -213,14 +232,15 @@ def ticket_assign(ref: str, **options: Any) -> None:
       crm ticket assign TK-7F3K-9QWD --to agent@example.com --team "Second line"
     """
     found = _support().tickets.assign(ref, **options)
-    click.echo(f"{found.number} assigned")
+    _done(fmt, f"{found.number} assigned", ticket_row(found))
 
 
 @ticket.command("status")
 @click.argument("ref")
 @click.argument("status")
 @click.option("--as", "actor")
-def ticket_status(ref: str, status: str, actor: str | None) -> None:
+@format_option
+def ticket_status(ref: str, status: str, actor: str | None, fmt: str) -> None:
     """Set the status: open, pending (waiting on the customer), on_hold, solved, closed.
 
     \b
@@ -228,13 +248,14 @@ def ticket_status(ref: str, status: str, actor: str | None) -> None:
       crm ticket status TK-7F3K-9QWD on_hold
     """
     found = _support().tickets.set_status(ref, status, actor=actor)
-    click.echo(f"{found.number} is {found.status}")
+    _done(fmt, f"{found.number} is {found.status}", ticket_row(found))
 
 
 @ticket.command("close")
 @click.argument("ref")
 @click.option("--as", "actor")
-def ticket_close(ref: str, actor: str | None) -> None:
+@format_option
+def ticket_close(ref: str, actor: str | None, fmt: str) -> None:
     """Close a ticket (solving it first); later mail opens a follow-up.
 
     \b
@@ -242,7 +263,7 @@ def ticket_close(ref: str, actor: str | None) -> None:
       crm ticket close TK-7F3K-9QWD
     """
     found = _support().tickets.close(ref, actor=actor)
-    click.echo(f"{found.number} is closed")
+    _done(fmt, f"{found.number} is closed", ticket_row(found))
 
 
 @ticket.command("set")
@@ -253,7 +274,8 @@ def ticket_close(ref: str, actor: str | None) -> None:
 @click.option("--subject")
 @click.option("--tags", help="Comma-separated; replaces the tags.")
 @click.option("--as", "actor")
-def ticket_set(ref: str, actor: str | None, **options: Any) -> None:
+@format_option
+def ticket_set(ref: str, actor: str | None, fmt: str, **options: Any) -> None:
     """Change fields; a new priority or category re-targets the SLA from the original start.
 
     \b
@@ -264,7 +286,7 @@ def ticket_set(ref: str, actor: str | None, **options: Any) -> None:
     if not changes:
         raise ValidationError({"fields": "give at least one field to change"})
     found = _support().tickets.update(ref, actor=actor, **changes)
-    click.echo(f"{found.number} updated")
+    _done(fmt, f"{found.number} updated", ticket_row(found))
 
 
 @ticket.command("ingest")
@@ -509,7 +531,8 @@ def sla_calendar_list(fmt: str) -> None:
 @sla_calendar.command("close")
 @click.argument("name")
 @click.argument("days", nargs=-1, required=True)
-def sla_calendar_close(name: str, days: tuple[str, ...]) -> None:
+@format_option
+def sla_calendar_close(name: str, days: tuple[str, ...], fmt: str) -> None:
     """Close a calendar on extra days.
 
     \b
@@ -517,14 +540,15 @@ def sla_calendar_close(name: str, days: tuple[str, ...]) -> None:
       crm sla calendar close "Berlin office" 2026-12-24 2026-12-31
     """
     row = _support().sla.add_closed_days(name, days)
-    click.echo(f"{row.name}: closed on {', '.join(row.closed_days)}")
+    _done(fmt, f"{row.name}: closed on {', '.join(row.closed_days)}", calendar_record(row))
 
 
 @sla_calendar.command("due")
 @click.argument("name")
 @click.option("--from", "start", required=True, help="Start (ISO 8601).")
 @click.option("--add", "duration", required=True, help="Business time to add (30m, 4h, 2d = 48h).")
-def sla_calendar_due(name: str, start: str, duration: str) -> None:
+@format_option
+def sla_calendar_due(name: str, start: str, duration: str, fmt: str) -> None:
     """When business time runs out: START plus DURATION on the calendar.
 
     \b
@@ -538,7 +562,11 @@ def sla_calendar_due(name: str, start: str, duration: str) -> None:
     begin = parse_datetime(start, "from")
     assert begin is not None
     due = calendar.add(begin, parse_duration(duration, "add"))
-    click.echo(f"{due.astimezone(calendar.zone).isoformat()} ({due.isoformat()})")
+    _done(
+        fmt,
+        f"{due.astimezone(calendar.zone).isoformat()} ({due.isoformat()})",
+        {"calendar": name, "from": begin, "add": duration, "due_at": due, "due_local": due.astimezone(calendar.zone)},
+    )
 
 
 # -- crm kb -----------------------------------------------------------------------------------
@@ -580,7 +608,8 @@ def kb_add(body: str | None, path: str | None, fmt: str, **options: Any) -> None
 @kb.command("publish")
 @click.argument("ref")
 @click.option("--draft", is_flag=True, help="Take it back to draft instead.")
-def kb_publish(ref: str, draft: bool) -> None:
+@format_option
+def kb_publish(ref: str, draft: bool, fmt: str) -> None:
     """Publish an article (its public page appears) or take it back to draft.
 
     \b
@@ -588,7 +617,7 @@ def kb_publish(ref: str, draft: bool) -> None:
       crm kb publish reset-your-password
     """
     article = _support().kb.publish(ref, published=not draft)
-    click.echo(f"{article.slug} is {article.status}")
+    _done(fmt, f"{article.slug} is {article.status}", article_record(article))
 
 
 @kb.command("search")

@@ -298,7 +298,7 @@ def test_policies_are_tried_in_order_and_the_catch_all_comes_last(support, berli
     assert metric(support, open_ticket(support, priority="low").number, "first_reply")["policy"] == "Standard"
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
+CONTRADICTIONS = [
     ({"targets": {"*": {"first_reply": "1h"}}, "conditions": {"priority": ["urgent"]}},
      "targets for priority high, low, normal, but the policy only applies to priority urgent"),
     ({"targets": {"*": {"first_reply": "1h"}}, "warnings": ["2h"]}, "the 2h warning would come before"),
@@ -310,11 +310,13 @@ def test_policies_are_tried_in_order_and_the_catch_all_comes_last(support, berli
     ({"targets": {"*": {"first_reply": "soon"}}}, "is not a duration"),
     ({"targets": {"*": {"first_reply": "1h"}}, "conditions": {"priority": []}}, "could never apply"),
     ({"targets": {}}, "at least one target"),
-])  # fmt: skip
-def test_contradictory_policies_are_refused_with_the_reason(support, berlin, kwargs, message):
-    kwargs = {"calendar": "Berlin office", **kwargs}
-    with pytest.raises(ValidationError, match=message):
-        support.sla.add_policy("Broken", **kwargs)
+]  # fmt: skip
+
+
+def test_contradictory_policies_are_refused_with_the_reason(support, berlin):
+    for kwargs, message in CONTRADICTIONS:
+        with pytest.raises(ValidationError, match=message):
+            support.sla.add_policy("Broken", **{"calendar": "Berlin office", **kwargs})
     assert support.sla.policies() == []
 
 
@@ -376,3 +378,12 @@ def test_bad_contracts_are_refused_all_at_once(support):
     with pytest.raises(ValidationError) as caught:
         support.contracts.add(tier="", starts_on="2026-02-01", ends_on="2026-01-01")
     assert set(caught.value.errors) == {"tier", "ends_on", "customer"}
+
+
+def test_a_deadline_across_the_spring_daylight_saving_change(support, standard_policy, clock):
+    clock.set(berlin_time("2026-03-27T16:00"))  # Friday 16:00 CET; on Sunday Berlin moves to CEST (UTC+2)
+    ticket = open_ticket(support)
+    # 16:00-17:00 Friday, then Monday 09:00-12:00 CEST = 07:00-10:00 UTC
+    assert metric(support, ticket.number, "first_reply")["due_at"] == datetime(2026, 3, 30, 10, 0, tzinfo=UTC)
+    explained = "\n".join(support.tickets.explain(ticket.number))
+    assert "due Mon 2026-03-30 12:00 Europe/Berlin (10:00 UTC)" in explained
