@@ -203,11 +203,8 @@ class LeadService(Service):
             fill = {k: v for k, v in values.items() if k != "custom" and v is not None and getattr(contact, k) is None}
             for key, value in fill.items():
                 setattr(contact, key, value)
-            if values.get("custom"):
-                contact.custom = {
-                    **(contact.custom or {}),
-                    **{k: v for k, v in values["custom"].items() if k not in (contact.custom or {})},
-                }
+            if values.get("custom"):  # what is known already wins over what a form says
+                contact.custom = {**values["custom"], **(contact.custom or {})}
             set_tags(ctx, contact.id, tags, replace=False)
             contact.updated_at = ctx.now
             ctx.audit("lead.recapture", "contact", contact.id, {"filled": sorted(fill)})
