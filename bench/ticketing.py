@@ -48,7 +48,7 @@ def make_emails(count: int) -> list[bytes]:
     originals: list[str] = []
     for n in range(count):
         reply = originals and n % 2 == 1
-        sender = f"customer{rng.randrange(count // 2 + 1)}@example.com"
+        sender = f"customer{rng.randrange(max(count // 10, 1))}@example.com"
         message_id = f"<bench-{n}@example.com>"
         headers = [f"From: Customer {n} <{sender}>", "To: support@example.com",
                    f"Date: {format_datetime(START)}", f"Message-ID: {message_id}", "MIME-Version: 1.0"]  # fmt: skip

@@ -294,7 +294,8 @@ def ingest_in(ctx: HookContext, incoming: Incoming, raw: bytes | None = None) ->
     """Turn one parsed message into a new ticket or a message on its ticket, inside *ctx*."""
     from crmcore_ticketing import tickets as service
 
-    if ctx.first(ThreadMessage, ThreadMessage.message_id == incoming.message_id) is not None:
+    seen = ctx.session.execute(select(ThreadMessage.id).where(ThreadMessage.message_id == incoming.message_id)).first()
+    if seen is not None:
         return IngestResult(action="duplicate", reason=f"{incoming.message_id} was ingested before")
     if incoming.automatic:
         ticket = None

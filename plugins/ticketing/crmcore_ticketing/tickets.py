@@ -222,11 +222,11 @@ def open_in(
                                                              policy.id if policy else None, note)  # fmt: skip
     ctx.session.add(ticket)
     ctx.session.flush()
-    record_change(ctx, ticket, "created", None, f"{ticket.number} via {channel_value}")
+    # one line for the creation (with its first message and policy), so a new ticket costs one history row
+    created = f"{ticket.number} via {channel_value}" + (f", policy {policy.name}" if policy is not None else "")
+    record_change(ctx, ticket, "created", None, created)
     if follow_up_of is not None:
         record_change(ctx, ticket, "follow_up_of", None, follow_up_of.number)
-    if policy is not None:
-        record_change(ctx, ticket, "policy", None, policy.name)
     if note:
         record_change(ctx, ticket, "sla_note", None, note)
     sla = engine(ctx)
@@ -244,8 +244,9 @@ def open_in(
         add_message_in(ctx, ticket, author_type="agent", body=values["body"], public=public, channel=channel_value,
                        user_id=ctx.actor.user_id, attachments=attachments, opening=True, send=False)  # fmt: skip
     else:
-        add_message_in(ctx, ticket, author_type="customer", body=values["body"], public=True, channel=channel_value,
-                       contact_id=requester.id, attachments=attachments, message_id=message_id)  # fmt: skip
+        add_message_in(ctx, ticket, author_type="customer", body=values["body"], public=True, opening=True,
+                       channel=channel_value, contact_id=requester.id, attachments=attachments,
+                       message_id=message_id)  # fmt: skip
     if assignee_row is not None or team_row is not None:
         ctx.call("crm_ticket_assigned", event=TicketAssigned(
             ticket_id=ticket.id, contact_id=ticket.requester_id, assignee_id=ticket.assignee_id,
@@ -338,8 +339,9 @@ def add_message_in(
         ctx.session.add(Attachment(message_id=message.id, filename=files.safe_filename(item.filename),
                                    content_type=(item.content_type or "application/octet-stream")[:120],
                                    size=len(item.data), sha256=digest, path=relative))  # fmt: skip
-    kind = "note" if not public else "reply" if author_type == "agent" else "message"
-    record_change(ctx, ticket, kind, None, f"#{message.id} by {author_type} via {channel}")
+    if not opening:
+        kind = "note" if not public else "reply" if author_type == "agent" else "message"
+        record_change(ctx, ticket, kind, None, f"#{message.id} by {author_type} via {channel}")
     ticket.updated_at = ctx.now
     sla = engine(ctx)
     if author_type == "customer" and public:
