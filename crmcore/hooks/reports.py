@@ -1,7 +1,7 @@
 """Report hooks: registering reports, and the figures plugins feed into the core's reports.
 
-Segments (``--segment``) are resolved through two hooks here too, so reports
-can be restricted to a segment's contacts whichever plugin defines segments.
+A report's ``--segment`` is resolved through ``crm_segment_query`` (see the
+contact hooks); ``crm_segment_names`` here lists the segments an error names.
 """
 
 from __future__ import annotations
@@ -75,24 +75,6 @@ def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | Non
     :param query: The report's parameters.
     :param ctx: The unit of work.
     :returns: A ``Select``, or ``None`` to leave the choice to others.
-
-    .. versionadded:: 0.1
-    """
-
-
-@hookspec(firstresult=True)
-def crm_segment_query(name: str, ctx: HookContext) -> Select[Any] | None:
-    """Resolve the segment called *name* to the ids of its contacts, as SQL.
-
-    Stops at the first non-None result; return ``None`` when you know no such
-    segment. The ``Select`` has one column of contact ids; reports use it as
-    ``contact_id IN (...)``, so it must not be executed or loaded into Python.
-    When nobody answers, the report fails with an error listing
-    ``crm_segment_names``. Runs inside the report's read-only unit of work.
-
-    :param name: The segment name given with ``--segment``.
-    :param ctx: The unit of work.
-    :returns: A ``Select`` of contact ids, or ``None``.
 
     .. versionadded:: 0.1
     """
