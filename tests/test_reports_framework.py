@@ -113,7 +113,7 @@ def test_a_report_name_registered_twice_names_both_plugins(crm_factory):
 
     crm = crm_factory(plugins=[Clash()])
     with pytest.raises(
-        ConfigError, match="'sales.pipeline' is registered twice: by plugin 'Clash' and by plugin 'core'"
+        ConfigError, match=r"'sales\.pipeline' is registered twice: by plugin 'Clash' and by plugin 'core'"
     ):
         crm.reports.list()
 
@@ -173,8 +173,9 @@ def test_nothing_at_all_is_an_empty_report_not_an_error(crm):
 
 def test_zero_impressions_and_zero_clicks_give_empty_rates(crm):
     with crm.transaction() as ctx:
-        ctx.session.add(AdSpend(day=date(2025, 5, 1), source="google", campaign="spring", ad="ad-a", impressions=0,
-                                platform_clicks=0, spend=Decimal("12.50"), currency="USD", imported_at=ctx.now))  # fmt: skip
+        spend = AdSpend(day=date(2025, 5, 1), source="google", campaign="spring", ad="ad-a", impressions=0,
+                        platform_clicks=0, spend=Decimal("12.50"), currency="USD", imported_at=ctx.now)  # fmt: skip
+        ctx.session.add(spend)
     lead = crm.leads.capture(email="ada@example.com")
     crm.touchpoints.record(lead.id, kind="ad_click", occurred_at="2025-05-01T10:00:00+00:00", ad="ad-b")
     rows = {r["ad"]: r for r in crm.reports.run("marketing.ads").rows}
@@ -203,15 +204,16 @@ def test_cli_list_show_and_run_in_every_format(cli, data):
 
     table = cli("report", "run", "sales.conversion", "--from", "2025-01-01", "--to", "2025-12-31", "--by", "quarter")
     assert table.exit_code == 0
-    header, rule, *lines = table.output.splitlines()
+    header, _rule, *lines = table.output.splitlines()
     assert header.split()[:3] == ["quarter", "Leads", "Qualified"] and len(lines) == 4 and "%" in lines[0]
 
     as_json = json.loads(cli("report", "run", "sales.conversion", "--from", "2025-01-01", "--to", "2025-12-31",
                              "--by", "quarter", "--format", "json").output)  # fmt: skip
     assert as_json["report"] == "sales.conversion" and as_json["parameters"]["by"] == "quarter"
     assert [c["type"] for c in as_json["columns"]] == ["period", "integer", "integer", "integer", "percent", "percent"]
-    as_csv = list(csv.DictReader(io.StringIO(cli("report", "run", "sales.conversion", "--from", "2025-01-01", "--to",
-                                                 "2025-12-31", "--by", "quarter", "--format", "csv").output)))  # fmt: skip
+    csv_text = cli("report", "run", "sales.conversion", "--from", "2025-01-01", "--to", "2025-12-31", "--by", "quarter",
+                   "--format", "csv").output  # fmt: skip
+    as_csv = list(csv.DictReader(io.StringIO(csv_text)))
     assert [r["quarter"] for r in as_csv] == ["2025-Q1", "2025-Q2", "2025-Q3", "2025-Q4"]
     for from_json, from_csv in zip(as_json["rows"], as_csv, strict=True):
         assert from_csv["leads"] == str(from_json["leads"])

@@ -57,7 +57,7 @@ def test_pages_render_in_headless_chromium(crm, data, tmp_path):
         "dashboard": html_page(crm, crm.reports.dashboard(start="2025-01-01", end="2025-12-31"), title="Dashboard"),
         "conversion-by-month": html_page(
             crm, [crm.reports.run("sales.conversion", by="month", start="2025-01-01", end="2025-12-31")]
-        ),  # fmt: skip
+        ),
     }
     for name, html in pages.items():
         source = ARTIFACTS / f"{name}.html"
