@@ -254,3 +254,15 @@ def test_cli_output_file_and_dashboard(cli, data, tmp_path):
     for title in ("Ads ranked by click-through", "Pipeline by stage", "Results per rep", "Forecast by close month"):
         assert title in html
     assert html.count("<svg") >= 5
+
+
+def test_the_report_indexes_migrate_to_the_models_schema(crm):
+    from crmcore.migrate import branch_heads, schema_diff
+
+    assert branch_heads(crm, "core") == ["core_0003"]
+    assert schema_diff(crm) == []
+    with crm.transaction() as ctx:
+        from sqlalchemy import inspect
+
+        names = {i["name"] for i in inspect(ctx.session.connection()).get_indexes("touchpoint")}
+    assert "ix_touchpoint_contact_kind_time" in names

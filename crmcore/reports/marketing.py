@@ -574,7 +574,7 @@ def build_roi(query: ReportQuery) -> Any:
         .where(
             query.in_range(numbered.c.occurred_at), numbered.c.currency == code, query.in_segment(numbered.c.contact_id)
         )
-        .subquery("events")
+        .cte("events")  # read twice (first and last touch): computed once
     )
     for model in ("first", "last"):
         touch = aliased(Touchpoint, name=f"{model}_touch")

@@ -70,16 +70,25 @@ def build_conversion(query: ReportQuery) -> Any:
     if query.param("source"):
         facts = facts.where(Contact.source == query.param("source"))
     sub = facts.subquery("facts")
-    leads = func.count()
+    # Rates are computed over the totals, so each EXISTS runs once per lead (SQLite would repeat a
+    # subquery column used twice in one aggregate query).
+    totals = (
+        select(
+            sub.c.key,
+            func.count().label("leads"),
+            func.sum(sub.c.qualified).label("qualified"),
+            func.sum(sub.c.customer).label("customers"),
+        )
+        .group_by(sub.c.key)
+        .subquery("totals")
+    )
+    t = totals.c
     statement = select(
-        sub.c.key,
-        leads.label("leads"),
-        func.sum(sub.c.qualified).label("qualified"),
-        func.sum(sub.c.customer).label("customers"),
-        ratio(func.sum(sub.c.qualified), leads).label("qualification_rate"),
-        ratio(func.sum(sub.c.customer), leads).label("conversion_rate"),
-    ).group_by(sub.c.key)
-    return statement.order_by(sub.c.key if query.is_period else leads.desc(), sub.c.key)
+        t.key, t.leads, t.qualified, t.customers,
+        ratio(t.qualified, t.leads).label("qualification_rate"),
+        ratio(t.customers, t.leads).label("conversion_rate"),
+    )  # fmt: skip
+    return statement.order_by(t.key if query.is_period else t.leads.desc(), t.key)
 
 
 CONVERSION = Report(
@@ -168,18 +177,14 @@ CYCLE = Report(
 # -- pipeline -----------------------------------------------------------------------------
 
 
-def _pipeline_id(query: ReportQuery) -> int:
+def _pipeline_id(query: ReportQuery) -> Any:
+    """The chosen pipeline's id as a scalar subquery (a named one is checked first, to name the valid ones)."""
     name = query.param("pipeline")
-    condition = Pipeline.name == name if name else Pipeline.is_default.is_(True)
-    found = query.session.scalar(select(Pipeline.id).where(condition))
-    if found is None:
+    if name and query.session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is None:
         names = query.session.scalars(select(Pipeline.name).order_by(Pipeline.name)).all()
-        raise ValidationError(
-            {"param pipeline": f"no pipeline {name!r}; pipelines: {', '.join(names) or 'none'}"}
-            if name
-            else {"param pipeline": "there is no default pipeline; name one"}
-        )
-    return int(found)
+        raise ValidationError({"param pipeline": f"no pipeline {name!r}; pipelines: {', '.join(names) or 'none'}"})
+    condition = Pipeline.name == name if name else Pipeline.is_default.is_(True)
+    return select(Pipeline.id).where(condition).scalar_subquery()
 
 
 def build_pipeline(query: ReportQuery) -> Any:

@@ -217,6 +217,8 @@ def local_time(column: Any, dialect: str, zone_name: str, bounds: tuple[datetime
         return func.timezone(literal_column(_quote(zone_name)), column)
     start, end = bounds or (_EARLIEST, _LATEST)
     instants, offsets = zone_transitions(zone_name, start - timedelta(days=2), end + timedelta(days=2))
+    if not instants and offsets[0] == 0:
+        return column  # UTC (or a zone at UTC throughout the range): nothing to add
     if dialect == "sqlite":
         modifier = _offset_tree(column, instants, offsets, lambda s: literal_column(f"'{s:+d} seconds'"))
         return func.datetime(column, modifier)
