@@ -241,6 +241,7 @@ def test_cli_errors_are_one_line(cli, data):
     assert unknown.exit_code == 1 and "no report named 'nope'; reports: marketing.ads" in unknown.output
 
 
+@pytest.mark.slow  # the dashboard draws nine matplotlib charts: a few seconds
 def test_cli_output_file_and_dashboard(cli, data, tmp_path):
     target = tmp_path / "ads.csv"
     result = cli("report", "run", "marketing.ads", "--format", "csv", "--output", str(target))
