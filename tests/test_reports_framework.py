@@ -267,3 +267,22 @@ def test_the_report_indexes_migrate_to_the_models_schema(crm):
 
         names = {i["name"] for i in inspect(ctx.session.connection()).get_indexes("touchpoint")}
     assert "ix_touchpoint_contact_kind_time" in names
+
+
+def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm_factory):
+    from sqlalchemy import literal
+
+    from crmcore.errors import PluginError
+
+    class Sloppy:
+        @hookimpl
+        def crm_campaign_cost_contributions(self, query: Any, ctx: Any) -> list[Any]:
+            return [select(literal(1).label("cost"))]
+
+    crm = crm_factory(plugins=[Sloppy()])
+    with pytest.raises(PluginError) as caught:
+        crm.reports.run("marketing.roi")
+    assert str(caught.value) == (
+        "plugin 'Sloppy', hook crm_campaign_cost_contributions: "
+        "returned a query without the column(s) day, source, campaign, affiliate, currency"
+    )

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import String, case, cast, func, literal, null, select, union_all
 from sqlalchemy.orm import aliased
 
+from crmcore.errors import PluginError
 from crmcore.models import (
     AdSpend,
     Contact,
@@ -538,11 +539,29 @@ TOUCHES = Report(
 # -- ROI and cost per acquisition ----------------------------------------------------
 
 
+COST_COLUMNS = ("day", "source", "campaign", "affiliate", "cost", "currency")
+REVENUE_COLUMNS = ("contact_id", "occurred_at", "amount", "currency")
+
+
+def _check_columns(statement: Any, required: tuple[str, ...], plugin: str | None, hook: str) -> None:
+    """A plugin's statement must carry the labelled columns the hook's contract names."""
+    columns = getattr(statement, "selected_columns", None)
+    missing = [name for name in required if columns is None or name not in columns]
+    if missing:
+        raise PluginError(f"returned a query without the column(s) {', '.join(missing)}", plugin=plugin, hook=hook)
+
+
 def build_roi(query: ReportQuery) -> Any:
     """Costs per key against revenue credited by first-touch and by last-touch attribution."""
     code = currency(query)
     by = query.by
-    contributions = query.crm.plugins.collect("crm_campaign_cost_contributions", query=query, ctx=query.ctx)
+    contributions = []
+    for plugin, selects in query.crm.plugins.collect_by_plugin(
+        "crm_campaign_cost_contributions", query=query, ctx=query.ctx
+    ):
+        for statement in selects:
+            _check_columns(statement, COST_COLUMNS, plugin, "crm_campaign_cost_contributions")
+            contributions.append(statement.with_only_columns(*(statement.selected_columns[c] for c in COST_COLUMNS)))
     costs = union_all(*contributions).subquery("costs") if contributions else None
     parts = []
     if costs is not None:
@@ -556,7 +575,9 @@ def build_roi(query: ReportQuery) -> Any:
                 zero("revenue_last"),
             ).where(query.in_dates(costs.c.day), costs.c.currency == code)
         )
-    revenue = query.ctx.call("crm_revenue_query", query=query).subquery("revenue_all")
+    chosen = query.ctx.call("crm_revenue_query", query=query)
+    _check_columns(chosen, REVENUE_COLUMNS, None, "crm_revenue_query")
+    revenue = chosen.subquery("revenue_all")
     numbered = select(
         revenue.c.contact_id,
         revenue.c.occurred_at,
