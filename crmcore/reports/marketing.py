@@ -395,6 +395,7 @@ def build_products(query: ReportQuery) -> Any:
         select(
             key.label("key"),
             lower.label("band_start"),
+            PurchaseLine.product_id,
             PurchaseLine.purchase_id,
             PurchaseLine.quantity,
             PurchaseLine.unit_price,
@@ -408,20 +409,21 @@ def build_products(query: ReportQuery) -> Any:
     )
     revenue = func.sum(sub.c.line_total)
     units = func.sum(sub.c.quantity)
+    by_product = query.by in ("product", "sku")  # group by the id, not by the label built from it
     statement = select(
-        sub.c.key,
+        func.min(sub.c.key).label("key") if by_product else sub.c.key,
         units.label("units"),
         func.count(sub.c.purchase_id.distinct()).label("orders"),
         revenue.label("revenue"),
         func.min(sub.c.unit_price).label("min_price"),
         safe_div(revenue, units).label("avg_price"),
         func.max(sub.c.unit_price).label("max_price"),
-    ).group_by(sub.c.key)
+    ).group_by(sub.c.product_id if by_product else sub.c.key)
     if query.by == "price_band":
         return statement.order_by(func.min(sub.c.band_start))
     if query.is_period:
         return statement.order_by(sub.c.key)
-    return statement.order_by(revenue.desc(), sub.c.key)
+    return statement.order_by(revenue.desc(), func.min(sub.c.key) if by_product else sub.c.key)
 
 
 PRODUCTS = Report(
