@@ -67,8 +67,9 @@ def run_workers(url: str, count: int, jobs: int) -> float:
     crm = migrate(url)
     fill(url, 0, jobs)
     start = time.perf_counter()
-    workers = [subprocess.Popen([sys.executable, str(HERE / "_jobs_worker.py"), "200"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(count)]  # fmt: skip
+    command = [sys.executable, str(HERE / "_jobs_worker.py"), "200"]
+    workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for _ in range(count)]  # fmt: skip
     for worker in workers:
         worker.wait()
     elapsed = time.perf_counter() - start

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
@@ -31,6 +31,11 @@ from crmcore.models import (
 from crmcore.registry import JobCall, JobHandler, PeriodicJob
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
+
+    from crmcore.reports import Report, ReportQuery
 
 DORMANCY_HANDLER = "core.dormancy_check"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -203,6 +208,31 @@ def crm_register_migrations() -> list[Path]:
 def crm_register_templates() -> list[Path]:
     """The shared templates (``templates/`` in the source tree)."""
     return [PACKAGE_DIR / "templates"]
+
+
+@hookimpl(trylast=True)
+def crm_register_reports() -> list[Report]:
+    """The core's marketing and sales reports."""
+    from crmcore.reports.marketing import MARKETING_REPORTS
+    from crmcore.reports.sales import SALES_REPORTS
+
+    return [*MARKETING_REPORTS, *SALES_REPORTS]
+
+
+@hookimpl(trylast=True)
+def crm_campaign_cost_contributions(query: ReportQuery, ctx: HookContext) -> list[Select[Any]]:
+    """Imported ad spend (``ad_spend``) is the core's campaign cost."""
+    from crmcore.reports.marketing import ad_spend_costs
+
+    return [ad_spend_costs()]
+
+
+@hookimpl(trylast=True)
+def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | None:
+    """Recorded purchases are the revenue attribution credits, unless a plugin chooses otherwise."""
+    from crmcore.reports.marketing import purchase_revenue
+
+    return purchase_revenue()  # type: ignore[no-any-return]
 
 
 def _page(query: Any, column: Any, before: datetime | None, limit: int) -> Any:

@@ -87,6 +87,9 @@ class CRM:
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
         self.custom_fields = services.CustomFieldService(self)
+        from crmcore.reports.service import ReportService
+
+        self.reports = ReportService(self)
         if not tolerant:
             self.plugins.call("crm_startup", crm=self)
 

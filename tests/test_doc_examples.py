@@ -2,8 +2,10 @@
 
 A Python block whose first line is ``# file: PATH`` must equal that file (the
 file itself is tested where it lives). Other Python blocks of a page run in
-order, in one namespace, in a temporary working directory. A block starting
-with ``# doc-test: skip`` is shown only (say why next to it).
+order, in one namespace, in a temporary working directory — unless the page
+says ``<!-- examples run by tests/test_x.py -->``: then that test runs them
+(with the data and assertions the page needs) and must exist. A block
+starting with ``# doc-test: skip`` is shown only (say why next to it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+OWN_TEST = re.compile(r"<!-- examples run by (tests/\S+\.py|plugins/\S+\.py) -->")
 PAGES = sorted(p for p in (ROOT / "docs").rglob("*.md") if p.name not in {"hooks.md", "cli.md"})
 
 
@@ -25,6 +28,9 @@ def blocks(page: Path) -> list[str]:
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_doc_examples(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    own = OWN_TEST.search(page.read_text(encoding="utf-8"))
+    if own:
+        assert (ROOT / own.group(1)).exists(), f"{page.name} names a test that does not exist"
     namespace: dict[str, object] = {"__name__": f"doc_{page.stem}"}
     for code in blocks(page):
         first, _, rest = code.partition("\n")
@@ -33,5 +39,7 @@ def test_doc_examples(page, tmp_path, monkeypatch):
         if first.startswith("# file: "):
             path = ROOT / first.removeprefix("# file: ").strip()
             assert path.read_text(encoding="utf-8") == rest, f"{page.name} shows an outdated copy of {path}"
+            continue
+        if own:
             continue
         exec(compile(code, f"{page.name}", "exec"), namespace)

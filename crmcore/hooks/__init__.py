@@ -31,6 +31,7 @@ SPEC_MODULES = (
     "crmcore.hooks.jobs",
     "crmcore.hooks.mail",
     "crmcore.hooks.web",
+    "crmcore.hooks.reports",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

@@ -161,6 +161,8 @@ class LifecycleChange(Base):
     __table_args__ = (
         Index("ix_lifecycle_change_contact", "contact_id", "occurred_at"),
         Index("ix_lifecycle_change_to_stage", "to_stage", "occurred_at"),
+        # Reports: "when did each contact first become a customer" and "did it ever reach a stage".
+        Index("ix_lifecycle_change_stage_contact", "to_stage", "contact_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

@@ -39,6 +39,8 @@ class Touchpoint(Base):
     __tablename__ = "touchpoint"
     __table_args__ = (
         Index("ix_touchpoint_contact_time", "contact_id", "occurred_at"),
+        # Reports: "the contact's last ad click (or first creditable touch) before a conversion".
+        Index("ix_touchpoint_contact_kind_time", "contact_id", "kind", "occurred_at"),
         Index("ix_touchpoint_kind_time", "kind", "occurred_at"),
         Index("ix_touchpoint_campaign_kind", "campaign", "kind"),
         Index("ix_touchpoint_ad_kind", "ad", "kind"),

@@ -1,0 +1,178 @@
+"""Benchmark: each core report against the best hand-written SQL for the same figures.
+
+    python bench/reports.py                      # SQLite, ~1,000,000 touchpoints (200,000 contacts)
+    python bench/reports.py --quick              # SQLite, ~50,000 touchpoints
+    python bench/reports.py --backend postgresql --contacts 1000000 --touches-per-contact 10   # 1M / ~10M
+
+The data is generated once per size (``crmcore.testing.reportdata``) and kept
+(SQLite: a file under --workdir; PostgreSQL: a database named after the size),
+so later runs start at once. Each report runs with its default grouping over
+all time and over one year; each is timed ``--runs`` times after a warm-up,
+alternating with its hand-written query, and the medians are compared. The
+hand-written query must return the same rows, or the run fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from report_queries import HAND_WRITTEN
+
+from crmcore import CRM
+from crmcore.testing.reportdata import generate
+
+RANGES = {"all time": (None, None), "2025": ("2025-01-01", "2025-12-31")}
+
+
+def database(args: argparse.Namespace) -> str:
+    """The URL of a migrated database holding the generated data (made on first use)."""
+    tag = f"c{args.contacts}_t{args.touches_per_contact:g}_s{args.seed}"
+    if args.backend == "sqlite":
+        path = Path(args.workdir) / f"crm-bench-{tag}.db"
+        url = f"sqlite:///{path}"
+        done = path.with_suffix(".done")
+        if done.exists():
+            return _upgraded(url)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        name = f"crm_bench_{tag}".replace(".", "_")
+        admin = create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
+            ready = False
+            if exists:
+                probe = create_engine(admin.url.set(database=name))
+                with probe.connect() as db:
+                    ready = bool(db.execute(text("SELECT to_regclass('bench_done') IS NOT NULL")).scalar())
+                probe.dispose()
+            if ready:
+                return _upgraded(admin.url.set(database=name).render_as_string(hide_password=False))
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = admin.url.set(database=name).render_as_string(hide_password=False)
+        done = None
+    crm = CRM(database_url=url, plugins=[], environment="test")
+    crm.db_upgrade()
+    started = time.perf_counter()
+
+    def progress(counts: dict[str, int]) -> None:
+        print(f"\r  generating: {counts.get('contact', 0):,} contacts, {counts.get('touchpoint', 0):,} touchpoints",
+              end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    dataset = generate(crm, contacts=args.contacts, touches_per_contact=args.touches_per_contact, seed=args.seed,
+                       keep=False, chunk=50_000, progress=progress)  # fmt: skip
+    print(f"\n  generated in {time.perf_counter() - started:.0f} s: "
+          + ", ".join(f"{n} {t}" for t, n in dataset.counts.items()), file=sys.stderr)  # fmt: skip
+    with crm.engine.begin() as connection:
+        if crm.engine.dialect.name == "sqlite":
+            connection.exec_driver_sql("ANALYZE")
+        else:
+            connection.exec_driver_sql("CREATE TABLE bench_done (id integer)")
+    if crm.engine.dialect.name == "postgresql":
+        with crm.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
+    crm.dispose()
+    if done is not None:
+        done.touch()
+    return url
+
+
+def _upgraded(url: str) -> str:
+    """Bring a kept database to the current schema (new index migrations) and return its URL."""
+    crm = CRM(database_url=url, plugins=[], environment="test")
+    if crm.db_upgrade() and crm.engine.dialect.name == "sqlite":
+        with crm.engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
+    crm.dispose()
+    return url
+
+
+def timed_pair(first: Callable[[], Any], second: Callable[[], Any], runs: int) -> tuple[float, Any, float, Any]:
+    """Median times of *first* and *second*, run alternately (so load on the machine hits both alike)."""
+    first(), second()  # warm-up: caches, compiled statements, the database's pages
+    times: tuple[list[float], list[float]] = ([], [])
+    results: list[Any] = [None, None]
+    for _ in range(runs):
+        for index, func in enumerate((first, second)):
+            started = time.perf_counter()
+            results[index] = func()
+            times[index].append(time.perf_counter() - started)
+    return statistics.median(times[0]), results[0], statistics.median(times[1]), results[1]
+
+
+def normalise(rows: list[dict[str, Any]], columns: list[Any]) -> list[tuple[Any, ...]]:
+    """Rows converted by the report's own column types, floats to 4 places, in a stable order."""
+    out = []
+    for row in rows:
+        values = [column.convert(row[column.name]) for column in columns]
+        out.append(tuple(round(v, 4) if isinstance(v, float) else v for v in values))
+    return sorted(out, key=repr)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--contacts", type=int, default=200_000)
+    parser.add_argument("--touches-per-contact", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="10,000 contacts (~50,000 touchpoints), 5 runs")
+    parser.add_argument("--only", help="Comma-separated report names.")
+    parser.add_argument("--workdir", default="/tmp", help="Where SQLite files are kept.")
+    parser.add_argument("--admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    if args.quick:
+        args.contacts, args.runs = 10_000, 5
+    url = database(args)
+    crm = CRM(database_url=url, plugins=[], environment="test")
+    dialect = "postgresql" if crm.engine.dialect.name == "postgresql" else "sqlite"
+    with crm.engine.connect() as connection:
+        touchpoints = connection.execute(text("SELECT COUNT(*) FROM touchpoint")).scalar()
+        contacts = connection.execute(text("SELECT COUNT(*) FROM contact")).scalar()
+    print(f"{dialect}: {contacts:,} contacts, {touchpoints:,} touchpoints; medians of {args.runs} runs\n")
+    print(f"{'report':24} {'range':9} {'rows':>5} {'report s':>9} {'hand SQL s':>10} {'ratio':>6}")
+    worst = 0.0
+    failures = []
+    names = args.only.split(",") if args.only else list(HAND_WRITTEN)
+    for name in names:
+        crm.reports.get(name)  # an unknown name fails here, before any timing
+        for label, (start, end) in RANGES.items():
+            sql = HAND_WRITTEN[name](dialect, start, end)
+
+            def hand(sql: str = sql) -> list[dict[str, Any]]:
+                with crm.engine.connect() as connection:
+                    return [dict(r._mapping) for r in connection.execute(text(sql))]
+
+            report_time, result, hand_time, hand_rows = timed_pair(
+                lambda n=name, s=start, e=end: crm.reports.run(n, start=s, end=e), hand, args.runs
+            )
+            columns = list(result.columns)
+            hand_rows = [{columns[0].name: r.pop("key"), **r} for r in hand_rows]
+            filled = [c.name for c in columns[1:]]
+            got = normalise([r for r in result.rows if any(r[c] for c in filled)], columns)
+            expected = normalise([r for r in hand_rows if any(r[c] for c in filled)], columns)
+            if got != expected:
+                failures.append(f"{name} ({label}): the report and the hand-written SQL disagree")
+            ratio = report_time / hand_time
+            worst = max(worst, ratio)
+            print(f"{name:24} {label:9} {len(result.rows):>5} {report_time:>9.3f} {hand_time:>10.3f} {ratio:>6.2f}")
+    print(f"\nworst ratio {worst:.2f} (target <= 1.25)")
+    for failure in failures:
+        print("FAILED:", failure)
+    crm.dispose()
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

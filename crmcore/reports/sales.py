@@ -1,0 +1,488 @@
+"""The core's sales reports: conversion, sales cycle, pipeline, win rate, reps, forecast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, literal, null, select
+from sqlalchemy.orm import aliased
+
+from crmcore.errors import ValidationError
+from crmcore.models import (
+    Activity,
+    Contact,
+    Interaction,
+    LifecycleChange,
+    Opportunity,
+    Pipeline,
+    PipelineStage,
+    Purchase,
+    Stage,
+    Team,
+    User,
+)
+from crmcore.reports.common import CURRENCY, currency, union, with_periods
+from crmcore.reports.model import Chart, Column, Param, Report, ReportQuery, count, money_sum
+from crmcore.reports.sql import days_between, ratio
+
+CUSTOMER = Stage.CUSTOMER.value
+SOURCE_FILTER = Param(name="source", help="Only contacts from this source.")
+
+
+def _contact_key(query: ReportQuery, contact: Any) -> tuple[Any, Any]:
+    """Key for contact-based groupings (source, owner, country) and the join it needs (or None)."""
+    if query.by == "owner":
+        owner = aliased(User, name="owner")
+        return owner.name, (owner, owner.id == contact.owner_id)
+    return getattr(contact, query.by), None
+
+
+# -- lead-to-customer conversion -------------------------------------------------------
+
+
+def build_conversion(query: ReportQuery) -> Any:
+    """Leads captured in the range, and how many of them qualified and became customers (ever)."""
+    later = aliased(LifecycleChange, name="later")
+
+    def reached(*stages: str) -> Any:
+        return case(
+            (exists().where(later.contact_id == LifecycleChange.contact_id, later.to_stage.in_(stages)), 1), else_=0
+        )
+
+    key, join = (query.period(LifecycleChange.occurred_at), None) if query.is_period else _contact_key(query, Contact)
+    facts = (
+        select(
+            key.label("key"),
+            reached(Stage.PROSPECT.value, CUSTOMER).label("qualified"),
+            reached(CUSTOMER).label("customer"),
+        )
+        .select_from(LifecycleChange)
+        .join(Contact, Contact.id == LifecycleChange.contact_id)
+        .where(
+            LifecycleChange.from_stage.is_(None),
+            LifecycleChange.to_stage == Stage.LEAD.value,
+            query.in_range(LifecycleChange.occurred_at),
+            query.in_segment(LifecycleChange.contact_id),
+        )
+    )
+    if join is not None:
+        facts = facts.outerjoin(*join)
+    if query.param("source"):
+        facts = facts.where(Contact.source == query.param("source"))
+    sub = facts.subquery("facts")
+    # Rates are computed over the totals, so each EXISTS runs once per lead (SQLite would repeat a
+    # subquery column used twice in one aggregate query).
+    totals = (
+        select(
+            sub.c.key,
+            func.count().label("leads"),
+            func.sum(sub.c.qualified).label("qualified"),
+            func.sum(sub.c.customer).label("customers"),
+        )
+        .group_by(sub.c.key)
+        .subquery("totals")
+    )
+    t = totals.c
+    statement = select(
+        t.key, t.leads, t.qualified, t.customers,
+        ratio(t.qualified, t.leads).label("qualification_rate"),
+        ratio(t.customers, t.leads).label("conversion_rate"),
+    )  # fmt: skip
+    return statement.order_by(t.key if query.is_period else t.leads.desc(), t.key)
+
+
+CONVERSION = Report(
+    name="sales.conversion",
+    title="Lead-to-customer conversion rate",
+    description=(
+        "Leads captured in the range (their first lifecycle entry), per source, owner, country or "
+        "capture period: how many reached prospect (or went straight to customer) and how many became "
+        "customers, up to now. Rates are of the leads captured; empty for a period without leads."
+    ),
+    build=build_conversion,
+    columns=(
+        count("leads", "Leads"),
+        count("qualified", "Qualified"),
+        count("customers", "Customers"),
+        Column(name="qualification_rate", label="Qualification rate", type="percent"),
+        Column(name="conversion_rate", label="Conversion rate", type="percent"),
+    ),
+    groupings=with_periods("source", "owner", "country"),
+    default_by="source",
+    params=(SOURCE_FILTER,),
+    chart=Chart(kind="bar", y=("conversion_rate",)),
+    dates="the time each lead was captured",
+    main=True,
+)
+
+# -- sales cycle -------------------------------------------------------------------------
+
+
+def build_cycle(query: ReportQuery) -> Any:
+    """Days from capture to first becoming a customer, for customers won in the range."""
+    converted_at = func.min(LifecycleChange.occurred_at)
+    converted = (
+        select(LifecycleChange.contact_id.label("contact_id"), converted_at.label("converted_at"))
+        .where(LifecycleChange.to_stage == CUSTOMER, query.in_segment(LifecycleChange.contact_id))
+        .group_by(LifecycleChange.contact_id)
+        .having(query.in_range(converted_at))
+        .subquery("converted")
+    )
+    key, join = (query.period(converted.c.converted_at), None) if query.is_period else _contact_key(query, Contact)
+    facts = (
+        select(key.label("key"), days_between(converted.c.converted_at, Contact.created_at).label("days"))
+        .select_from(converted)
+        .join(Contact, Contact.id == converted.c.contact_id)
+    )
+    if join is not None:
+        facts = facts.outerjoin(*join)
+    if query.param("source"):
+        facts = facts.where(Contact.source == query.param("source"))
+    sub = facts.subquery("facts")
+    customers = func.count()
+    return (
+        select(
+            sub.c.key,
+            customers.label("customers"),
+            func.avg(sub.c.days).label("avg_days"),
+            func.min(sub.c.days).label("min_days"),
+            func.max(sub.c.days).label("max_days"),
+        )
+        .group_by(sub.c.key)
+        .order_by(sub.c.key if query.is_period else customers.desc(), sub.c.key)
+    )
+
+
+CYCLE = Report(
+    name="sales.cycle",
+    title="Average sales cycle (captured to won)",
+    description=(
+        "Contacts who first became customers in the range: days from their capture to that moment "
+        "(average, shortest, longest), per source, owner, country or period of becoming a customer."
+    ),
+    build=build_cycle,
+    columns=(
+        count("customers", "Customers"),
+        Column(name="avg_days", label="Avg days", type="days"),
+        Column(name="min_days", label="Min days", type="days"),
+        Column(name="max_days", label="Max days", type="days"),
+    ),
+    groupings=with_periods("source", "owner", "country"),
+    default_by="month",
+    params=(SOURCE_FILTER,),
+    chart=Chart(kind="bar", y=("avg_days",)),
+    dates="the time each contact first became a customer",
+)
+
+# -- pipeline -----------------------------------------------------------------------------
+
+
+def _pipeline_id(query: ReportQuery) -> Any:
+    """The chosen pipeline's id as a scalar subquery (a named one is checked first, to name the valid ones)."""
+    name = query.param("pipeline")
+    if name and query.session.scalar(select(Pipeline.id).where(Pipeline.name == name)) is None:
+        names = query.session.scalars(select(Pipeline.name).order_by(Pipeline.name)).all()
+        raise ValidationError({"param pipeline": f"no pipeline {name!r}; pipelines: {', '.join(names) or 'none'}"})
+    condition = Pipeline.name == name if name else Pipeline.is_default.is_(True)
+    return select(Pipeline.id).where(condition).scalar_subquery()
+
+
+def build_pipeline(query: ReportQuery) -> Any:
+    """Open opportunities per stage (every open stage shown) or owner: count, amount, weighted amount."""
+    code = currency(query)
+    pipeline_id = _pipeline_id(query)
+    in_scope = and_(
+        Opportunity.status == "open",
+        Opportunity.currency == code,
+        query.in_range(Opportunity.created_at),
+        query.in_segment(Opportunity.contact_id),
+    )
+    stage = PipelineStage
+    weighted = Opportunity.amount * stage.probability / 100
+    age = days_between(literal(query.ctx.now, Opportunity.created_at.type), Opportunity.created_at)
+    if query.by == "stage":
+        facts = (
+            select(
+                stage.name.label("key"),
+                stage.position.label("position"),
+                Opportunity.id.label("opportunity_id"),
+                Opportunity.amount.label("amount"),
+                weighted.label("weighted"),
+                age.label("age"),
+            )
+            .select_from(stage)
+            .outerjoin(Opportunity, and_(Opportunity.stage_id == stage.id, in_scope))
+            .where(stage.pipeline_id == pipeline_id, stage.outcome == "open")
+        )
+    else:
+        owner = aliased(User, name="owner")
+        facts = (
+            select(
+                owner.name.label("key"),
+                literal(0).label("position"),
+                Opportunity.id.label("opportunity_id"),
+                Opportunity.amount.label("amount"),
+                weighted.label("weighted"),
+                age.label("age"),
+            )
+            .select_from(Opportunity)
+            .join(stage, stage.id == Opportunity.stage_id)
+            .outerjoin(owner, owner.id == Opportunity.owner_id)
+            .where(Opportunity.pipeline_id == pipeline_id, in_scope)
+        )
+    sub = facts.subquery("facts")
+    statement = select(
+        sub.c.key,
+        func.count(sub.c.opportunity_id).label("opportunities"),
+        func.coalesce(func.sum(sub.c.amount), 0).label("amount"),
+        func.coalesce(func.sum(sub.c.weighted), 0).label("weighted_amount"),
+        func.avg(sub.c.age).label("avg_age_days"),
+    ).group_by(sub.c.key)
+    if query.by == "stage":
+        return statement.order_by(func.min(sub.c.position))
+    return statement.order_by(func.sum(sub.c.amount).desc(), sub.c.key)
+
+
+PIPELINE = Report(
+    name="sales.pipeline",
+    title="Pipeline by stage, with weighted value",
+    description=(
+        "Open opportunities of one pipeline (the default one unless pipeline=NAME) in one currency, per "
+        "open stage in pipeline order (empty stages included) or per owner: how many, their amount, the "
+        "amount weighted by each stage's win probability, and their average age in days. The range, "
+        "when given, selects opportunities by creation time."
+    ),
+    build=build_pipeline,
+    columns=(
+        count("opportunities", "Opportunities"),
+        money_sum("amount", "Amount"),
+        money_sum("weighted_amount", "Weighted amount"),
+        Column(name="avg_age_days", label="Avg age (days)", type="days"),
+    ),
+    groupings=("stage", "owner"),
+    default_by="stage",
+    params=(Param(name="pipeline", help="Pipeline name (default: the default pipeline)."), CURRENCY),
+    chart=Chart(kind="funnel", y=("amount", "weighted_amount")),
+    dates="opportunities by creation time",
+    main=True,
+)
+
+# -- win rate ------------------------------------------------------------------------------
+
+
+def build_win_rate(query: ReportQuery) -> Any:
+    """Opportunities closed in the range: won, lost, win rate, won amount, days to close."""
+    code = currency(query)
+    won = Opportunity.status == "won"
+    if query.is_period:
+        key: Any = query.period(Opportunity.closed_at)
+    elif query.by == "pipeline":
+        key = select(Pipeline.name).where(Pipeline.id == Opportunity.pipeline_id).scalar_subquery()
+    elif query.by == "owner":
+        key = select(User.name).where(User.id == Opportunity.owner_id).scalar_subquery()
+    else:
+        key = select(Contact.source).where(Contact.id == Opportunity.contact_id).scalar_subquery()
+    sub = (
+        select(
+            key.label("key"),
+            case((won, 1), else_=0).label("won"),
+            case((won, 0), else_=1).label("lost"),
+            case((won & (Opportunity.currency == code), Opportunity.amount), else_=null()).label("won_amount"),
+            case((won, days_between(Opportunity.closed_at, Opportunity.created_at)), else_=null()).label("days"),
+        )
+        .where(
+            Opportunity.status.in_(("won", "lost")),
+            Opportunity.closed_at.is_not(None),
+            query.in_range(Opportunity.closed_at),
+            query.in_segment(Opportunity.contact_id),
+        )
+        .subquery("facts")
+    )
+    statement = select(
+        sub.c.key,
+        func.sum(sub.c.won).label("won"),
+        func.sum(sub.c.lost).label("lost"),
+        ratio(func.sum(sub.c.won), func.count()).label("win_rate"),
+        func.coalesce(func.sum(sub.c.won_amount), 0).label("won_amount"),
+        func.avg(sub.c.won_amount).label("avg_deal"),
+        func.avg(sub.c.days).label("avg_days_to_win"),
+    ).group_by(sub.c.key)
+    return statement.order_by(sub.c.key if query.is_period else func.count().desc(), sub.c.key)
+
+
+WIN_RATE = Report(
+    name="sales.win_rate",
+    title="Win rate",
+    description=(
+        "Opportunities closed in the range: won, lost, win rate (won / closed), won amount and average "
+        "deal size (in one currency), and average days from opening to winning; per period, owner, "
+        "pipeline or contact source."
+    ),
+    build=build_win_rate,
+    columns=(
+        count("won", "Won"),
+        count("lost", "Lost"),
+        Column(name="win_rate", label="Win rate", type="percent"),
+        money_sum("won_amount", "Won amount"),
+        Column(name="avg_deal", label="Avg deal", type="money"),
+        Column(name="avg_days_to_win", label="Avg days to win", type="days"),
+    ),
+    groupings=with_periods("owner", "pipeline", "source"),
+    default_by="month",
+    params=(CURRENCY,),
+    chart=Chart(kind="bar", y=("win_rate",)),
+    dates="opportunities by closing time",
+)
+
+# -- per rep ----------------------------------------------------------------------------------
+
+REP_MEASURES = ("leads", "won", "won_amount", "revenue", "cycle_days", "activities", "interactions")
+
+
+def _rep_part(user_id: Any, **measures: Any) -> Any:
+    values = [
+        (measures[name] if name in measures else (null() if name == "cycle_days" else literal(0))).label(name)
+        for name in REP_MEASURES
+    ]
+    return select(user_id.label("user_id"), *values)
+
+
+def build_reps(query: ReportQuery) -> Any:
+    """Per rep: leads handled, deals won, revenue, cycle time, activities and interactions in the range."""
+    code = currency(query)
+    won = Opportunity.status == "won"
+    parts = [
+        _rep_part(Contact.owner_id, leads=literal(1)).where(
+            query.in_range(Contact.created_at), query.in_segment(Contact.id), Contact.merged_into_id.is_(None)
+        ),
+        _rep_part(
+            Opportunity.owner_id,
+            won=literal(1),
+            won_amount=case((Opportunity.currency == code, Opportunity.amount), else_=0),
+            cycle_days=days_between(Opportunity.closed_at, Opportunity.created_at),
+        ).where(won, query.in_range(Opportunity.closed_at), query.in_segment(Opportunity.contact_id)),
+        _rep_part(Purchase.rep_id, revenue=Purchase.total).where(
+            query.in_range(Purchase.purchased_at), Purchase.currency == code, query.in_segment(Purchase.contact_id)
+        ),
+        _rep_part(Activity.owner_id, activities=literal(1)).where(
+            Activity.done_at.is_not(None), query.in_range(Activity.done_at), query.in_segment(Activity.contact_id)
+        ),
+        _rep_part(Interaction.user_id, interactions=literal(1)).where(
+            query.in_range(Interaction.occurred_at), query.in_segment(Interaction.contact_id)
+        ),
+    ]
+    facts = union(*parts)
+    if query.by == "team":
+        label: Any = Team.name
+        group: Any = User.team_id
+    else:
+        label, group = User.name, facts.c.user_id
+    statement = (
+        select(
+            func.min(label).label("key"),
+            func.sum(facts.c.leads).label("leads"),
+            func.sum(facts.c.won).label("won"),
+            func.sum(facts.c.won_amount).label("won_amount"),
+            func.sum(facts.c.revenue).label("revenue"),
+            func.avg(facts.c.cycle_days).label("avg_cycle_days"),
+            func.sum(facts.c.activities).label("activities"),
+            func.sum(facts.c.interactions).label("interactions"),
+        )
+        .select_from(facts)
+        .outerjoin(User, User.id == facts.c.user_id)
+        .group_by(group)
+    )
+    if query.by == "team":
+        statement = statement.outerjoin(Team, Team.id == User.team_id)
+    return statement.order_by(func.sum(facts.c.revenue).desc(), func.min(label))
+
+
+REPS = Report(
+    name="sales.reps",
+    title="Results per rep",
+    description=(
+        "Per rep (or team) in the range: leads handled (contacts they own, captured in the range), "
+        "opportunities won and their amount, revenue of the purchases they sold, average days from "
+        "opening to winning, activities completed and interactions logged. Unassigned work shows "
+        "under (none)."
+    ),
+    build=build_reps,
+    columns=(
+        count("leads", "Leads handled"),
+        count("won", "Won"),
+        money_sum("won_amount", "Won amount"),
+        money_sum("revenue", "Revenue"),
+        Column(name="avg_cycle_days", label="Avg cycle (days)", type="days"),
+        count("activities", "Activities done"),
+        count("interactions", "Interactions"),
+    ),
+    groupings=("rep", "team"),
+    default_by="rep",
+    params=(CURRENCY,),
+    chart=Chart(kind="bar", y=("revenue", "won_amount")),
+    dates="contacts by capture, opportunities by closing, purchases, activities by completion, interactions by time",
+    main=True,
+)
+
+# -- forecast -----------------------------------------------------------------------------------
+
+
+def build_forecast(query: ReportQuery) -> Any:
+    """Open opportunities by expected close period: count, amount, weighted amount."""
+    code = currency(query)
+    facts = (
+        select(
+            query.date_period(Opportunity.expected_close_on).label("key"),
+            Opportunity.amount.label("amount"),
+            (Opportunity.amount * PipelineStage.probability / 100).label("weighted"),
+        )
+        .join(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+        .where(
+            Opportunity.status == "open",
+            Opportunity.currency == code,
+            query.in_dates(Opportunity.expected_close_on),
+            query.in_segment(Opportunity.contact_id),
+        )
+    )
+    if query.param("pipeline"):
+        facts = facts.join(Pipeline, Pipeline.id == Opportunity.pipeline_id).where(
+            Pipeline.name == query.param("pipeline")
+        )
+    sub = facts.subquery("facts")
+    return (
+        select(
+            sub.c.key,
+            func.count().label("opportunities"),
+            func.sum(sub.c.amount).label("amount"),
+            func.sum(sub.c.weighted).label("weighted_amount"),
+        )
+        .group_by(sub.c.key)
+        .order_by(sub.c.key)
+    )
+
+
+FORECAST = Report(
+    name="sales.forecast",
+    title="Forecast by close month",
+    description=(
+        "Open opportunities (one currency) by the period of their expected close date: how many, their "
+        "amount, and the amount weighted by their stage's win probability. Opportunities without a close "
+        "date show under (none); the range selects by expected close date."
+    ),
+    build=build_forecast,
+    columns=(
+        count("opportunities", "Opportunities"),
+        money_sum("amount", "Amount"),
+        money_sum("weighted_amount", "Weighted amount"),
+    ),
+    groupings=("month", "quarter", "week", "year"),
+    default_by="month",
+    params=(Param(name="pipeline", help="Only this pipeline (default: all)."), CURRENCY),
+    chart=Chart(kind="bar", y=("amount", "weighted_amount")),
+    dates="open opportunities by expected close date",
+    main=True,
+)
+
+SALES_REPORTS = [CONVERSION, CYCLE, PIPELINE, WIN_RATE, REPS, FORECAST]
+
+__all__ = ["SALES_REPORTS"]
