@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from crmcore.crm import CRM
+    from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
 plugin_info = PluginInfo(hookspecs=(hookspecs,))
@@ -95,6 +96,14 @@ def crm_register_commands(cli: click.Group) -> None:
 
     for command in COMMANDS:
         cli.add_command(command)
+
+
+@hookimpl
+def crm_register_reports() -> list[Report]:
+    """First reply and resolution times, SLA attainment, volume, backlog age, agent load."""
+    from crmcore_ticketing.reports import registered_reports
+
+    return registered_reports()
 
 
 @hookimpl

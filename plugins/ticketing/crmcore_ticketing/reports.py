@@ -1,5 +1,9 @@
 """Service numbers for reports: reply and resolution times, SLA attainment, volume, backlog, load.
 
+The reports registered with the report framework (``crm report run ticketing.sla``)
+are at the end of this module; the plain query functions before them return rows
+for code that wants the numbers without the framework.
+
 Each number is a SQL query (``*_query`` returns the SQLAlchemy statement, so a
 report framework can page, export or wrap it) and a function that runs it
 and returns plain rows. Business times come from the SLA metric runs (time
@@ -14,12 +18,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Float, and_, case, func, select
+from sqlalchemy import Float, and_, case, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
+from crmcore.db import UTCDateTime
 from crmcore.models import User
-from crmcore_ticketing.models import SlaMetric, SlaPolicy, Status, Ticket
+from crmcore.reports import Chart, Column, Param, Report, ReportQuery, count, days_between, ratio
+from crmcore.reports.common import with_periods
+from crmcore_ticketing.models import METRICS, SlaMetric, SlaPolicy, Status, Ticket
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
@@ -216,3 +223,266 @@ def agent_load(crm: CRM, since: datetime) -> list[dict[str, Any]]:
     """Per agent (None = unassigned): open, pending and on-hold tickets, and solved since *since*."""
     return [{k: int(v or 0) if k != "agent" else v for k, v in row.items()}
             for row in _rows(crm, agent_load_query(since))]  # fmt: skip
+
+
+# -- registered reports (``crm report run ticketing.*``) ---------------------------------------------
+
+TICKET_GROUPS = ("channel", "priority", "category", "product", "agent")
+
+
+def _ticket_key(query: ReportQuery, at: Any) -> Any:
+    """The grouping key of a ticket row: a period of *at*, the assignee's email, or a ticket field."""
+    if query.is_period:
+        return query.period(at)
+    if query.by == "agent":
+        return func.coalesce(User.email, "(unassigned)")
+    return getattr(Ticket, query.by)
+
+
+def _times_builder(metric: str) -> Any:
+    def build(query: ReportQuery) -> Select[Any]:
+        business = SlaMetric.elapsed_seconds / 3600.0
+        calendar = seconds_between(SlaMetric.started_at, SlaMetric.fulfilled_at) / 3600.0
+        key = _ticket_key(query, SlaMetric.fulfilled_at)
+        columns: list[Any] = [
+            key.label("key"),
+            func.count().label("tickets"),
+            func.avg(business).label("avg_business_hours"),
+            func.max(business).label("max_business_hours"),
+            func.avg(calendar).label("avg_calendar_hours"),
+        ]
+        statement: Select[Any] = (
+            select(*columns)
+            .select_from(SlaMetric)
+            .join(Ticket, Ticket.id == SlaMetric.ticket_id)
+            .outerjoin(User, User.id == Ticket.assignee_id)
+            .where(
+                SlaMetric.metric == metric, SlaMetric.fulfilled_at.is_not(None), query.in_range(SlaMetric.fulfilled_at)
+            )
+            .where(query.in_segment(Ticket.requester_id))
+            .group_by(key)
+            .order_by(key)
+        )
+        return statement
+
+    return build
+
+
+def _hours(name: str, label: str) -> Column:
+    return Column(name=name, label=label, type="number", help="hours")
+
+
+def build_sla(query: ReportQuery) -> Select[Any]:
+    """Completed SLA metric runs in the range: met in time, breached, attainment."""
+    late = and_(SlaMetric.due_at.is_not(None), SlaMetric.fulfilled_at > SlaMetric.due_at)
+    breached = func.sum(case((SlaMetric.breached_at.is_not(None), 1), (late, 1), else_=0))
+    if query.is_period:
+        key: Any = query.period(SlaMetric.fulfilled_at)
+    elif query.by == "policy":
+        key = func.coalesce(SlaPolicy.name, "(none)")
+    else:
+        key = getattr(SlaMetric, query.by)
+    completed = func.count()
+    columns: list[Any] = [
+        key.label("key"),
+        completed.label("completed"),
+        (completed - breached).label("met"),
+        breached.label("breached"),
+        ratio(completed - breached, completed).label("attainment"),
+    ]
+    statement: Select[Any] = (
+        select(*columns)
+        .select_from(SlaMetric)
+        .join(Ticket, Ticket.id == SlaMetric.ticket_id)
+        .outerjoin(SlaPolicy, SlaPolicy.id == SlaMetric.policy_id)
+        .where(SlaMetric.state == "fulfilled", query.in_range(SlaMetric.fulfilled_at))
+        .where(query.in_segment(Ticket.requester_id))
+        .group_by(key)
+        .order_by(key)
+    )
+    metric = query.param("metric")
+    if metric:
+        statement = statement.where(SlaMetric.metric == metric)
+    return statement
+
+
+def build_volume(query: ReportQuery) -> Select[Any]:
+    """Tickets created in the range."""
+    key = _ticket_key(query, Ticket.created_at)
+    statement: Select[Any] = (
+        select(key.label("key"), func.count().label("tickets"))
+        .select_from(Ticket)
+        .outerjoin(User, User.id == Ticket.assignee_id)
+        .where(query.in_range(Ticket.created_at), query.in_segment(Ticket.requester_id))
+        .group_by(key)
+        .order_by(key)
+    )
+    return statement
+
+
+def build_backlog(query: ReportQuery) -> Select[Any]:
+    """Tickets not solved, as of the end of the range (or now), by status, age, priority or agent."""
+    as_of = query.end or query.ctx.now
+    age = days_between(literal(as_of, UTCDateTime()), Ticket.created_at)
+    if query.by == "age":
+        key: Any = case(*[(Ticket.created_at > as_of - limit, label) for limit, label in BUCKETS], else_="over 7 days")
+    elif query.by == "agent":
+        key = func.coalesce(User.email, "(unassigned)")
+    else:
+        key = getattr(Ticket, query.by)
+    columns: list[Any] = [
+        key.label("key"),
+        func.count().label("tickets"),
+        func.avg(age).label("avg_age_days"),
+        func.max(age).label("oldest_days"),
+    ]
+    statement: Select[Any] = (
+        select(*columns)
+        .select_from(Ticket)
+        .outerjoin(User, User.id == Ticket.assignee_id)
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.created_at < as_of, query.in_segment(Ticket.requester_id))
+        .group_by(key)
+        .order_by(key)
+    )
+    return statement
+
+
+def build_agents(query: ReportQuery) -> Select[Any]:
+    """Per agent: tickets open, pending and on hold now, and solved in the range."""
+
+    def count_status(*statuses: str) -> Any:
+        return func.sum(case((Ticket.status.in_(statuses), 1), else_=0))
+
+    solved = func.sum(case((and_(Ticket.solved_at.is_not(None), query.in_range(Ticket.solved_at)), 1), else_=0))
+    key = func.coalesce(User.email, "(unassigned)")
+    columns: list[Any] = [
+        key.label("key"),
+        count_status(Status.NEW.value, Status.OPEN.value).label("open"),
+        count_status(Status.PENDING.value).label("pending"),
+        count_status(Status.ON_HOLD.value).label("on_hold"),
+        solved.label("solved"),
+    ]
+    statement: Select[Any] = (
+        select(*columns)
+        .select_from(Ticket)
+        .outerjoin(User, User.id == Ticket.assignee_id)
+        .where(query.in_segment(Ticket.requester_id))
+        .group_by(key)
+        .order_by(key)
+    )
+    return statement
+
+
+def _metric_choice(value: str) -> str:
+    if value not in METRICS:
+        raise ValueError(f"{value!r} is not one of {', '.join(METRICS)}")
+    return value
+
+
+def registered_reports() -> list[Report]:
+    """The ticketing reports for ``crm_register_reports``."""
+    times = (
+        count("tickets", "Tickets"),
+        _hours("avg_business_hours", "Avg business hours"),
+        _hours("max_business_hours", "Max business hours"),
+        _hours("avg_calendar_hours", "Avg calendar hours"),
+    )
+    return [
+        Report(
+            name="ticketing.first_reply",
+            title="First reply time",
+            description=(
+                "Tickets whose first reply target was met (on time or late) in the range: hours to the first "
+                "public agent reply, counted on the SLA schedule (business hours, pauses excluded) and in "
+                "calendar hours."
+            ),
+            build=_times_builder("first_reply"),
+            columns=times,
+            groupings=with_periods(*TICKET_GROUPS),
+            default_by="channel",
+            chart=Chart(kind="bar", y=("avg_business_hours", "avg_calendar_hours")),
+            dates="the time of the first reply",
+        ),
+        Report(
+            name="ticketing.resolution",
+            title="Resolution time",
+            description=(
+                "Tickets solved in the range: hours from creation to solving, on the SLA schedule (business "
+                "hours, pauses and reopened gaps excluded) and in calendar hours."
+            ),
+            build=_times_builder("resolution"),
+            columns=times,
+            groupings=with_periods(*TICKET_GROUPS),
+            default_by="priority",
+            chart=Chart(kind="bar", y=("avg_business_hours", "avg_calendar_hours")),
+            dates="the time the ticket was solved",
+        ),
+        Report(
+            name="ticketing.sla",
+            title="SLA attainment",
+            description=(
+                "SLA metric runs completed in the range (first reply, next reply, periodic update, resolution): "
+                "how many were met in time and how many breached, per policy, priority, metric or period."
+            ),
+            build=build_sla,
+            columns=(
+                count("completed", "Completed"),
+                count("met", "Met in time"),
+                count("breached", "Breached"),
+                Column(name="attainment", label="Attainment", type="percent"),
+            ),
+            groupings=with_periods("policy", "priority", "metric"),
+            default_by="policy",
+            params=(Param(name="metric", help="Only this metric.", convert=_metric_choice),),
+            chart=Chart(kind="bar", y=("attainment",)),
+            dates="the time each metric was fulfilled",
+            main=True,
+        ),
+        Report(
+            name="ticketing.volume",
+            title="Ticket volume",
+            description="Tickets created in the range, per channel, category, priority, product, agent or period.",
+            build=build_volume,
+            columns=(count("tickets", "Tickets"),),
+            groupings=with_periods(*TICKET_GROUPS),
+            default_by="channel",
+            chart=Chart(kind="bar", y=("tickets",)),
+            dates="the time the ticket was created",
+            main=True,
+        ),
+        Report(
+            name="ticketing.backlog",
+            title="Backlog age",
+            description=(
+                "Tickets not solved as of the end of the range (or now): how many, and how old on average and "
+                "at most (days since creation), per status, age bucket, priority or agent."
+            ),
+            build=build_backlog,
+            columns=(
+                count("tickets", "Tickets"),
+                Column(name="avg_age_days", label="Avg age", type="days"),
+                Column(name="oldest_days", label="Oldest", type="days"),
+            ),
+            groupings=("status", "age", "priority", "agent"),
+            default_by="status",
+            chart=Chart(kind="bar", y=("tickets",)),
+            dates="only the end: the backlog as of that day",
+            main=True,
+        ),
+        Report(
+            name="ticketing.agents",
+            title="Agent load",
+            description="Per agent: tickets open, pending and on hold now, and tickets solved in the range.",
+            build=build_agents,
+            columns=(
+                count("open", "Open"),
+                count("pending", "Pending"),
+                count("on_hold", "On hold"),
+                count("solved", "Solved"),
+            ),
+            groupings=("agent",),
+            default_by="agent",
+            chart=Chart(kind="bar", y=("open", "pending", "on_hold")),
+            dates="the time tickets were solved (for the solved column)",
+        ),
+    ]

@@ -58,3 +58,32 @@ def test_service_numbers(support, standard_policy, agent, lead_agent, clock):
     assert load == [{"agent": "agent@example.com", "open": 0, "pending": 1, "on_hold": 0, "solved": 1},
                     {"agent": "lead@example.com", "open": 1, "pending": 0, "on_hold": 0, "solved": 0}]  # fmt: skip
     assert old.id
+
+
+def test_the_reports_are_registered_with_the_report_framework(support, standard_policy, agent, clock, cli):
+    crm = support.crm
+    quick = support.tickets.open(subject="Quick", body="?", requester="a@example.com", channel="email",
+                                 assignee=agent.email)  # fmt: skip
+    slow = support.tickets.open(subject="Slow", body="?", requester="b@example.com", channel="phone")
+    clock.advance(hours=1)
+    support.tickets.reply(quick.number, "Answer", status="solved", actor=agent.email)
+    clock.set(datetime(2026, 1, 6, 9, 0, tzinfo=UTC))  # Tuesday 10:00 Berlin: 7 business hours later
+    support.tickets.reply(slow.number, "Sorry", actor=agent.email)
+    names = {r.name for r in crm.reports.list() if r.plugin == "ticketing"}
+    assert names == {"ticketing.first_reply", "ticketing.resolution", "ticketing.sla", "ticketing.volume",
+                     "ticketing.backlog", "ticketing.agents"}  # fmt: skip
+    first = crm.reports.run("ticketing.first_reply", start="2026-01-01", end="2026-01-31", by="channel")
+    assert [(r["channel"], r["tickets"], r["avg_business_hours"], r["avg_calendar_hours"]) for r in first.rows] == [
+        ("email", 1, 1.0, 1.0), ("phone", 1, 7.0, 24.0)]  # fmt: skip
+    sla = crm.reports.run("ticketing.sla", by="metric", params={"metric": "first_reply"})
+    assert [(r["metric"], r["completed"], r["met"], r["breached"], r["attainment"]) for r in sla.rows] == [
+        ("first_reply", 2, 1, 1, 0.5)]  # fmt: skip
+    backlog = crm.reports.run("ticketing.backlog", by="status")
+    assert [(r["status"], r["tickets"]) for r in backlog.rows] == [("open", 1)]
+    agents = crm.reports.run("ticketing.agents", start="2026-01-05", end="2026-01-05")
+    by_agent = {r["agent"]: (r["open"], r["pending"], r["on_hold"], r["solved"]) for r in agents.rows}
+    assert by_agent == {"(unassigned)": (1, 0, 0, 0), "agent@example.com": (0, 0, 0, 1)}
+    volume = cli("report", "run", "ticketing.volume", "--by", "day", "--from", "2026-01-05", "--to", "2026-01-06",
+                 "--format", "json")  # fmt: skip
+    assert volume.exit_code == 0, volume.output
+    assert '"tickets": 2' in volume.output
