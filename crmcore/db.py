@@ -137,6 +137,23 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def unmanaged(prefix: str) -> None:
+    """Keep schema objects whose names start with *prefix* out of schema comparisons.
+
+    For pieces a plugin's migration creates with dialect-specific DDL that the
+    models cannot describe (an FTS5 virtual table and its shadow tables, a
+    ``tsvector`` table, a FULLTEXT index): ``schema_diff`` and autogenerate
+    then ignore them instead of proposing to drop them.
+    """
+    Base.metadata.info.setdefault("unmanaged_prefixes", set()).add(prefix)
+
+
+def is_unmanaged(name: str | None) -> bool:
+    """True when *name* was declared with :func:`unmanaged`."""
+    prefixes: set[str] = Base.metadata.info.get("unmanaged_prefixes", set())
+    return name is not None and any(name.startswith(p) for p in prefixes)
+
+
 def table_owner(table_name: str, plugin_names: Iterable[str]) -> str:
     """Return the plugin that owns *table_name* by its prefix, or ``"core"``."""
     for name in plugin_names:

@@ -26,10 +26,15 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def include_object_for(owners: set[str], all_plugins: list[str]) -> Any:
-    """Alembic's ``include_object`` filter: only the core's and enabled plugins' tables."""
-    from crmcore.db import table_owner
+    """Alembic's ``include_object`` filter: only the core's and enabled plugins' tables.
+
+    Objects declared with :func:`crmcore.db.unmanaged` are left out.
+    """
+    from crmcore.db import is_unmanaged, table_owner
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+        if is_unmanaged(name) or is_unmanaged(getattr(getattr(obj, "table", None), "name", None)):
+            return False
         if type_ == "table" and name is not None:
             return name != "alembic_version" and table_owner(name, all_plugins) in owners
         table = getattr(obj, "table", None)

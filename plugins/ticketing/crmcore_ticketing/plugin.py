@@ -3,12 +3,70 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
+from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+from crmcore_ticketing import hookspecs
+from crmcore_ticketing import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
+
+if TYPE_CHECKING:
+    import click
+    from starlette.routing import BaseRoute
+
+    from crmcore.crm import CRM
+    from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
-plugin_info = PluginInfo()
+plugin_info = PluginInfo(hookspecs=(hookspecs,))
+
+
+def _choice(*allowed: str) -> Any:
+    def convert(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"{value!r} is not one of {', '.join(allowed)}")
+        return text
+
+    return convert
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+        raise ValueError(f"{value!r} is not true or false")
+    return text in ("1", "true", "yes", "on")
+
+
+@hookimpl
+def crm_register_settings() -> list[SettingSpec]:
+    """Attachments, limits, tracking numbers, mail in and out."""
+    return [
+        SettingSpec(plugin="ticketing", name="attachment_dir", default="ticketing-attachments",
+                    help="Folder where attachment files are stored (by content hash)."),
+        SettingSpec(plugin="ticketing", name="max_attachment_bytes", default=10_000_000, convert=int,
+                    help="Largest attachment accepted, in bytes."),
+        SettingSpec(plugin="ticketing", name="max_message_bytes", default=30_000_000, convert=int,
+                    help="Largest incoming email accepted, in bytes."),
+        SettingSpec(plugin="ticketing", name="tracking_prefix", default="TK", convert=lambda v: str(v).strip().upper(),
+                    help="Prefix of tracking numbers (TK-7F3K-9QWD)."),
+        SettingSpec(plugin="ticketing", name="reply_to_closed", default="follow_up",
+                    convert=_choice("follow_up", "reopen"),
+                    help="What an email reply to a closed ticket does: open a follow-up, or reopen it."),
+        SettingSpec(plugin="ticketing", name="support_address", default=None,
+                    help="From/Reply-To of replies (default: the CRM's mail_from)."),
+        SettingSpec(plugin="ticketing", name="acknowledge", default=True, convert=_bool,
+                    help="Email the requester a tracking number when a ticket arrives by email or web."),
+        SettingSpec(plugin="ticketing", name="maildir", default=None,
+                    help="Maildir folder polled every minute by the worker (unset: no polling)."),
+        SettingSpec(plugin="ticketing", name="status_link_days", default=7, convert=int,
+                    help="How long a customer's status link works."),
+        SettingSpec(plugin="ticketing", name="search_language", default="english",
+                    help="PostgreSQL text-search configuration of the knowledge base."),
+    ]  # fmt: skip
 
 
 @hookimpl
@@ -21,3 +79,36 @@ def crm_register_migrations() -> list[Path]:
 def crm_register_templates() -> list[Path]:
     """Templates under ``ticketing/``."""
     return [HERE / "templates"]
+
+
+@hookimpl
+def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
+    """The SLA timer handler and the Maildir poller."""
+    from crmcore_ticketing.jobs import registrations
+
+    return registrations()
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    """``crm ticket``, ``crm sla``, ``crm kb``, ``crm contract``."""
+    from crmcore_ticketing.cli import COMMANDS
+
+    for command in COMMANDS:
+        cli.add_command(command)
+
+
+@hookimpl
+def crm_register_reports() -> list[Report]:
+    """First reply and resolution times, SLA attainment, volume, backlog age, agent load."""
+    from crmcore_ticketing.reports import registered_reports
+
+    return registered_reports()
+
+
+@hookimpl
+def crm_register_routes(crm: CRM) -> list[BaseRoute]:
+    """The support form, the customer status page and public articles under ``/ticketing``."""
+    from crmcore_ticketing.web import routes
+
+    return routes(crm)
