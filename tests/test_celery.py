@@ -46,8 +46,8 @@ def broker(request):
 
 
 @pytest.fixture
-def celery_crm(crm_factory, broker, tmp_path):
-    os.environ["TEST_FLAKY_BACKOFF"] = "0.2"
+def celery_crm(crm_factory, broker, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_FLAKY_BACKOFF", "0.2")
     crm = crm_factory(
         plugins=[JobsPlugin(tmp_path / "deliveries.jsonl")],
         clock=SystemClock(),

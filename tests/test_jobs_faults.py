@@ -138,14 +138,14 @@ def test_database_going_away_mid_run_pauses_the_worker_and_loses_nothing(crm, cr
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         enqueue(crm, 300)
         worker = start_worker(proxied, log, "--batch", "20", "--poll", "0.1", sleep=0.005)
-        wait_for(lambda: counts(crm)[0] >= 50, 60, "some jobs done")
+        wait_for(lambda: counts(crm)[0] >= 50, 120, "some jobs done")
         proxy.cut()
         time.sleep(3)
         stalled = counts(crm)
         time.sleep(1)
         assert counts(crm) == stalled, "nothing can finish while the database is away"
         proxy.restore()
-        wait_for(lambda: counts(crm) == (300, 300), 120, "the worker to resume and finish")
+        wait_for(lambda: counts(crm) == (300, 300), 240, "the worker to resume and finish")
         output = stop(worker)
     finally:
         proxy.close()
