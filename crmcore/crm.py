@@ -10,8 +10,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from sqlalchemy import event, select
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from crmcore.clock import Clock, SystemClock
@@ -59,18 +60,22 @@ class CRM:
         settings: Settings | None = None,
         clock: Clock | None = None,
         config_file: str | None = None,
+        engine: Engine | None = None,
         tolerant: bool = False,
         **options: Any,
     ) -> None:
         names = [p for p in plugins if isinstance(p, str)] if plugins is not None else None
         objects = [p for p in plugins if not isinstance(p, str)] if plugins is not None else []
+        if engine is not None:
+            database_url = engine.url.render_as_string(hide_password=False)
         self.settings = settings or Settings.load(config_file, database_url=database_url, plugins=names, **options)
         self.clock: Clock = clock or SystemClock()
         enabled: list[str | object] | None = None
         if self.settings.plugins is not None or objects:
             enabled = [*(self.settings.plugins or ()), *objects]
         self.plugins = PluginHost(enabled, trace=self.settings.trace_hooks, tolerant=tolerant)
-        self.engine = create_engine(self.settings.database_url)
+        #: The host application's engine when given, else one configured for crmcore.
+        self.engine = engine or create_engine(self.settings.database_url)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         self._current: contextvars.ContextVar[HookContext | None] = contextvars.ContextVar(
             f"crmcore-uow-{id(self)}", default=None
@@ -130,6 +135,9 @@ class CRM:
                     ctx.actor = self.resolve_actor(actor, session)
                     yield ctx
                     session.flush()
+                    if ctx._after_commit:  # the host commits; run ours after its commit
+                        callbacks = list(ctx._after_commit)
+                        event.listen(session, "after_commit", lambda _s: [c() for c in callbacks], once=True)
         finally:
             self._current.reset(token)
             if own:
