@@ -35,6 +35,7 @@ from crmcore.services.sales import REMINDER_HANDLER
 if TYPE_CHECKING:
     from sqlalchemy import Select
 
+    from crmcore.bundles import BundleKind
     from crmcore.reports import Report, ReportQuery
 
 DORMANCY_HANDLER = "core.dormancy_check"
@@ -196,6 +197,13 @@ def _dormancy_check(call: JobCall) -> None:
                 ctx.call("crm_lifecycle_stage_changed", event=event)
         if len(batch) < 500:
             return
+
+
+@hookimpl(trylast=True)
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    from crmcore.bundles import CORE_KINDS
+
+    return list(CORE_KINDS)
 
 
 @hookimpl(trylast=True)

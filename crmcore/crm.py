@@ -95,6 +95,9 @@ class CRM:
         from crmcore.reports.service import ReportService
 
         self.reports = ReportService(self)
+        from crmcore.bundles import BundleService
+
+        self.bundles = BundleService(self)
         if not tolerant:
             self.plugins.call("crm_startup", crm=self)
 

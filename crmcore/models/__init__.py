@@ -22,7 +22,7 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "Activity",
     "AdSpend",
     "AuditEntry",
+    "BundleRecord",
     "Contact",
     "ContactTag",
     "CustomField",

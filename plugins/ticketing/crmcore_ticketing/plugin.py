@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
     from crmcore.reports import Report
 
@@ -67,6 +68,14 @@ def crm_register_settings() -> list[SettingSpec]:
         SettingSpec(plugin="ticketing", name="search_language", default="english",
                     help="PostgreSQL text-search configuration of the knowledge base."),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Business calendars and SLA policies, as vendors' bundles ship them."""
+    from crmcore_ticketing.bundles import KINDS
+
+    return KINDS
 
 
 @hookimpl
