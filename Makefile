@@ -45,3 +45,7 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info demo.db*
+
+docs: venv
+	$(BIN)/python -m crmcore.docs
+	$(BIN)/mkdocs build --strict
