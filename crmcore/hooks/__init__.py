@@ -33,6 +33,7 @@ SPEC_MODULES = (
     "crmcore.hooks.web",
     "crmcore.hooks.reports",
     "crmcore.hooks.bundles",
+    "crmcore.hooks.demo",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]
