@@ -84,9 +84,11 @@ def _summary(echo: Callable[[str], Any], counts: Counter[str], crm: Any, databas
          f"{counts['opportunities lost']} lost, {counts['purchases recorded']} purchases")  # fmt: skip
     shown = {"leads captured", "touchpoints recorded", "leads qualified", "customers won", "opportunities won",
              "opportunities lost", "purchases recorded", "opportunities opened", "jobs run by the worker"}  # fmt: skip
+    label = "Plugins   "
     for what, n in sorted(counts.items()):
         if what not in shown:
-            echo(f"           {n} {what}")
+            echo(f"{label} {n} {what}")
+            label = "          "
     mails = len(list(mail_dir.glob("*.eml"))) if mail_dir.exists() else 0
     echo(f"Worker     ran {counts['jobs run by the worker']} jobs and timers; {mails} emails written to {mail_dir}/")
     echo(f"Dashboard  {dashboard}")

@@ -56,10 +56,21 @@ class DemoDay:
     #: Every contact so far (ids).
     contacts: list[int]
     counts: Counter[str]
+    #: True on the first and on the last simulated business day (set up; add final figures).
+    first: bool = False
+    last: bool = False
 
     def count(self, what: str, n: int = 1) -> None:
         """Add *n* to the summary figure *what* (``"tickets opened"``)."""
         self.counts[what] += n
+
+    def at(self, hour: int, minute: int = 0) -> datetime:
+        """Move the CRM's clock forward to *hour*:*minute* of this day (never backwards); return the time."""
+        clock: Any = self.crm.clock
+        wanted = datetime.combine(self.date, time(hour, minute), tzinfo=UTC)
+        if wanted > clock.now():
+            clock.set(wanted)
+        return clock.now()  # type: ignore[no-any-return]
 
 
 @attrs.define
@@ -83,6 +94,7 @@ class Simulation:
         self.deals: list[_Deal] = []
         self.customers: set[int] = set()
         self.serial = 0
+        self.business_days = 0
 
     def setup(self) -> None:
         """Reps and products."""
@@ -98,7 +110,8 @@ class Simulation:
             day = self.start + timedelta(days=offset)
             self.clock.set(datetime.combine(day, time(9), tzinfo=UTC))
             if day.weekday() < 5:
-                self.business_day(day)
+                self.business_day(day, last=offset >= self.days - 3 and not any(
+                    (day + timedelta(days=n)).weekday() < 5 for n in range(1, self.days - offset)))  # fmt: skip
             if day.weekday() == 6 or offset == self.days - 1:
                 self.clock.set(datetime.combine(day, time(23, 59), tzinfo=UTC))
                 self.counts["jobs run by the worker"] += self.crm.jobs.run_due()
@@ -108,7 +121,7 @@ class Simulation:
 
     # -- one day ---------------------------------------------------------------------------
 
-    def business_day(self, day: date) -> None:
+    def business_day(self, day: date, *, last: bool = False) -> None:
         """Leads in, touches, qualifications, deals moving and closing, purchases; then the plugins."""
         rng = self.rng
         season = 1.3 if day.month in (3, 4, 9, 10) else 0.8 if day.month in (7, 8, 12) else 1.0
@@ -119,7 +132,8 @@ class Simulation:
         first_purchases += self.repeat_purchases(day)
         self.crm.plugins.call("crm_demo_day", day=DemoDay(
             crm=self.crm, date=day, rng=rng, leads=new_leads, customers=first_purchases,
-            contacts=self.contacts, counts=self.counts))  # fmt: skip
+            contacts=self.contacts, counts=self.counts, first=not self.business_days, last=last))  # fmt: skip
+        self.business_days += 1
 
     def capture_leads(self, day: date, n: int) -> list[int]:
         rng, captured = self.rng, []

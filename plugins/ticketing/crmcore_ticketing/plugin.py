@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
     from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
@@ -68,6 +69,14 @@ def crm_register_settings() -> list[SettingSpec]:
         SettingSpec(plugin="ticketing", name="search_language", default="english",
                     help="PostgreSQL text-search configuration of the knowledge base."),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """People write in, agents answer (not always in time), tickets get solved."""
+    from crmcore_ticketing.demo import simulate
+
+    simulate(day)
 
 
 @hookimpl
