@@ -69,6 +69,11 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
     The loads are counted once per unit of work and kept up to date in memory,
     so a batch of captures costs one query, not one per lead.
     """
+    return least_loaded_rep(ctx)
+
+
+def least_loaded_rep(ctx: HookContext) -> int | None:
+    """The core's owner rule on its own (imports use it without building contacts)."""
     loads: dict[int, int] | None = ctx.cache.get("rep_loads")
     if loads is None:
         open_count = (

@@ -4,9 +4,10 @@ products and custom field declarations."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import delete, or_, select, update
 
@@ -37,6 +38,9 @@ from crmcore.registry import CustomFieldSpec
 from crmcore.services.base import ContactRef, Service, change_stage, get_contact
 from crmcore.services.fields import clean_contact, custom_field_defs
 from crmcore.validation import clean_text, currency_code, normalize_email, positive_amount
+
+if TYPE_CHECKING:
+    from crmcore.services.imports import ImportResult
 
 #: Stages a contact can be moved back to by hand, and from where.
 BACKWARD_MOVES = {
@@ -339,6 +343,39 @@ class ContactService(Service):
             for plugin, sections in ctx.crm.plugins.collect_by_plugin("crm_contact_details", contact=contact, ctx=ctx):
                 data.setdefault("plugins", {})[plugin] = sections
             return data
+
+    def import_csv(
+        self,
+        path: str | Path,
+        *,
+        mapping: dict[str, str] | None = None,
+        dry_run: bool = False,
+        errors_to: str | Path | IO[str] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        existing: str = "update",
+        source: str | None = None,
+        batch_size: int = 2000,
+        progress: Callable[[int], None] | None = None,
+        actor: Any = None,
+    ) -> ImportResult:
+        """Import contacts from a CSV file, streamed in batches; bad rows are reported, good ones kept.
+
+        *mapping* maps column names to fields (``{"E-Mail": "email"}``); columns
+        named like a field map themselves. Rows matching an existing contact
+        (normalized email, then phone) update it (*existing* ``"update"``) or
+        are left alone (``"skip"``), so a second run creates nobody twice.
+        Refused rows go to *errors_to* (a CSV with line numbers and reasons).
+        *dry_run* validates and matches everything and writes nothing.
+        *progress* is called with the number of bytes read, as they are read.
+        """
+        from crmcore.services.imports import ContactImporter
+
+        return ContactImporter(
+            self.crm, path, mapping=mapping, dry_run=dry_run, errors_to=errors_to, encoding=encoding,
+            delimiter=delimiter, existing=existing, source=source, batch_size=batch_size, progress=progress,
+            actor=actor,
+        ).run()  # fmt: skip
 
     def export_all(self, output: IO[str], fmt: str = "csv") -> int:
         """Stream every live contact to *output* as CSV or a JSON array; memory stays flat."""
