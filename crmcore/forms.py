@@ -337,10 +337,10 @@ class FormService(Service):
                 touch.setdefault("details", {})["subid"] = text
             else:
                 touch[name] = text
-        if "referrer" not in touch and meta.referrer:
-            # a browser's header, not the person's input: dropped, not refused
+        if "url" not in touch and meta.referrer and "/forms/" not in meta.referrer:
+            # the page that posted (a browser's header, not the person's input: dropped, not refused)
             with contextlib.suppress(ValidationError):
-                touch["referrer"] = clean_text(meta.referrer, "referrer", 2000)
+                touch["url"] = clean_text(meta.referrer, "page_url", 2000)
         touch.setdefault("campaign", form.campaign or touch.get("utm_campaign"))
         touch["source"] = touch.get("utm_source")
         touch["medium"] = touch.get("utm_medium")
