@@ -13,11 +13,14 @@ a server-to-server postback is queued in the outbox.
 from __future__ import annotations
 
 import urllib.request
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import select
 
 from crmcore.errors import Conflict, NotFound, ValidationError
@@ -103,9 +106,23 @@ def _attribute_conversion(ctx: HookContext, contact: Contact | None, touch: Touc
         first = _creditable_before(ctx, contact.id, touch, last=False)
         last = _creditable_before(ctx, contact.id, touch, last=True)
     code = touch.affiliate
-    window = timedelta(days=ctx.crm.settings.affiliate_window_days)
-    if code is None and last is not None and last.affiliate and touch.occurred_at - last.occurred_at <= window:
-        code = last.affiliate
+    affiliate_touch = None
+    if code is None and contact is not None:  # the last affiliate click within the window wins
+        window = timedelta(days=ctx.crm.settings.affiliate_window_days)
+        affiliate_touch = ctx.session.scalars(
+            select(Touchpoint)
+            .where(
+                Touchpoint.contact_id == contact.id,
+                Touchpoint.kind.in_(sorted(CREDITABLE_KINDS)),
+                Touchpoint.affiliate.is_not(None),
+                Touchpoint.occurred_at <= touch.occurred_at,
+                Touchpoint.occurred_at >= touch.occurred_at - window,
+                Touchpoint.id != touch.id,
+            )
+            .order_by(Touchpoint.occurred_at.desc(), Touchpoint.id.desc())
+            .limit(1)
+        ).first()
+        code = affiliate_touch.affiliate if affiliate_touch else None
     affiliate = ctx.first(Affiliate, Affiliate.code == code, Affiliate.active.is_(True)) if code else None
     commission = None
     if affiliate is not None:
@@ -115,7 +132,10 @@ def _attribute_conversion(ctx: HookContext, contact: Contact | None, touch: Touc
         value=touch.value, currency=touch.currency,
         first_touch_id=first.id if first else None, last_touch_id=last.id if last else None,
         affiliate_id=affiliate.id if affiliate else None, commission=commission,
-        details={"affiliate": code} if code and affiliate is None else {},
+        details={
+            **({"unknown_affiliate": code} if code and affiliate is None else {}),
+            **({"affiliate_touch_id": affiliate_touch.id} if affiliate_touch else {}),
+        },
     )  # fmt: skip
     ctx.session.add(row)
     ctx.session.flush()
@@ -145,6 +165,10 @@ def postback_url(template: str, values: dict[str, Any]) -> str:
     return url
 
 
+def _cents(amount: Decimal | None) -> str | None:
+    return None if amount is None else f"{amount:.2f}"
+
+
 def send_postback(call: JobCall) -> None:
     """Outbox handler: GET the affiliate's postback URL; a non-2xx answer is retried."""
     with call.crm.transaction(readonly=True) as ctx:
@@ -155,14 +179,16 @@ def send_postback(call: JobCall) -> None:
         conversion = ctx.session.get(Touchpoint, row.touchpoint_id)
         if affiliate is None or conversion is None or not affiliate.postback_url:
             return
-        click = ctx.session.get(Touchpoint, row.last_touch_id) if row.last_touch_id else None
+        click_id = (row.details or {}).get("affiliate_touch_id") or row.last_touch_id
+        click = ctx.session.get(Touchpoint, click_id) if click_id else None
         url = postback_url(
             affiliate.postback_url,
             {
                 "click_id": click.click_id if click else None,
                 "subid": (click.details or {}).get("subid") if click else None,
-                "value": conversion.value, "commission": row.commission, "currency": conversion.currency,
-                "conversion_id": conversion.id, "order_id": conversion.external_id,
+                "value": _cents(conversion.value), "commission": _cents(row.commission),
+                "currency": conversion.currency, "conversion_id": conversion.id,
+                "order_id": (conversion.external_id or "").removeprefix("order:") or None,
             },
         )  # fmt: skip
     request = urllib.request.Request(url, headers={"User-Agent": "crmcore-postback/0.1"})
@@ -231,6 +257,32 @@ class AffiliateService(Service):
                 query = query.where(ConversionAttribution.contact_id == contact_id)
             return list(ctx.session.scalars(query))
 
+    def summary(self) -> list[dict[str, Any]]:
+        """Every affiliate with its attributed conversions and total commission."""
+        from sqlalchemy import func
+
+        with self.crm.transaction(readonly=True) as ctx:
+            totals = {
+                affiliate_id: (int(count), commission)
+                for affiliate_id, count, commission in ctx.session.execute(
+                    select(
+                        ConversionAttribution.affiliate_id,
+                        func.count(ConversionAttribution.touchpoint_id),
+                        func.sum(ConversionAttribution.commission),
+                    ).group_by(ConversionAttribution.affiliate_id)
+                )
+            }
+            rows = []
+            for affiliate in ctx.session.scalars(select(Affiliate).order_by(Affiliate.code)):
+                count, commission = totals.get(affiliate.id, (0, None))
+                rows.append({
+                    "code": affiliate.code, "name": affiliate.name,
+                    "commission_percent": affiliate.commission_percent, "commission_flat": affiliate.commission_flat,
+                    "currency": affiliate.currency, "postback_url": affiliate.postback_url,
+                    "conversions": count, "commission": Decimal(commission or 0).quantize(Decimal("0.01")),
+                })  # fmt: skip
+            return rows
+
     def of_contact(self, contact_id: int) -> ContactAttribution | None:
         """A contact's first and last creditable touch."""
         with self.crm.transaction(readonly=True) as ctx:
@@ -240,3 +292,110 @@ class AffiliateService(Service):
         """Every affiliate, by code."""
         with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(Affiliate).order_by(Affiliate.code)))
+
+
+#: How far a signed conversion's timestamp may be from now (replays are refused beyond it).
+SIGNATURE_TOLERANCE_SECONDS = 300
+#: Fields ``POST /conversions`` accepts besides the contact's email or id.
+CONVERSION_FIELDS = frozenset(
+    {"order_id", "email", "contact_id", "value", "currency", "occurred_at", "affiliate", "campaign", "ad",
+     "source", "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content", "gclid", "fbclid",
+     "msclkid", "first_name", "last_name", "phone"}
+)  # fmt: skip
+
+
+def sign_conversion(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-CRM-Signature`` value a host shop sends with ``POST /conversions``.
+
+    ``sha256=`` and the hex HMAC-SHA256 of ``b"<timestamp>." + body`` under the
+    shared ``conversion_secret``.
+    """
+    import hashlib
+    import hmac
+
+    digest = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+@attrs.frozen
+class ConversionResult:
+    """What ``crm.conversions.record`` did: the conversion touchpoint, and whether it was a repeat."""
+
+    touchpoint_id: int
+    contact_id: int | None
+    duplicate: bool
+
+
+class ConversionService(Service):
+    """``crm.conversions``: conversions a host shop posts (signed), with attribution."""
+
+    def verify(self, timestamp: str | None, signature: str | None, body: bytes) -> None:
+        """Check a posted conversion's signature and freshness; PermissionDenied otherwise."""
+        import hmac
+
+        from crmcore.errors import PermissionDenied
+
+        secret = self.crm.settings.conversion_secret
+        if not secret:
+            raise NotFound("conversions are not enabled (set conversion_secret)")
+        if not timestamp or not timestamp.isdigit() or not signature:
+            raise PermissionDenied("missing X-CRM-Timestamp or X-CRM-Signature")
+        if abs(self.crm.clock.now().timestamp() - int(timestamp)) > SIGNATURE_TOLERANCE_SECONDS:
+            raise PermissionDenied("the signature's timestamp is too old or in the future")
+        if not hmac.compare_digest(sign_conversion(secret, int(timestamp), body), signature.strip()):
+            raise PermissionDenied("bad signature")
+
+    def record(self, data: Mapping[str, Any], *, actor: Any = None) -> ConversionResult:
+        """Record a conversion for a contact (by ``contact_id`` or ``email``; a new email becomes a lead).
+
+        ``order_id`` is required and unique: posting the same order again is a
+        repeat (``duplicate=True``), never a second conversion.
+        """
+        from crmcore.services.base import get_contact
+        from crmcore.services.leads import capture_in, clean_touch, record_touch_in
+
+        if not isinstance(data, Mapping):
+            raise ValidationError({"__all__": "a conversion is a mapping of fields"})
+        errors: dict[str, str] = dict.fromkeys(sorted(set(data) - CONVERSION_FIELDS), "unknown field")
+        order_id = data.get("order_id")
+        if not isinstance(order_id, str | int) or isinstance(order_id, bool) or not str(order_id).strip():
+            errors["order_id"] = "is required"
+        if data.get("email") in (None, "") and data.get("contact_id") in (None, ""):
+            errors["email"] = "give the buyer's email or contact_id"
+        if errors:
+            raise ValidationError(errors)
+        touch: dict[str, Any] = {"kind": TouchKind.CONVERSION, "external_id": f"order:{str(order_id).strip()}"}
+        for name in ("value", "currency", "occurred_at", "affiliate", "campaign", "ad", "source",
+                     "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"):  # fmt: skip
+            if data.get(name) not in (None, ""):
+                touch[name] = data[name] if name in ("value",) else str(data[name])
+        for name in ("gclid", "fbclid", "msclkid"):
+            if data.get(name) and "click_id" not in touch:
+                touch["click_id"], touch["click_id_kind"] = str(data[name]), name
+        for attempt in range(2):
+            try:
+                with self.crm.transaction(actor) as ctx:
+                    values = clean_touch(ctx, touch)
+                    existing = ctx.first(Touchpoint, Touchpoint.external_id == values["external_id"])
+                    if existing is not None:
+                        return ConversionResult(existing.id, existing.contact_id, True)
+                    if data.get("contact_id") not in (None, ""):
+                        contact = get_contact(
+                            ctx,
+                            int(str(data["contact_id"]))
+                            if str(data["contact_id"]).isdigit()
+                            else str(data["contact_id"]),
+                        )
+                        if contact.erased_at is not None:
+                            raise ValidationError({"contact_id": "this contact was erased"})
+                        recorded = record_touch_in(ctx, contact, values)
+                    else:
+                        fields = {k: data[k] for k in ("email", "first_name", "last_name", "phone") if data.get(k)}
+                        contact = capture_in(ctx, fields, touch)
+                        recorded_id = ctx.cache["last_touch_id"]
+                        return ConversionResult(recorded_id, contact.id, False)
+                    return ConversionResult(recorded.id, contact.id, False)
+            except sa_exc.IntegrityError:  # the same order posted twice at once: the retry sees it
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")

@@ -112,6 +112,7 @@ def click_values(info: ClickInfo) -> tuple[dict[str, Any], dict[str, Any]]:
     in ``details["dropped"]`` rather than refused.
     """
     values: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
     dropped: list[str] = []
     for name in CLICK_PARAMS:
         raw = info.params.get(name)
@@ -127,12 +128,20 @@ def click_values(info: ClickInfo) -> tuple[dict[str, Any], dict[str, Any]]:
                 values["click_id"], values["click_id_kind"] = raw, name
             else:
                 dropped.append(name)
+    subid = info.params.get("subid")
+    if subid:  # an affiliate network's own click id, echoed in its postback
+        if _CLICK_ID.match(subid):
+            extra["subid"] = subid
+        else:
+            dropped.append("subid")
     if info.referrer:
         try:
             values["referrer"] = clean_text(info.referrer, "referrer", 2000)
         except ValidationError:
             dropped.append("referrer")
-    return values, ({"dropped": dropped} if dropped else {})
+    if dropped:
+        extra["dropped"] = dropped
+    return values, extra
 
 
 class LinkService(Service):

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from crmcore.cli import get_crm
+from crmcore.cli.contacts import touch
 from crmcore.cli.output import emit, emit_record, format_option
 
 LINK_COLUMNS = ["code", "short_url", "url", "campaign", "ad", "affiliate", "clicks"]
@@ -187,4 +188,66 @@ def form_show(slug: str, fmt: str) -> None:
         emit(found.fields, fmt, ["name", "label", "type", "required", "maps_to"])
 
 
-COMMANDS = [link, form]
+@click.group()
+def affiliate() -> None:
+    """Affiliates: partner sites credited with clicks and conversions, paid a commission."""
+
+
+@affiliate.command("add")
+@click.argument("code")
+@click.option("--name", required=True, help="The partner's name.")
+@click.option("--percent", "commission_percent", help="Commission: percent of the conversion value.")
+@click.option("--flat", "commission_flat", help="Commission: flat amount per conversion.")
+@click.option("--currency", help="Currency of the flat amount (default: the CRM's).")
+@click.option("--postback-url", help="Server-to-server postback; placeholders {click_id} {subid} {value} "
+              "{commission} {currency} {conversion_id} {order_id}.")  # fmt: skip
+@format_option
+def affiliate_add(code: str, fmt: str, **options: Any) -> None:
+    """Add an affiliate; CODE is what its links and touchpoints carry as affiliate.
+
+    \b
+    Example:
+      crm affiliate add blog-42 --name "Gadget Blog" --percent 10 \\
+        --postback-url "https://track.example.net/pb?sub={subid}&amount={commission}"
+    """
+    created = get_crm().affiliates.add(code, **options)
+    emit_record({"id": created.id, "code": created.code, "name": created.name}, fmt)
+
+
+@affiliate.command("list")
+@format_option
+def affiliate_list(fmt: str) -> None:
+    """List affiliates with their conversions and commission earned.
+
+    \b
+    Example:
+      crm affiliate list --format csv
+    """
+    crm = get_crm()
+    rows = crm.affiliates.summary()
+    emit(rows, fmt, ["code", "name", "commission_percent", "commission_flat", "currency", "conversions",
+                     "commission", "postback_url"])  # fmt: skip
+
+
+@touch.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--source", required=True, help="The ad platform (google, meta, bing).")
+@click.option("--currency", help="Currency of the spend when the file has no currency column.")
+@format_option
+def touch_import(file: Any, source: str, currency: str | None, fmt: str) -> None:
+    """Import impressions, clicks and spend per day, campaign and ad from an ad platform's CSV.
+
+    Importing the same file again updates the same rows. One bad row refuses
+    the whole file and names every bad row.
+
+    \b
+    Example:
+      crm touch import google-ads-2026-01.csv --source google --currency EUR
+    """
+    from crmcore.adimport import import_ad_spend
+
+    result = import_ad_spend(get_crm(), file.read(), source=source, currency=currency)
+    emit_record({"rows": result.rows, "created": result.created, "updated": result.updated}, fmt)
+
+
+COMMANDS = [link, form, affiliate]

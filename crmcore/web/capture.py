@@ -171,12 +171,12 @@ async def _read_body(request: Request) -> dict[str, Any]:
     if content_type == "application/json":
         raw = await request.body()
         try:
-            data = json.loads(raw or b"null")
+            parsed = json.loads(raw or b"null")
         except (ValueError, UnicodeDecodeError):
             raise BadBody(400, "the body is not valid JSON") from None
-        if not isinstance(data, dict):
+        if not isinstance(parsed, dict):
             raise BadBody(422, "the body must be a JSON object of field names to values")
-        return data
+        return parsed
     if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:
             form = await request.form(max_files=5, max_fields=200)
@@ -254,6 +254,22 @@ def routes(crm: CRM) -> list[BaseRoute]:
             response.delete_cookie(CLICK_COOKIE)  # its clicks now belong to the contact
         return response
 
+    async def conversions(request: Request) -> Response:
+        crm = crm_of(request)
+        body = await request.body()
+        crm.conversions.verify(request.headers.get("x-crm-timestamp"), request.headers.get("x-crm-signature"), body)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return error_response(request, 400, "the body is not valid JSON")
+        if not isinstance(data, dict):
+            return error_response(request, 422, "the body must be a JSON object")
+        result = crm.conversions.record(data)
+        return JSONResponse(
+            {"ok": True, "conversion_id": result.touchpoint_id, "duplicate": result.duplicate},
+            status_code=200 if result.duplicate else 201,
+        )
+
     async def thanks(request: Request) -> Response:
         form = crm_of(request).forms.get(request.path_params["slug"])
         return render(request, "capture/thanks.html", {"form": form})
@@ -265,4 +281,5 @@ def routes(crm: CRM) -> list[BaseRoute]:
         Route("/forms/{slug}", form_submit, methods=["POST"]),
         Route("/forms/{slug}", form_options, methods=["OPTIONS"]),
         Route("/forms/{slug}/thanks", thanks, methods=["GET", "HEAD"]),
+        Route("/conversions", conversions, methods=["POST"]),
     ]
