@@ -1,5 +1,6 @@
 """The core's tables. Plugins add theirs on the same :class:`~crmcore.db.Base`."""
 
+from crmcore.models.capture import Affiliate, ContactAttribution, ConversionAttribution, TrackedLink, WebForm
 from crmcore.models.people import (
     Contact,
     ContactTag,
@@ -30,12 +31,15 @@ __all__ = [
     "INTERACTION_KINDS",
     "Activity",
     "AdSpend",
+    "Affiliate",
     "AuditEntry",
     "Consent",
     "ConsentEvent",
     "ConsentRequest",
     "Contact",
+    "ContactAttribution",
     "ContactTag",
+    "ConversionAttribution",
     "CustomField",
     "Feedback",
     "Interaction",
@@ -58,5 +62,7 @@ __all__ = [
     "Team",
     "TouchKind",
     "Touchpoint",
+    "TrackedLink",
     "User",
+    "WebForm",
 ]
