@@ -178,6 +178,51 @@ def contact_erase(ref: str, yes: bool) -> None:
     click.echo(f"contact {target.id} erased")
 
 
+@contact.command("dormant")
+@click.option(
+    "--for", "period", help="Idle for at least this long: 90d, 6w, 18m, 3y (default: the dormant_after_days setting)."
+)
+@click.option("--limit", default=None, type=int, help="At most this many (default: all).")
+@format_option
+def contact_dormant(period: str | None, limit: int | None, fmt: str) -> None:
+    """List customers with no purchase, touchpoint or interaction for the period, longest idle first.
+
+    \b
+    Examples:
+      crm contact dormant
+      crm contact dormant --for 2y --format csv > idle.csv
+    """
+    rows = get_crm().contacts.dormant(period=period, limit=limit)
+    columns = ["id", "email", "first_name", "last_name", "stage", "last_activity_at", "owner_id"]
+    emit([{c: getattr(r, c) for c in columns} for r in rows], fmt, columns)
+
+
+@contact.command("purge")
+@click.option("--dormant-for", "period", required=True, help="Erase customers idle this long: 3y, 36m, ...")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def contact_purge(period: str, yes: bool) -> None:
+    """Erase every customer dormant for the period (personal data everywhere; aggregates kept).
+
+    \b
+    Example:
+      crm contact purge --dormant-for 3y --yes
+    """
+    from crmcore.services.contacts import parse_period
+
+    crm = get_crm()
+    parse_period(period, "dormant-for")
+    found = crm.contacts.dormant(period=period)
+    if not found:
+        click.echo(f"no contacts dormant for {period}")
+        return
+    if not yes:
+        click.confirm(f"Erase {len(found)} contacts dormant for {period}? This cannot be undone", abort=True)
+    result = crm.contacts.purge_dormant(period)
+    click.echo(f"erased {len(result.erased)} contacts")
+    for contact_id, reason in result.refused.items():
+        click.echo(f"contact {contact_id} kept: {reason}", err=True)
+
+
 @contact.command("export")
 @click.argument("ref", required=False)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="File (default: stdout).")

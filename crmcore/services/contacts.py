@@ -4,12 +4,14 @@ products and custom field declarations."""
 from __future__ import annotations
 
 import builtins
+import re
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+import attrs
+from sqlalchemy import Select, and_, delete, or_, select, update
 
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
@@ -312,6 +314,41 @@ class ContactService(Service):
             ctx.audit("contact.erase", "contact", contact.id, {})
             ctx.call("crm_contact_erased", event=ContactErased(contact_id=contact.id, occurred_at=ctx.now))
 
+    def dormant(
+        self, *, period: str | timedelta | None = None, limit: int | None = None, offset: int = 0
+    ) -> builtins.list[Contact]:
+        """Customers without purchase, touchpoint or interaction for *period*, longest idle first.
+
+        *period* defaults to the ``dormant_after_days`` setting; ``"18m"``,
+        ``"3y"``, ``"90d"`` or a timedelta. Customers already moved to the
+        dormant stage and those the daily check has not reached yet both count.
+        """
+        with self.crm.transaction(readonly=True) as ctx:
+            query = dormant_query(ctx, period).order_by(Contact.last_activity_at, Contact.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(ctx.session.scalars(query))
+
+    def purge_dormant(self, period: str | timedelta, *, actor: Any = None) -> PurgeResult:
+        """Erase every contact dormant for *period* (``crm contact purge --dormant-for 3y``).
+
+        Each contact is erased in its own transaction, through the erase hooks;
+        one a plugin refuses (a legal hold) is reported and the others go on.
+        """
+        cutoff_period = parse_period(period) if isinstance(period, str) else period
+        with self.crm.transaction(readonly=True) as ctx:
+            ids = list(ctx.session.scalars(
+                dormant_query(ctx, cutoff_period).with_only_columns(Contact.id).order_by(Contact.id)))  # fmt: skip
+        result = PurgeResult()
+        for contact_id in ids:
+            try:
+                self.erase(contact_id, actor=actor)
+            except (ValidationError, Conflict) as exc:
+                result.refused[contact_id] = str(exc)
+            else:
+                result.erased.append(contact_id)
+        return result
+
     def details(self, ref: ContactRef) -> dict[str, Any]:
         """Everything ``crm contact show`` prints: fields, tags, plugins' sections."""
         with self.crm.transaction(readonly=True) as ctx:
@@ -421,6 +458,40 @@ class ContactService(Service):
 
         with self.crm.transaction(readonly=True) as ctx:
             return timeline(ctx, get_contact(ctx, ref), limit=limit, before=before)
+
+
+_PERIOD = re.compile(r"(\d+)\s*([dwmy])")
+_PERIOD_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def parse_period(text: str, field: str = "period") -> timedelta:
+    """``"90d"``, ``"6w"``, ``"18m"`` (30-day months), ``"3y"`` (365-day years) as a timedelta."""
+    match = _PERIOD.fullmatch(str(text).strip().lower())
+    if match is None or int(match[1]) == 0:
+        raise ValidationError({field: f"{text!r} is not a period such as 90d, 6w, 18m or 3y"})
+    return timedelta(days=int(match[1]) * _PERIOD_DAYS[match[2]])
+
+
+def dormant_query(ctx: Any, period: str | timedelta | None = None) -> Select[Contact]:
+    """Live customers (or dormant ones) idle since before ``now - period``."""
+    if period is None:
+        period = timedelta(days=ctx.crm.settings.dormant_after_days)
+    elif isinstance(period, str):
+        period = parse_period(period)
+    cutoff = ctx.now - period
+    idle = or_(Contact.last_activity_at < cutoff, and_(Contact.last_activity_at.is_(None), Contact.created_at < cutoff))
+    return select(Contact).where(
+        Contact.stage.in_([Stage.CUSTOMER, Stage.DORMANT]), idle,
+        Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
+    )  # fmt: skip
+
+
+@attrs.define
+class PurgeResult:
+    """What a purge erased, and what plugins refused to let go (id: reason)."""
+
+    erased: builtins.list[int] = attrs.field(factory=list)
+    refused: dict[int, str] = attrs.field(factory=dict)
 
 
 CONTACT_COLUMNS = (
