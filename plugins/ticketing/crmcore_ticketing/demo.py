@@ -57,7 +57,7 @@ def simulate(day: DemoDay) -> None:
     day.at(17)
     with crm.transaction(readonly=True) as ctx:
         waiting = list(ctx.session.execute(select(Ticket.id, Ticket.status).where(
-            Ticket.status.in_([Status.NEW.value, Status.OPEN.value]))).tuples())  # fmt: skip
+            Ticket.status.in_([Status.NEW.value, Status.OPEN.value]))))  # fmt: skip
     for ticket_id, status in waiting:
         agent = rng.choice(agents)
         if status == Status.NEW.value and rng.random() < 0.75:
