@@ -17,6 +17,7 @@ import json
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -70,7 +71,7 @@ async def short_link(request: Request) -> Response:
     crm = crm_of(request)
     code = request.path_params["code"]
     try:
-        target = crm.links.follow(code, click_info(request))
+        target = await run_in_threadpool(crm.links.follow, code, click_info(request))
     except NotFound as exc:
         return error_response(request, 404, str(exc))
     response = RedirectResponse(target.url, status_code=302)
@@ -88,7 +89,7 @@ async def signed_link(request: Request) -> Response:
     """``GET /r/s/<token>``: verify, record the contact's click, redirect; 400/410 otherwise."""
     crm = crm_of(request)
     try:
-        target = crm.links.follow_signed(request.path_params["token"], click_info(request))
+        target = await run_in_threadpool(crm.links.follow_signed, request.path_params["token"], click_info(request))
     except InvalidToken as exc:
         status = 410 if exc.expired else 400
         return error_response(request, status, str(exc))
@@ -205,11 +206,11 @@ def routes(crm: CRM) -> list[BaseRoute]:
     limiter = RateLimiter(crm.settings.form_rate_per_minute, 60.0)
 
     async def form_page(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
         return _render_form(request, form, {}, {}, _hidden_tracking(request), 200)
 
     async def form_options(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
         response = Response(status_code=204)
         if _cors(request, form, response).headers.get("access-control-allow-origin"):
             response.headers["access-control-allow-methods"] = "POST"
@@ -220,7 +221,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def form_submit(request: Request) -> Response:
         crm = crm_of(request)
         slug = request.path_params["slug"]
-        form = crm.forms.get(slug)
+        form = await run_in_threadpool(crm.forms.get, slug)
         ip = request.client.host if request.client else "unknown"
         if not _origin_allowed(request, form):
             return error_response(request, 403, "this site may not post to this form")
@@ -239,7 +240,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
         )  # fmt: skip
         as_json = wants_json(request)
         try:
-            result = crm.forms.submit(slug, data, meta)
+            result = await run_in_threadpool(crm.forms.submit, slug, data, meta)
         except ValidationError as exc:
             if as_json:
                 return _cors(request, form, error_response(request, 422, str(exc), exc.errors))
@@ -257,21 +258,23 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def conversions(request: Request) -> Response:
         crm = crm_of(request)
         body = await request.body()
-        crm.conversions.verify(request.headers.get("x-crm-timestamp"), request.headers.get("x-crm-signature"), body)
+        await run_in_threadpool(
+            crm.conversions.verify, request.headers.get("x-crm-timestamp"), request.headers.get("x-crm-signature"), body
+        )
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return error_response(request, 400, "the body is not valid JSON")
         if not isinstance(data, dict):
             return error_response(request, 422, "the body must be a JSON object")
-        result = crm.conversions.record(data)
+        result = await run_in_threadpool(crm.conversions.record, data)
         return JSONResponse(
             {"ok": True, "conversion_id": result.touchpoint_id, "duplicate": result.duplicate},
             status_code=200 if result.duplicate else 201,
         )
 
     async def thanks(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
         return render(request, "capture/thanks.html", {"form": form})
 
     return [
