@@ -206,11 +206,11 @@ def routes(crm: CRM) -> list[BaseRoute]:
     limiter = RateLimiter(crm.settings.form_rate_per_minute, 60.0)
 
     async def form_page(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         return _render_form(request, form, {}, {}, _hidden_tracking(request), 200)
 
     async def form_options(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         response = Response(status_code=204)
         if _cors(request, form, response).headers.get("access-control-allow-origin"):
             response.headers["access-control-allow-methods"] = "POST"
@@ -221,7 +221,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def form_submit(request: Request) -> Response:
         crm = crm_of(request)
         slug = request.path_params["slug"]
-        form = await run_in_threadpool(crm.forms.get, slug)
+        form = await run_in_threadpool(crm.forms.cached, slug)
         ip = request.client.host if request.client else "unknown"
         if not _origin_allowed(request, form):
             return error_response(request, 403, "this site may not post to this form")
@@ -274,7 +274,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
         )
 
     async def thanks(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.get, request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         return render(request, "capture/thanks.html", {"form": form})
 
     return [
