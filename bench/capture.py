@@ -67,11 +67,23 @@ def bare_app(url: str):  # type: ignore[no-untyped-def]
         with engine.begin() as connection:
             email = form["email"].strip()
             contact_id = connection.execute(
-                insert(contact).values(
-                    email=email, email_normalized=email.lower(), first_name=form.get("first_name"), stage="lead",
-                    stage_changed_at=now, custom={}, score=15, do_not_contact=False, do_not_track=False,
-                    created_at=now, updated_at=now, last_activity_at=now, source=form.get("utm_source"),
-                ).returning(contact.c.id)
+                insert(contact)
+                .values(
+                    email=email,
+                    email_normalized=email.lower(),
+                    first_name=form.get("first_name"),
+                    stage="lead",
+                    stage_changed_at=now,
+                    custom={},
+                    score=15,
+                    do_not_contact=False,
+                    do_not_track=False,
+                    created_at=now,
+                    updated_at=now,
+                    last_activity_at=now,
+                    source=form.get("utm_source"),
+                )
+                .returning(contact.c.id)
             ).scalar_one()
             connection.execute(insert(touchpoint).values(
                 contact_id=contact_id, kind="form", occurred_at=now, utm_source=form.get("utm_source"),
@@ -276,13 +288,13 @@ def main() -> None:
                           + (f"  rows {result['rows']}" if "rows" in result else ""))  # fmt: skip
             finally:
                 stop(process)
-        for scenario, target in (("form", ">= 0.5 of bare; PG >= 1,000/s, p99 < 50 ms"),
+        for scenario, target in (("form", ">= 0.5 of bare; PG >= 1,000/s"),
                                  ("redirect", ">= 0.5 of bare; >= 2,000/s")):  # fmt: skip
             ours, bare = results[("crm", scenario)], results[("bare", scenario)]
             report.add(f"{backend} {scenario} throughput", ours["rps"], "req/s", bare["rps"], target)
             report.add(f"{backend} {scenario} p50", ours["p50"], "ms", bare["p50"], "", higher_is_better=False)
-            report.add(f"{backend} {scenario} p99", ours["p99"], "ms", bare["p99"], "< 50 ms (form, PG)",
-                       higher_is_better=False)  # fmt: skip
+            p99_target = "< 50 ms (PG)" if scenario == "form" else ""
+            report.add(f"{backend} {scenario} p99", ours["p99"], "ms", bare["p99"], p99_target, higher_is_better=False)
         form = results[("crm", "form")]
         accepted = form["statuses"].get(303, 0)
         print(f"  {backend}: {accepted} submissions answered 303, {form['rows']} form rows: "
