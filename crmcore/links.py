@@ -244,6 +244,22 @@ class LinkService(Service):
         self._cache[code] = (now, facts)
         return facts
 
+    def destination(self, code: str) -> str:
+        """Where short link *code* goes, without recording a click (``HEAD`` requests, link previews)."""
+        link = self._link(code) if _CODE.match(code) else None
+        if link is None:
+            raise NotFound("this link does not exist")
+        return link.url
+
+    def signed_destination(self, token: str) -> str:
+        """Where a signed link goes, without recording or counting anything; InvalidToken otherwise."""
+        max_age = self.crm.settings.signed_link_max_age_days * 86400
+        payload = self.crm.signer.loads(SIGNED_LINK_PURPOSE, token, max_age=max_age)
+        try:
+            return check_url(payload["u"])
+        except (KeyError, TypeError, ValidationError):
+            raise InvalidToken("invalid link") from None
+
     def follow(self, code: str, info: ClickInfo) -> Redirect:
         """Record a click on short link *code* and return where it goes; NotFound for an unknown code."""
         from crmcore.services.leads import record_touch_in

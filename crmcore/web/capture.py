@@ -96,6 +96,12 @@ async def short_link(request: Request) -> Response:
     """``GET /r/<code>``: record the click, remember it in a cookie, redirect."""
     crm = crm_of(request)
     code = request.path_params["code"]
+    if request.method == "HEAD":  # link previews and mail scanners: answered, not counted as clicks
+        try:
+            url = await run_in_threadpool(crm.links.destination, code)
+        except NotFound as exc:
+            return error_response(request, 404, str(exc))
+        return RedirectResponse(url, status_code=302)
     try:
         target = await _write(crm, crm.links.follow, code, click_info(request))
     except NotFound as exc:
@@ -114,6 +120,12 @@ async def short_link(request: Request) -> Response:
 async def signed_link(request: Request) -> Response:
     """``GET /r/s/<token>``: verify, record the contact's click, redirect; 400/410 otherwise."""
     crm = crm_of(request)
+    if request.method == "HEAD":  # link previews and mail scanners: answered, not counted as clicks
+        try:
+            url = crm.links.signed_destination(request.path_params["token"])
+        except InvalidToken as exc:
+            return error_response(request, 410 if exc.expired else 400, str(exc))
+        return RedirectResponse(url, status_code=302)
     try:
         target = await _write(crm, crm.links.follow_signed, request.path_params["token"], click_info(request))
     except InvalidToken as exc:
