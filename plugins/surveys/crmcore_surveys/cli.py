@@ -143,8 +143,12 @@ def survey_send(key: str, segment: str, fmt: str) -> None:
 @click.argument("key")
 @click.option("--from", "start", metavar="YYYY-MM-DD", help="First day (CRM time zone).")
 @click.option("--to", "end", metavar="YYYY-MM-DD", help="Last day, included (CRM time zone).")
-@click.option("--by", default="survey", show_default=True,
-              help="survey, day, week, month, quarter, year, agent, product, channel, language, segment.")
+@click.option(
+    "--by",
+    default="survey",
+    show_default=True,
+    help="survey, day, week, month, quarter, year, agent, product, channel, language, segment.",
+)
 @click.option("--segment", metavar="NAME", help="Only the contacts of this segment.")
 @click.option("--question", metavar="KEY", help="Score distribution (or choices, or verbatims) of one question.")
 @click.option("--format", "fmt", type=click.Choice(RESULT_FORMATS), default="table", show_default=True)

@@ -178,8 +178,9 @@ def validate(data: Any) -> dict[str, Any]:
         "title": _fill(title, default_language),
         "intro": _fill(_text(data.get("intro"), "intro", errors, required=False), default_language),
         "thanks": _fill(_text(data.get("thanks"), "thanks", errors, required=False), default_language),
-        "email_subject": _fill(_text(data.get("email_subject"), "email_subject", errors, required=False),
-                               default_language),
+        "email_subject": _fill(
+            _text(data.get("email_subject"), "email_subject", errors, required=False), default_language
+        ),
         "default_language": default_language,
         "anonymous": _flag(data.get("anonymous", False), "anonymous", errors),
     }

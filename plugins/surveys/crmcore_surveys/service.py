@@ -170,9 +170,7 @@ def invitation_url(crm: Any, invitation_id: int, score: int | None = None) -> st
 class SurveyService(Service):
     """Surveys: ``surveys(crm).surveys``."""
 
-    def create(
-        self, source: Mapping[str, Any] | str | Path, *, replace: bool = False, actor: Any = None
-    ) -> Survey:
+    def create(self, source: Mapping[str, Any] | str | Path, *, replace: bool = False, actor: Any = None) -> Survey:
         """Create a survey (as a draft) from a definition mapping or a YAML/JSON file.
 
         With *replace*, a draft with the same key gets the new definition.

@@ -15,11 +15,21 @@ NPS = {
     "title": {"en": "Would you recommend us?", "de": "Würden Sie uns empfehlen?"},
     "default_language": "en",
     "questions": [
-        {"key": "score", "kind": "nps", "required": True,
-         "text": {"en": "How likely are you to recommend us to a friend?",
-                  "de": "Wie wahrscheinlich ist es, dass Sie uns weiterempfehlen?"}},
-        {"key": "liked", "kind": "multiple", "text": "What did you like?",
-         "choices": [{"value": "price", "label": {"en": "Price", "de": "Preis"}}, "Support", "Speed"]},
+        {
+            "key": "score",
+            "kind": "nps",
+            "required": True,
+            "text": {
+                "en": "How likely are you to recommend us to a friend?",
+                "de": "Wie wahrscheinlich ist es, dass Sie uns weiterempfehlen?",
+            },
+        },
+        {
+            "key": "liked",
+            "kind": "multiple",
+            "text": "What did you like?",
+            "choices": [{"value": "price", "label": {"en": "Price", "de": "Preis"}}, "Support", "Speed"],
+        },
         {"key": "why", "kind": "text", "text": {"en": "Why?", "de": "Warum?"}},
     ],
 }

@@ -13,7 +13,11 @@ from crmcore.errors import Conflict, NotFound, ValidationError
 def test_a_yaml_definition_becomes_a_draft_survey_with_its_translations(service, data):
     survey = service.surveys.create(data / "support-csat.yaml")
     assert (survey.key, survey.state, survey.headline_kind, survey.title) == (
-        "support-csat", "draft", "csat", "How did we do?")
+        "support-csat",
+        "draft",
+        "csat",
+        "How did we do?",
+    )
     question = survey.definition["questions"][0]
     assert translate(question["text"], "de-CH", "en") == "Wie zufrieden sind Sie mit unserem Support?"
     assert translate(question["text"], "fr", "en") == "How satisfied are you with the support you got?"
@@ -37,8 +41,13 @@ def test_a_json_definition_and_every_error_at_once(service, tmp_path, nps_defini
     path = tmp_path / "nps.json"
     path.write_text(json.dumps(nps_definition))
     assert service.surveys.create(path).headline_kind == "nps"
-    broken = {"key": "Bad Key", "title": "", "questions": [{"kind": "single", "text": "Pick", "choices": ["one"]}],
-              "triggers": [{"hook": "crm_purchase_recorded", "sample": 2, "delay": "soon"}], "colour": "red"}
+    broken = {
+        "key": "Bad Key",
+        "title": "",
+        "questions": [{"kind": "single", "text": "Pick", "choices": ["one"]}],
+        "triggers": [{"hook": "crm_purchase_recorded", "sample": 2, "delay": "soon"}],
+        "colour": "red",
+    }
     with pytest.raises(ValidationError) as caught:
         validate(broken)
     assert set(caught.value.errors) == {"key", "title", "questions[0].choices", "triggers[0].sample",
@@ -54,7 +63,8 @@ def test_trigger_hooks_must_be_published_unless_their_plugin_is_absent(service, 
     with pytest.raises(ValidationError) as caught:
         service.surveys.create(nps_definition)
     assert caught.value.errors == {
-        "triggers[0].hook": "no enabled plugin publishes crm_purchase_recordd (did you mean crm_purchase_recorded?)"}
+        "triggers[0].hook": "no enabled plugin publishes crm_purchase_recordd (did you mean crm_purchase_recorded?)"
+    }
     nps_definition["triggers"] = [{"hook": "crm_lead_captured"}]
     with pytest.raises(ValidationError, match="add it to the surveys setting trigger_hooks"):
         service.surveys.create(nps_definition)
@@ -63,7 +73,9 @@ def test_trigger_hooks_must_be_published_unless_their_plugin_is_absent(service, 
     service.surveys.create(nps_definition)
     shown = service.surveys.describe("nps")
     assert [(t["hook"], t["active"]) for t in shown["triggers"]] == [
-        ("crm_ticket_solved", False), ("crm_purchase_recorded", True)]
+        ("crm_ticket_solved", False),
+        ("crm_purchase_recorded", True),
+    ]
 
 
 def test_states_draft_active_closed(service, nps_definition):
@@ -84,9 +96,20 @@ def test_states_draft_active_closed(service, nps_definition):
 
 def test_scores_fall_into_categories():
     assert [category("nps", s) for s in (0, 6, 7, 8, 9, 10)] == [
-        "detractor", "detractor", "passive", "passive", "promoter", "promoter"]
+        "detractor",
+        "detractor",
+        "passive",
+        "passive",
+        "promoter",
+        "promoter",
+    ]
     assert [category("csat", s) for s in (1, 2, 3, 4, 5)] == [
-        "detractor", "detractor", "passive", "promoter", "promoter"]
+        "detractor",
+        "detractor",
+        "passive",
+        "promoter",
+        "promoter",
+    ]
     assert [category("ces", s) for s in (3, 4, 5)] == ["detractor", "passive", "promoter"]
     assert category("text", 3) is None
 

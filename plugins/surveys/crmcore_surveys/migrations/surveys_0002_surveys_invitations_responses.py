@@ -42,8 +42,12 @@ def upgrade() -> None:
         sa.Column("delay_seconds", sa.Integer(), nullable=False),
         sa.Column("sample_rate", sa.Float(), nullable=False),
         sa.Column("conditions", sa.JSON(), nullable=False),
-        sa.ForeignKeyConstraint(["survey_id"], ["surveys_survey.id"], name=op.f("fk_surveys_trigger_survey_id_surveys_survey"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["survey_id"],
+            ["surveys_survey.id"],
+            name=op.f("fk_surveys_trigger_survey_id_surveys_survey"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys_trigger")),
     )
     op.create_index("ix_surveys_trigger_hook", "surveys_trigger", ["hook", "survey_id"])
@@ -65,12 +69,18 @@ def upgrade() -> None:
         sa.Column("sent_at", crmcore.db.UTCDateTime(), nullable=True),
         sa.Column("skip_reason", sa.String(length=120), nullable=True),
         sa.Column("responded", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(["survey_id"], ["surveys_survey.id"],
-                                name=op.f("fk_surveys_invitation_survey_id_surveys_survey"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["contact_id"], ["contact.id"], name=op.f("fk_surveys_invitation_contact_id_contact"),
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["agent_id"], ["crm_user.id"], name=op.f("fk_surveys_invitation_agent_id_crm_user"),
-                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["survey_id"],
+            ["surveys_survey.id"],
+            name=op.f("fk_surveys_invitation_survey_id_surveys_survey"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_surveys_invitation_contact_id_contact"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["crm_user.id"], name=op.f("fk_surveys_invitation_agent_id_crm_user"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys_invitation")),
     )
     op.create_index("ix_surveys_invitation_contact", "surveys_invitation", ["contact_id", "created_at"])
@@ -94,16 +104,27 @@ def upgrade() -> None:
         sa.Column("actions", sa.JSON(), nullable=False),
         sa.Column("submitted_at", crmcore.db.UTCDateTime(), nullable=False),
         sa.Column("updated_at", crmcore.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["survey_id"], ["surveys_survey.id"],
-                                name=op.f("fk_surveys_response_survey_id_surveys_survey"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["invitation_id"], ["surveys_invitation.id"],
-                                name=op.f("fk_surveys_response_invitation_id_surveys_invitation"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["contact_id"], ["contact.id"], name=op.f("fk_surveys_response_contact_id_contact"),
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["agent_id"], ["crm_user.id"], name=op.f("fk_surveys_response_agent_id_crm_user"),
-                                ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["feedback_id"], ["feedback.id"], name=op.f("fk_surveys_response_feedback_id_feedback"),
-                                ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["survey_id"],
+            ["surveys_survey.id"],
+            name=op.f("fk_surveys_response_survey_id_surveys_survey"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["invitation_id"],
+            ["surveys_invitation.id"],
+            name=op.f("fk_surveys_response_invitation_id_surveys_invitation"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contact.id"], name=op.f("fk_surveys_response_contact_id_contact"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["agent_id"], ["crm_user.id"], name=op.f("fk_surveys_response_agent_id_crm_user"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["feedback_id"], ["feedback.id"], name=op.f("fk_surveys_response_feedback_id_feedback"), ondelete="SET NULL"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys_response")),
         sa.UniqueConstraint("invitation_id", name=op.f("uq_surveys_response_invitation_id")),
         sa.UniqueConstraint("invitation_hash", name=op.f("uq_surveys_response_invitation_hash")),
@@ -120,10 +141,18 @@ def upgrade() -> None:
         sa.Column("score", sa.SmallInteger(), nullable=True),
         sa.Column("choice", sa.String(length=120), nullable=True),
         sa.Column("text", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(["response_id"], ["surveys_response.id"],
-                                name=op.f("fk_surveys_answer_response_id_surveys_response"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["survey_id"], ["surveys_survey.id"],
-                                name=op.f("fk_surveys_answer_survey_id_surveys_survey"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["response_id"],
+            ["surveys_response.id"],
+            name=op.f("fk_surveys_answer_response_id_surveys_response"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["survey_id"],
+            ["surveys_survey.id"],
+            name=op.f("fk_surveys_answer_survey_id_surveys_survey"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys_answer")),
     )
     op.create_index("ix_surveys_answer_response", "surveys_answer", ["response_id"])
