@@ -1,0 +1,278 @@
+"""Survey results in SQL, registered with the report framework (``crm report run surveys.results``).
+
+* ``surveys.results``: invitations sent, responses, response rate, NPS (% promoters
+  − % detractors, from −100 to 100), promoters/passives/detractors, CSAT (% of 4-5),
+  CES average, by survey, period, agent, product, channel or language.
+* ``surveys.distribution``: how often each score (or option) of one question was given.
+* ``surveys.verbatims``: the free-text answers, newest first.
+
+Each is one statement the database aggregates: the headline score of every
+response sits on ``surveys_response`` (indexed by survey, time, score), the
+other answers on ``surveys_answer``. ``crm survey results`` runs them and adds
+``--by segment`` (one run per segment).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Integer, String, and_, case, cast, func, literal, null, select, true
+
+from crmcore.errors import ValidationError
+from crmcore.models import User
+from crmcore.reports import Chart, Column, Param, Report, ReportQuery, count, ratio
+from crmcore.reports.common import union, with_periods
+from crmcore_surveys.models import Answer, Invitation, Survey, SurveyResponse
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql import Select
+
+    from crmcore.crm import CRM
+    from crmcore.reports.model import ReportResult
+
+GROUPS = ("survey", "agent", "product", "channel", "language")
+SURVEY_PARAM = Param(name="survey", help="Only this survey (its key); default: every survey.")
+
+
+def _survey_id(query: ReportQuery) -> int | None:
+    key = query.param("survey")
+    if not key:
+        return None
+    found = query.session.scalar(select(Survey.id).where(Survey.key == str(key).strip().lower()))
+    if found is None:
+        raise ValidationError({"survey": f"no survey {key!r}"})
+    return int(found)
+
+
+def _key(query: ReportQuery, table: Any, at: Any) -> Any:
+    """The grouping key of an invitation or response row."""
+    if query.is_period:
+        return query.period(at)
+    if query.by == "survey":
+        return Survey.key
+    if query.by == "agent":
+        return func.coalesce(User.email, cast(table.agent_id, String))
+    return getattr(table, query.by)
+
+
+def _facts(query: ReportQuery, table: Any, at: Any, survey_id: int | None, *, responses: bool) -> Select[Any]:
+    key = _key(query, table, at)
+    if responses:
+        measures = [literal(0).label("invited"), literal(0).label("answered"), table.score.label("score"),
+                    Survey.headline_kind.label("kind")]  # fmt: skip
+        condition = and_(table.score.is_not(None), query.in_range(at))
+    else:
+        measures = [literal(1).label("invited"), case((table.responded, 1), else_=0).label("answered"),
+                    cast(null(), Integer).label("score"), cast(null(), String(10)).label("kind")]  # fmt: skip
+        condition = and_(table.status == "sent", query.in_range(at))
+    statement = (
+        select(key.label("key"), *measures)
+        .select_from(table)
+        .join(Survey, Survey.id == table.survey_id)
+        .where(condition, table.survey_id == survey_id if survey_id is not None else true())
+    )
+    if query.segment is not None:
+        statement = statement.where(query.in_segment(table.contact_id))
+    if query.by == "agent":
+        statement = statement.outerjoin(User, User.id == table.agent_id)
+    return statement
+
+
+def build_results(query: ReportQuery) -> Select[Any]:
+    """Invitations, responses and the headline figures per group, from one UNION ALL."""
+    survey_id = _survey_id(query)
+    facts = union(
+        _facts(query, Invitation, Invitation.sent_at, survey_id, responses=False),
+        _facts(query, SurveyResponse, SurveyResponse.submitted_at, survey_id, responses=True),
+    )
+    kind, score = facts.c.kind, facts.c.score
+
+    def counted(condition: Any) -> Any:
+        return func.sum(case((condition, 1), else_=0))
+
+    nps_answers = counted(kind == "nps")
+    promoters = counted(and_(kind == "nps", score >= 9))
+    detractors = counted(and_(kind == "nps", score <= 6))
+    passives = counted(and_(kind == "nps", score.between(7, 8)))
+    invited = func.sum(facts.c.invited)
+    return (
+        select(
+            facts.c.key,
+            invited.label("invitations"),
+            counted(score.is_not(None)).label("responses"),
+            ratio(func.sum(facts.c.answered), invited).label("response_rate"),
+            (ratio(promoters - detractors, nps_answers) * 100).label("nps"),
+            ratio(promoters, nps_answers).label("promoters"),
+            ratio(passives, nps_answers).label("passives"),
+            ratio(detractors, nps_answers).label("detractors"),
+            ratio(counted(and_(kind == "csat", score >= 4)), counted(kind == "csat")).label("csat"),
+            func.avg(case((kind == "ces", score), else_=None)).label("ces"),
+        )
+        .group_by(facts.c.key)
+        .order_by(facts.c.key)
+    )
+
+
+def build_distribution(query: ReportQuery) -> Select[Any]:
+    """How many answers gave each score or option of one question."""
+    survey_id = _survey_id(query)
+    if survey_id is None:
+        raise ValidationError({"survey": "give the survey (--param survey=KEY)"})
+    survey = query.session.get(Survey, survey_id)
+    assert survey is not None
+    questions = {q["key"]: q for q in survey.definition["questions"]}
+    wanted = query.param("question") or next(
+        (q["key"] for q in survey.definition["questions"] if q["kind"] != "text"), None
+    )
+    if wanted not in questions or questions[wanted]["kind"] == "text":
+        choices = ", ".join(k for k, q in questions.items() if q["kind"] != "text")
+        raise ValidationError({"question": f"no scored or choice question {wanted!r}; questions: {choices}"})
+    value = Answer.score if questions[wanted]["kind"] in ("nps", "csat", "ces") else Answer.choice
+    statement = (
+        select(value.label("key"), func.count().label("answers"))
+        .select_from(Answer)
+        .join(SurveyResponse, SurveyResponse.id == Answer.response_id)
+        .where(Answer.survey_id == survey_id, Answer.question == wanted, query.in_range(SurveyResponse.submitted_at))
+    )
+    if query.segment is not None:
+        statement = statement.where(query.in_segment(SurveyResponse.contact_id))
+    counts = statement.group_by(value).subquery()
+    total = select(func.sum(counts.c.answers)).scalar_subquery()
+    return select(counts.c.key, counts.c.answers, ratio(counts.c.answers, total).label("share")).order_by(counts.c.key)
+
+
+def build_verbatims(query: ReportQuery) -> Select[Any]:
+    """Free-text answers with their survey, question and headline score, newest first."""
+    survey_id = _survey_id(query)
+    statement = (
+        select(
+            SurveyResponse.submitted_at.label("key"),
+            Survey.key.label("survey"),
+            Answer.question.label("question"),
+            SurveyResponse.score.label("score"),
+            Answer.text.label("answer"),
+        )
+        .select_from(Answer)
+        .join(SurveyResponse, SurveyResponse.id == Answer.response_id)
+        .join(Survey, Survey.id == Answer.survey_id)
+        .where(Answer.kind == "text", Answer.text.is_not(None), query.in_range(SurveyResponse.submitted_at))
+        .order_by(SurveyResponse.submitted_at.desc(), Answer.id.desc())
+        .limit(int(query.param("limit") or 200))
+    )
+    if survey_id is not None:
+        statement = statement.where(Answer.survey_id == survey_id)
+    if query.segment is not None:
+        statement = statement.where(query.in_segment(SurveyResponse.contact_id))
+    return statement
+
+
+RESULTS = Report(
+    name="surveys.results",
+    title="Survey results: NPS, CSAT, CES and response rate",
+    description=(
+        "Invitations sent in the range and how many were answered (response rate), and the headline scores of "
+        "responses given in the range: NPS (% promoters 9-10 minus % detractors 0-6, from -100 to 100), CSAT "
+        "(share of 4 and 5), CES average (1 very difficult to 7 very easy). Anonymous responses count, but not "
+        "under a segment."
+    ),
+    build=build_results,
+    columns=(
+        count("invitations", "Invitations"),
+        count("responses", "Responses"),
+        Column(name="response_rate", label="Response rate", type="percent"),
+        Column(name="nps", label="NPS", type="number"),
+        Column(name="promoters", label="Promoters", type="percent"),
+        Column(name="passives", label="Passives", type="percent"),
+        Column(name="detractors", label="Detractors", type="percent"),
+        Column(name="csat", label="CSAT", type="percent"),
+        Column(name="ces", label="CES", type="number"),
+    ),
+    groupings=with_periods(*GROUPS),
+    default_by="survey",
+    params=(SURVEY_PARAM,),
+    chart=Chart(kind="bar", y=("responses",)),
+    dates="invitations by sending time, responses by answering time",
+    main=True,
+)
+
+DISTRIBUTION = Report(
+    name="surveys.distribution",
+    title="Survey answer distribution",
+    description="How many answers gave each score (or option) of one question, and their share.",
+    build=build_distribution,
+    columns=(count("answers", "Answers"), Column(name="share", label="Share", type="percent")),
+    groupings=("answer",),
+    default_by="answer",
+    params=(SURVEY_PARAM, Param(name="question", help="The question's key; default: the first scored or choice one.")),
+    chart=Chart(kind="bar", y=("answers",)),
+    dates="responses by answering time",
+)
+
+VERBATIMS = Report(
+    name="surveys.verbatims",
+    title="Survey verbatims",
+    description="What respondents wrote in free-text questions, newest first, with the headline score.",
+    build=build_verbatims,
+    columns=(
+        Column(name="survey", label="Survey"),
+        Column(name="question", label="Question"),
+        Column(name="score", label="Score", type="integer"),
+        Column(name="answer", label="Answer"),
+    ),
+    groupings=("submitted_at",),
+    default_by="submitted_at",
+    params=(SURVEY_PARAM, Param(name="limit", help="At most this many answers (default 200).", convert=int)),
+    dates="responses by answering time",
+)
+
+
+def registered_reports() -> list[Report]:
+    """The reports the plugin registers."""
+    return [RESULTS, DISTRIBUTION, VERBATIMS]
+
+
+def run_results(
+    crm: CRM,
+    survey: str,
+    *,
+    start: str | None = None,
+    end: str | None = None,
+    by: str = "survey",
+    segment: str | None = None,
+    question: str | None = None,
+) -> ReportResult:
+    """What ``crm survey results`` shows: the results (or one question's distribution or verbatims)."""
+    from crmcore_surveys import surveys
+
+    row = surveys(crm).surveys.get(survey)
+    if question is not None:
+        kinds = {q["key"]: q["kind"] for q in row.definition["questions"]}
+        if kinds.get(question) == "text":
+            return crm.reports.run("surveys.verbatims", start=start, end=end, segment=segment,
+                                   params={"survey": row.key})  # fmt: skip
+        return crm.reports.run("surveys.distribution", start=start, end=end, segment=segment,
+                               params={"survey": row.key, "question": question})  # fmt: skip
+    if by != "segment":
+        return crm.reports.run("surveys.results", start=start, end=end, by=by, segment=segment,
+                               params={"survey": row.key})  # fmt: skip
+    return _by_segment(crm, row.key, start, end)
+
+
+def _by_segment(crm: CRM, key: str, start: str | None, end: str | None) -> ReportResult:
+    """One run per segment, as rows keyed by segment name."""
+    import attrs
+
+    with crm.transaction(readonly=True) as ctx:
+        names = sorted(set(crm.plugins.collect("crm_segment_names", ctx=ctx)))
+    if not names:
+        raise ValidationError({"by": "no segments are defined"})
+    results = [crm.reports.run("surveys.results", start=start, end=end, segment=name, params={"survey": key})
+               for name in names]  # fmt: skip
+    rows = []
+    for name, result in zip(names, results, strict=True):
+        for item in result.rows or [{c.name: c.empty for c in RESULTS.columns}]:
+            rows.append({"segment": name, **{c.name: item.get(c.name) for c in RESULTS.columns}})
+    first = results[0]
+    key_column = Column(name="segment", label="segment", type="text")
+    return attrs.evolve(first, columns=(key_column, *RESULTS.columns), rows=rows,
+                        parameters={**first.parameters, "by": "segment", "segment": None})  # fmt: skip
