@@ -63,8 +63,11 @@ def open_invitation(ctx: HookContext, token: str) -> tuple[Invitation, Survey]:
 def response_of(ctx: HookContext, survey: Survey, invitation: Invitation) -> SurveyResponse | None:
     """The response already given to *invitation*, if any."""
     if survey.anonymous:
-        return ctx.first(SurveyResponse, SurveyResponse.invitation_hash == anonymous_key(ctx, invitation.id))
-    return ctx.first(SurveyResponse, SurveyResponse.invitation_id == invitation.id)
+        condition = SurveyResponse.invitation_hash == anonymous_key(ctx, invitation.id)
+    else:
+        condition = SurveyResponse.invitation_id == invitation.id
+    found: SurveyResponse | None = ctx.first(SurveyResponse, condition)
+    return found
 
 
 def anonymous_key(ctx: HookContext, invitation_id: int) -> str:
@@ -148,7 +151,7 @@ def _answer_rows(survey: Survey, response: SurveyResponse, answers: Mapping[str,
         elif kind == "single":
             rows.append(Answer(**common, choice=value))
         elif kind == "multiple":
-            rows.extend(Answer(**common, choice=choice) for choice in value)
+            rows.extend(Answer(**common, choice=str(choice)) for choice in value)
         else:
             rows.append(Answer(**common, text=value))
     return rows
@@ -165,7 +168,7 @@ def summary(survey: Survey, answers: Mapping[str, Any], language: str | None = N
         if question["kind"] in ("single", "multiple"):
             labels = {c["value"]: definitions.translate(c["label"], language, data["default_language"])
                       for c in question["choices"]}  # fmt: skip
-            value = ", ".join(labels.get(v, v) for v in (value if isinstance(value, list) else [value]))
+            value = ", ".join(str(labels.get(v, v)) for v in (value if isinstance(value, list) else [value]))
         text = definitions.translate(question["text"], language, data["default_language"])
         lines.append(f"{text}: {value}")
     return "\n".join(lines)

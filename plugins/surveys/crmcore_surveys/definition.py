@@ -89,7 +89,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
 
 
 def _load_yaml(raw: str, name: str) -> tuple[Any, dict[str, int]]:
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     try:
         node = yaml.compose(raw, Loader=yaml.SafeLoader)
@@ -106,7 +106,7 @@ def _load_yaml(raw: str, name: str) -> tuple[Any, dict[str, int]]:
 
 
 def _walk(node: Any, path: str, lines: dict[str, int]) -> None:
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):

@@ -144,7 +144,7 @@ def build_distribution(query: ReportQuery) -> Select[Any]:
 def build_verbatims(query: ReportQuery) -> Select[Any]:
     """Free-text answers with their survey, question and headline score, newest first."""
     survey_id = _survey_id(query)
-    statement = (
+    statement: Any = (
         select(
             SurveyResponse.submitted_at.label("key"),
             Survey.key.label("survey"),
@@ -163,7 +163,8 @@ def build_verbatims(query: ReportQuery) -> Select[Any]:
         statement = statement.where(Answer.survey_id == survey_id)
     if query.segment is not None:
         statement = statement.where(query.in_segment(SurveyResponse.contact_id))
-    return statement
+    verbatims: Select[Any] = statement
+    return verbatims
 
 
 RESULTS = Report(

@@ -72,7 +72,7 @@ def _detractor(ctx: HookContext, survey: Survey, response: SurveyResponse, conta
     if action == "ticket":
         if not ticketing_on:
             raise ConfigError("surveys: detractor_action is 'ticket' but the ticketing plugin is not enabled")
-        from crmcore_ticketing import ticketing
+        from crmcore_ticketing import ticketing  # type: ignore[import-not-found,unused-ignore]
 
         ticket = ticketing(ctx.crm).tickets.open(
             subject=f"Unhappy survey answer: {survey.title} ({label} {response.score})"[:255], body=body,

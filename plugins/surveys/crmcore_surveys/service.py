@@ -201,7 +201,8 @@ class SurveyService(Service):
                 ctx.session.add(SurveyTrigger(survey_id=survey.id, hook=trigger["hook"], delay_seconds=trigger["delay"],
                                               sample_rate=trigger["sample"], conditions=trigger["when"]))  # fmt: skip
             ctx.audit("survey.create", "survey", survey.id, {"key": survey.key})
-            return survey
+            created: Survey = survey
+            return created
 
     def get(self, ref: int | str) -> Survey:
         """A survey by id or key."""
