@@ -270,10 +270,17 @@ class SurveyService(Service):
                 names = sorted(ctx.crm.plugins.collect("crm_segment_names", ctx=ctx))
                 raise NotFound(f"no segment {segment!r}; segments: {', '.join(names) or 'none'}")
             ids = query.subquery()
+            source = f"segment:{segment}"[:160]
+            # a second run of the same send (after a crash, or by mistake) invites nobody twice
+            already = set(ctx.session.scalars(select(Invitation.contact_id).where(
+                Invitation.survey_id == row.id, Invitation.source == source)))  # fmt: skip
             counts: dict[str, int] = {"invited": 0}
             contacts = ctx.session.scalars(select(Contact).where(Contact.id.in_(select(ids.c[0]))).order_by(Contact.id))
             for contact in contacts:
-                invitation, reason = invite_in(ctx, row, contact, source=f"segment:{segment}"[:160])
+                if contact.id in already:
+                    counts["skipped: already invited"] = counts.get("skipped: already invited", 0) + 1
+                    continue
+                invitation, reason = invite_in(ctx, row, contact, source=source)
                 key = "invited" if invitation is not None else f"skipped: {reason}"
                 counts[key] = counts.get(key, 0) + 1
             ctx.audit("survey.send", "survey", row.id, {"segment": segment, **counts})

@@ -174,14 +174,36 @@ def test_send_to_a_segment_respects_the_quiet_period(crm_factory, clock, smtp_se
     service = surveys(crm)
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    for n, country in enumerate(["DE", "DE", "FR"]):
-        crm.leads.capture(email=f"c{n}@example.com", country=country)
+    contacts = [crm.leads.capture(email=f"c{n}@example.com", country=c) for n, c in enumerate(["DE", "DE", "FR"])]
     crm.leads.capture(email="quiet@example.com", country="DE", do_not_contact=True)
-    assert service.surveys.send_to_segment("nps", "germans") == {"invited": 2, "skipped: no consent or no email": 1}
-    assert service.surveys.send_to_segment("nps", "germans") == {"invited": 0, "skipped: quiet period": 2,
-                                                                 "skipped: no consent or no email": 1}  # fmt: skip
+    service.surveys.invite("nps", contacts[0].id)  # surveyed a moment ago: in the quiet period
+    assert service.surveys.send_to_segment("nps", "germans") == {
+        "invited": 1,
+        "skipped: quiet period": 1,
+        "skipped: no consent or no email": 1,
+    }
+    assert service.surveys.send_to_segment("nps", "germans") == {
+        "invited": 0,
+        "skipped: already invited": 1,
+        "skipped: quiet period": 1,
+        "skipped: no consent or no email": 1,
+    }
     with pytest.raises(NotFound, match="segments: germans"):
         service.surveys.send_to_segment("nps", "martians")
+
+
+def test_sending_to_a_segment_twice_invites_nobody_twice(crm_factory, nps_definition):
+    from crmcore_surveys import surveys
+
+    crm = crm_factory(plugins=["surveys", Segments()], plugin_settings={"surveys": {"quiet_days": 0}})
+    service = surveys(crm)
+    service.surveys.create(nps_definition)
+    service.surveys.activate("nps")
+    crm.leads.capture(email="a@example.com", country="DE")
+    assert service.surveys.send_to_segment("nps", "germans") == {"invited": 1}
+    crm.leads.capture(email="b@example.com", country="DE")
+    assert service.surveys.send_to_segment("nps", "germans") == {"invited": 1, "skipped: already invited": 1}
+    assert len(service.surveys.invitations("nps")) == 2
 
 
 def test_the_cli_sends_to_a_segment(crm_factory, nps_definition):
