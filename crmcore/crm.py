@@ -92,6 +92,8 @@ class CRM:
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
         self.custom_fields = services.CustomFieldService(self)
+        self.consent = services.ConsentService(self)
+        self.segments = services.SegmentService(self)
         from crmcore.reports.service import ReportService
 
         self.reports = ReportService(self)

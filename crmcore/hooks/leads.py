@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from crmcore.hooks import hookspec
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from crmcore.context import HookContext
     from crmcore.events import (
         LeadCaptured,
@@ -136,6 +138,28 @@ def crm_lead_score_threshold_crossed(event: ScoreThresholdCrossed, ctx: HookCont
     changed the score. All implementations run; return values are ignored.
 
     :param event: The threshold and the old and new scores.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_form_consent_given(
+    contact_id: int, form_slug: str, purposes: list[str], proof: dict[str, Any], ctx: HookContext
+) -> None:
+    """A web form was submitted with its consent checkbox ticked.
+
+    Runs inside the form submission's transaction, after the contact is
+    captured; may write (the core's consent ledger stores a pending consent and
+    queues the double opt-in mail). Raising rolls the submission back. All
+    implementations run; return values are ignored.
+
+    :param contact_id: The contact who submitted the form.
+    :param form_slug: The form's slug.
+    :param purposes: What the checkbox asked for (``["marketing", "surveys:sms"]``;
+        a bare purpose means email).
+    :param proof: ``{"at", "ip", "source": "form:<slug>", "form_version", "text"}``.
     :param ctx: The unit of work.
 
     .. versionadded:: 0.1

@@ -11,6 +11,7 @@ from crmcore.models.people import (
     Team,
     User,
 )
+from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
     Activity,
     Feedback,
@@ -30,6 +31,9 @@ __all__ = [
     "Activity",
     "AdSpend",
     "AuditEntry",
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
     "Contact",
     "ContactTag",
     "CustomField",
@@ -48,6 +52,7 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Segment",
     "Stage",
     "Tag",
     "Team",
