@@ -52,7 +52,7 @@ def crm_register_settings() -> list[SettingSpec]:
         SettingSpec(plugin="surveys", name="quiet_days", default=30, convert=int,
                     help="No contact gets a second survey invitation within this many days (0: no limit)."),
         SettingSpec(plugin="surveys", name="require_consent", default=True, convert=_bool,
-                    help="With the consent ledger, invite only contacts with consent for purpose 'surveys' by email."),
+                    help="Invite only contacts holding consent for purpose 'surveys' on channel 'email'."),
         SettingSpec(plugin="surveys", name="trigger_hooks", default="",
                     help="More hooks (comma separated) a survey may be triggered by, besides the built-in ones."),
         SettingSpec(plugin="surveys", name="sender", default=None,

@@ -85,18 +85,18 @@ def check_triggers(crm: Any, triggers: builtins.list[dict[str, Any]]) -> None:
 def has_consent(ctx: HookContext, contact: Contact) -> bool:
     """Whether *contact* may get a survey by email: reachable, and consent for ``surveys`` held.
 
-    With the core's consent ledger (``crm.consent``) the contact needs consent
-    for purpose ``surveys`` on channel ``email`` (unless the setting
-    ``require_consent`` is off); without the ledger only ``do_not_contact`` counts.
+    The contact needs consent for purpose ``surveys`` on channel ``email`` in
+    the consent ledger (``crm.consent``), unless the setting ``require_consent``
+    is off; ``do_not_contact`` always wins.
     """
     if contact.do_not_contact or contact.erased_at is not None or contact.merged_into_id is not None:
         return False
     if not contact.email_normalized:
         return False
-    ledger = getattr(ctx.crm, "consent", None)
-    if ledger is None or not setting(ctx, "require_consent"):
+    if not setting(ctx, "require_consent"):
         return True
-    return bool(ledger.has(contact, "surveys", "email"))
+    holders = ctx.crm.consent.consented("surveys", "email").subquery()
+    return ctx.scalar(select(holders.c[0]).where(holders.c[0] == contact.id).limit(1)) is not None
 
 
 def in_quiet_period(ctx: HookContext, contact_id: int) -> bool:

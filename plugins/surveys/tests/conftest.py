@@ -67,7 +67,20 @@ def nps(service: Any, nps_definition: dict[str, Any]) -> Any:
     return service.surveys.activate("nps")
 
 
+def make_customer(crm: Any, email: str, **fields: Any) -> Any:
+    """A contact who agreed to surveys by email (consent for purpose ``surveys``)."""
+    contact = crm.leads.capture(email=email, **fields)
+    crm.consent.grant(contact.id, "surveys", "email", source="test")
+    return contact
+
+
+@pytest.fixture
+def customer() -> Any:
+    """``customer(crm, email, **fields)``: capture a contact with consent to surveys by email."""
+    return make_customer
+
+
 @pytest.fixture
 def ada(crm: Any) -> Any:
-    """A customer with an email."""
-    return crm.leads.capture(email="ada@example.com", first_name="Ada", last_name="Lovelace")
+    """A customer with an email and consent to surveys."""
+    return make_customer(crm, "ada@example.com", first_name="Ada", last_name="Lovelace")

@@ -111,7 +111,7 @@ def test_tampered_and_expired_links_and_closed_surveys_are_refused(http, crm, se
     assert service.surveys.responses("nps") == []
 
 
-def test_refuse_mode_and_the_edit_window(crm, service, nps_definition, ada, clock):
+def test_refuse_mode_and_the_edit_window(crm, service, nps_definition, ada, clock, customer):
     nps_definition.update(key="strict", resubmit="refuse")
     service.surveys.create(nps_definition)
     service.surveys.activate("strict")
@@ -124,7 +124,7 @@ def test_refuse_mode_and_the_edit_window(crm, service, nps_definition, ada, cloc
     nps_definition.update(key="window", resubmit="update", edit_window="1h")
     service.surveys.create(nps_definition)
     service.surveys.activate("window")
-    bob = crm.leads.capture(email="bob@example.com")
+    bob = customer(crm, "bob@example.com")
     token = invitation_url(crm, service.surveys.invite("window", bob.id).id).rsplit("/", 1)[1]
     service.answers.submit(token, {"score": 5})
     clock.advance(minutes=59)

@@ -31,9 +31,11 @@ def test_every_response_fires_the_hook_with_its_category(crm, service, nps, ada,
     assert "crm_feedback_recorded" in hook_calls.names()
 
 
-def test_a_detractor_alerts_the_owner_once_when_ticketing_is_absent(crm, service, nps, run_due_jobs, smtp_server):
+def test_a_detractor_alerts_the_owner_once_when_ticketing_is_absent(
+    crm, service, nps, run_due_jobs, smtp_server, customer
+):
     owner = crm.users.add("owner@example.com", "Olga Owner")
-    carl = crm.leads.capture(email="carl@example.com", first_name="Carl", owner=owner.id)
+    carl = customer(crm, "carl@example.com", first_name="Carl", owner=owner.id)
     token = token_of(crm, service.surveys.invite("nps", carl.id))
     service.answers.submit(token, {"score": 2, "why": "<b>Too slow</b>"})
     service.answers.submit(token, {"score": 1, "why": "Still slow"})
@@ -56,11 +58,11 @@ def test_a_promoter_is_invited_to_refer_a_friend_once(crm, service, nps, ada, ru
     assert f"https://example.com/refer?by={ada.id}" in mail.get_body(("plain",)).get_content()
 
 
-def test_rules_can_be_turned_off_per_survey(crm, service, nps_definition, ada, run_due_jobs, smtp_server):
+def test_rules_can_be_turned_off_per_survey(crm, service, nps_definition, ada, run_due_jobs, smtp_server, customer):
     nps_definition["rules"] = {"detractor": "none", "promoter_referral": False}
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    bob = crm.leads.capture(email="bob@example.com")
+    bob = customer(crm, "bob@example.com")
     service.answers.submit(token_of(crm, service.surveys.invite("nps", ada.id)), {"score": 10})
     service.answers.submit(token_of(crm, service.surveys.invite("nps", bob.id)), {"score": 0})
     smtp_server.messages.clear()
@@ -83,7 +85,7 @@ def test_answers_feed_contact_fields_and_the_lead_score(crm, service, nps_defini
     assert crm.contacts.get(ada.id).score == -10
 
 
-def test_a_failing_hook_rolls_the_whole_response_back(crm_factory, nps_definition):
+def test_a_failing_hook_rolls_the_whole_response_back(crm_factory, nps_definition, customer):
     from crmcore_surveys import surveys
 
     from crmcore import hookimpl
@@ -98,7 +100,7 @@ def test_a_failing_hook_rolls_the_whole_response_back(crm_factory, nps_definitio
     service = surveys(crm)
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    ada = crm.leads.capture(email="ada@example.com")
+    ada = customer(crm, "ada@example.com")
     token = token_of(crm, service.surveys.invite("nps", ada.id))
     with pytest.raises(PluginError, match="analytics down"):
         service.answers.submit(token, {"score": 9, "why": "great"})

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from crmcore_surveys.triggers import listening, sampled
 
 from crmcore import hookimpl, hookspec
 from crmcore.errors import ConfigError, Conflict, NotFound
-
-
-class Ledger:
-    """A stand-in for the core's consent ledger (``crm.consent``) until it is merged."""
-
-    def __init__(self) -> None:
-        self.granted: set[tuple[int, str, str]] = set()
-
-    def has(self, contact: Any, purpose: str, channel: str) -> bool:
-        return (contact.id, purpose, channel) in self.granted
 
 
 class Segments:
@@ -102,13 +91,13 @@ def test_the_quiet_period_keeps_a_contact_from_a_second_survey(crm, service, pur
     assert len(service.surveys.invitations("nps")) == 2
 
 
-def test_sampling_sends_to_a_share_of_events_the_same_way_every_time(crm, service, nps_definition):
+def test_sampling_sends_to_a_share_of_events_the_same_way_every_time(crm, service, nps_definition, customer):
     nps_definition["triggers"] = [{"hook": "crm_purchase_recorded", "sample": "25%"}]
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
     crm.products.add("PRO", "Pro plan", unit_price="9.00")
     for n in range(40):
-        lead = crm.leads.capture(email=f"buyer{n}@example.com")
+        lead = customer(crm, f"buyer{n}@example.com")
         crm.customers.record_purchase(lead.id, sku="PRO")
     invited = len(service.surveys.invitations("nps"))
     assert 3 <= invited <= 20
@@ -117,12 +106,12 @@ def test_sampling_sends_to_a_share_of_events_the_same_way_every_time(crm, servic
     assert 0.22 < share < 0.28
 
 
-def test_a_won_opportunity_triggers_and_a_lost_one_does_not(crm, service, nps_definition, ada):
+def test_a_won_opportunity_triggers_and_a_lost_one_does_not(crm, service, nps_definition, ada, customer):
     nps_definition["triggers"] = [{"hook": "crm_opportunity_won"}]
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
     owner = crm.users.add("owner@example.com", "Otto Owner")
-    bob = crm.leads.capture(email="bob@example.com")
+    bob = customer(crm, "bob@example.com")
     lost = crm.sales.create_opportunity(bob.id, name="Small", amount="10", owner=owner.id)
     crm.sales.lose(lost.id, reason="price")
     won = crm.sales.create_opportunity(ada.id, name="Annual plan", amount="1200", owner=owner.id)
@@ -136,24 +125,39 @@ def test_a_won_opportunity_triggers_and_a_lost_one_does_not(crm, service, nps_de
     )
 
 
-def test_no_invitation_without_consent_or_while_not_active(crm, service, purchase_survey, ada, clock, run_due_jobs,
-                                                           smtp_server):  # fmt: skip
+def test_no_invitation_without_consent(crm, service, purchase_survey, clock, run_due_jobs, smtp_server):
     crm.products.add("PRO", "Pro plan", unit_price="9.00")
-    crm.consent = ledger = Ledger()
-    crm.customers.record_purchase(ada.id, sku="PRO")
+    eve = crm.leads.capture(email="eve@example.com")
+    crm.customers.record_purchase(eve.id, sku="PRO")
     assert service.surveys.invitations("nps") == []
-    ledger.granted.add((ada.id, "surveys", "email"))
-    crm.customers.record_purchase(ada.id, sku="PRO")
+    crm.consent.grant(eve.id, "surveys", "email", source="preference centre")
+    crm.customers.record_purchase(eve.id, sku="PRO")
     assert len(service.surveys.invitations("nps")) == 1
     # consent withdrawn before the invitation is due: nothing is sent
-    ledger.granted.clear()
+    crm.consent.withdraw(eve.id, "surveys", "email", source="preference centre")
     clock.advance(days=1)
     run_due_jobs()
     [invitation] = service.surveys.invitations("nps")
     assert (invitation.status, invitation.skip_reason) == ("skipped", "no consent or no email")
     assert smtp_server.messages == []
     with pytest.raises(Conflict, match="no consent"):
-        service.surveys.invite("nps", ada.id)
+        service.surveys.invite("nps", eve.id)
+    # consent to marketing is not consent to surveys
+    crm.consent.grant(eve.id, "marketing", "email", source="newsletter form")
+    with pytest.raises(Conflict, match="no consent"):
+        service.surveys.invite("nps", eve.id)
+
+
+def test_require_consent_off_invites_anyone_reachable(crm_factory, nps_definition):
+    from crmcore_surveys import surveys
+
+    crm = crm_factory(plugins=["surveys"], plugin_settings={"surveys": {"require_consent": False}})
+    surveys(crm).surveys.create(nps_definition)
+    surveys(crm).surveys.activate("nps")
+    assert surveys(crm).surveys.invite("nps", crm.leads.capture(email="x@example.com").id).status == "scheduled"
+    blocked = crm.leads.capture(email="y@example.com", do_not_contact=True)
+    with pytest.raises(Conflict, match="no consent"):
+        surveys(crm).surveys.invite("nps", blocked.id)
 
 
 def test_closing_a_survey_skips_its_pending_invitations(crm, service, nps, ada, clock, run_due_jobs, smtp_server):
@@ -167,15 +171,15 @@ def test_closing_a_survey_skips_its_pending_invitations(crm, service, nps, ada, 
         service.surveys.invite("nps", ada.id)
 
 
-def test_send_to_a_segment_respects_the_quiet_period(crm_factory, clock, smtp_server, nps_definition):
+def test_send_to_a_segment_respects_the_quiet_period(crm_factory, clock, smtp_server, nps_definition, customer):
     from crmcore_surveys import surveys
 
     crm = crm_factory(plugins=["surveys", Segments()])
     service = surveys(crm)
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    contacts = [crm.leads.capture(email=f"c{n}@example.com", country=c) for n, c in enumerate(["DE", "DE", "FR"])]
-    crm.leads.capture(email="quiet@example.com", country="DE", do_not_contact=True)
+    contacts = [customer(crm, f"c{n}@example.com", country=c) for n, c in enumerate(["DE", "DE", "FR"])]
+    customer(crm, "quiet@example.com", country="DE", do_not_contact=True)
     service.surveys.invite("nps", contacts[0].id)  # surveyed a moment ago: in the quiet period
     assert service.surveys.send_to_segment("nps", "germans") == {
         "invited": 1,
@@ -192,28 +196,28 @@ def test_send_to_a_segment_respects_the_quiet_period(crm_factory, clock, smtp_se
         service.surveys.send_to_segment("nps", "martians")
 
 
-def test_sending_to_a_segment_twice_invites_nobody_twice(crm_factory, nps_definition):
+def test_sending_to_a_segment_twice_invites_nobody_twice(crm_factory, nps_definition, customer):
     from crmcore_surveys import surveys
 
     crm = crm_factory(plugins=["surveys", Segments()], plugin_settings={"surveys": {"quiet_days": 0}})
     service = surveys(crm)
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    crm.leads.capture(email="a@example.com", country="DE")
+    customer(crm, "a@example.com", country="DE")
     assert service.surveys.send_to_segment("nps", "germans") == {"invited": 1}
-    crm.leads.capture(email="b@example.com", country="DE")
+    customer(crm, "b@example.com", country="DE")
     assert service.surveys.send_to_segment("nps", "germans") == {"invited": 1, "skipped: already invited": 1}
     assert len(service.surveys.invitations("nps")) == 2
 
 
-def test_the_cli_sends_to_a_segment(crm_factory, nps_definition):
+def test_the_cli_sends_to_a_segment(crm_factory, nps_definition, customer):
     from crmcore_surveys import surveys
 
     from crmcore.testing.helpers import run_cli
 
     crm = crm_factory(plugins=["surveys", Segments()])
     surveys(crm).surveys.create(nps_definition)
-    crm.leads.capture(email="c@example.com", country="DE")
+    customer(crm, "c@example.com", country="DE")
     refused = run_cli(crm, ["survey", "send", "nps", "--segment", "germans"])
     assert refused.exit_code == 1 and "activate it first" in refused.output
     surveys(crm).surveys.activate("nps")
@@ -226,7 +230,7 @@ def test_a_configured_trigger_hook_nobody_publishes_stops_start_up(crm_factory):
         crm_factory(plugins=["surveys"], plugin_settings={"surveys": {"trigger_hooks": "crm_nothing_happened"}})
 
 
-def test_a_configured_hook_from_another_plugin_sends_the_survey(crm_factory, nps_definition):
+def test_a_configured_hook_from_another_plugin_sends_the_survey(crm_factory, nps_definition, customer):
     from crmcore_surveys import surveys
 
     from crmcore.plugins import PluginInfo
@@ -241,8 +245,8 @@ def test_a_configured_hook_from_another_plugin_sends_the_survey(crm_factory, nps
     service = surveys(crm)
     service.surveys.create(nps_definition)
     service.surveys.activate("nps")
-    ada = crm.leads.capture(email="ada@example.com")
-    bob = crm.leads.capture(email="bob@example.com")
+    ada = customer(crm, "ada@example.com")
+    bob = customer(crm, "bob@example.com")
 
     class Renewed:
         def __init__(self, contact_id: int, plan: str) -> None:

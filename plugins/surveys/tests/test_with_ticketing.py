@@ -30,6 +30,7 @@ def test_a_solved_ticket_sends_the_survey_and_a_detractor_opens_a_ticket(crm, da
     agent = crm.users.add("agent@example.com", "Alex Agent", role="agent")
     ticket = support.tickets.open(subject="Printer", body="Broken", requester="ada@example.com", product="P-100",
                                   channel="phone", assignee=agent.id, by_agent=False)  # fmt: skip
+    crm.consent.grant(ticket.requester_id, "surveys", "email", source="phone call", text="Ask me how it went.")
     support.tickets.reply(ticket.number, "Fixed it.", status="solved", actor=agent.email)
     [invitation] = service.surveys.invitations("support-csat")
     assert (invitation.subject_kind, invitation.subject_id, invitation.agent_id, invitation.product,
