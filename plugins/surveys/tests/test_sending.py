@@ -210,19 +210,20 @@ def test_sending_to_a_segment_twice_invites_nobody_twice(crm_factory, nps_defini
     assert len(service.surveys.invitations("nps")) == 2
 
 
-def test_the_cli_sends_to_a_segment(crm_factory, nps_definition, customer):
+def test_the_cli_sends_to_a_saved_segment(crm, cli, nps_definition, customer):
     from crmcore_surveys import surveys
 
-    from crmcore.testing.helpers import run_cli
-
-    crm = crm_factory(plugins=["surveys", Segments()])
     surveys(crm).surveys.create(nps_definition)
     customer(crm, "c@example.com", country="DE")
-    refused = run_cli(crm, ["survey", "send", "nps", "--segment", "germans"])
+    customer(crm, "d@example.com", country="FR")
+    crm.segments.create("germans", {"field": "country", "value": "DE"})
+    refused = cli("survey", "send", "nps", "--segment", "germans")
     assert refused.exit_code == 1 and "activate it first" in refused.output
     surveys(crm).surveys.activate("nps")
-    sent = run_cli(crm, ["survey", "send", "nps", "--segment", "germans"])
+    sent = cli("survey", "send", "nps", "--segment", "germans")
     assert sent.exit_code == 0 and sent.output.strip() == "invited: 1"
+    unknown = cli("survey", "send", "nps", "--segment", "martians")
+    assert unknown.exit_code == 1 and "no segment 'martians'; segments: germans" in unknown.output
 
 
 def test_a_configured_trigger_hook_nobody_publishes_stops_start_up(crm_factory):
