@@ -257,3 +257,39 @@ def test_a_configured_hook_from_another_plugin_sends_the_survey(crm_factory, nps
         ctx.call("crm_contract_renewed", event=Renewed(ada.id, "gold"))
         ctx.call("crm_contract_renewed", event=Renewed(bob.id, "silver"))
     assert [i.contact_id for i in service.surveys.invitations("nps")] == [ada.id]
+
+
+class CampaignSpecs:
+    """The hook email marketing publishes (its real spec, reduced to the signature)."""
+
+    @hookspec
+    def crm_campaign_message_sent(self, event, ctx):
+        """A campaign message was accepted for one recipient (test copy)."""
+
+
+def test_a_campaign_message_triggers_a_survey_when_email_marketing_publishes_it(crm_factory, nps_definition,
+                                                                                 customer):  # fmt: skip
+    from crmcore_surveys import surveys
+
+    from crmcore.plugins import PluginInfo
+
+    class Marketing:
+        plugin_info = PluginInfo(name="marketing", hookspecs=(CampaignSpecs,))
+
+    crm = crm_factory(plugins=["surveys", Marketing()])
+    assert "crm_campaign_message_sent" in listening(crm)  # built in: no setting needed
+    nps_definition["triggers"] = [{"hook": "crm_campaign_message_sent", "delay": "3d", "when": {"campaign": "onboard"}}]
+    service = surveys(crm)
+    service.surveys.create(nps_definition)
+    service.surveys.activate("nps")
+    ada = customer(crm, "ada@example.com")
+
+    class Sent:
+        def __init__(self, campaign_id: int, campaign: str) -> None:
+            self.campaign_id, self.campaign, self.contact_id, self.occurred_at = campaign_id, campaign, ada.id, None
+
+    with crm.transaction() as ctx:
+        ctx.call("crm_campaign_message_sent", event=Sent(7, "newsletter"))
+        ctx.call("crm_campaign_message_sent", event=Sent(8, "onboard"))
+    [invitation] = service.surveys.invitations("nps")
+    assert (invitation.subject_kind, invitation.subject_id) == ("campaign", 8)
