@@ -15,89 +15,97 @@ same numbers). Medians of ``--runs`` runs after a warm-up.
 from __future__ import annotations
 
 import argparse
-import random
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import scratch_postgresql, scratch_sqlite
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from crmcore import CRM
 
-START = datetime(2025, 1, 1, tzinfo=UTC)
 KINDS = (("nps", 0, 10), ("csat", 1, 5), ("ces", 1, 7))
-CHUNK = 20_000
 
 
 def generate(crm: CRM, responses: int, seed: int) -> None:
-    """Contacts, agents, three active surveys, invitations and responses, inserted in bulk."""
+    """Contacts, agents, three active surveys, invitations and responses, generated inside the database.
+
+    Values come from integer hashes of the row number (*seed* shifts them), so
+    both databases hold the same data: 1.25 invitations per response, 80% of
+    them answered, spread over 2025, 50 agents, 20 products, 3 channels.
+    """
     from crmcore_surveys import surveys
-    from crmcore_surveys.models import Invitation, SurveyResponse
 
-    from crmcore.models import Contact, User
-
-    rng = random.Random(seed)
     service = surveys(crm).surveys
-    survey_ids = {}
+    ids = {}
     for kind, _low, _high in KINDS:
         question = {"key": "score", "kind": kind, "text": "Score?"}
-        survey_ids[kind] = service.create({"key": kind, "title": kind.upper(), "questions": [question]}).id
+        ids[kind] = service.create({"key": kind, "title": kind.upper(), "questions": [question]}).id
         service.activate(kind)
+    sqlite = crm.engine.dialect.name == "sqlite"
+    invitations = responses * 5 // 4 + (1 if responses * 5 % 4 else 0)
     contacts = max(1, responses // 2)
+
+    def at(seconds: str) -> str:
+        if sqlite:
+            return f"strftime('%Y-%m-%d %H:%M:%S.000000', '2025-01-01', '+' || ({seconds}) || ' seconds')"
+        return f"(TIMESTAMPTZ '2025-01-01 00:00:00+00' + ({seconds}) * INTERVAL '1 second')"
+
+    def numbers(count: int) -> tuple[str, str]:
+        if sqlite:
+            return f"WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < {count}) ", "seq"
+        return "", f"generate_series(1, {count}) AS seq(n)"
+
+    yes, no = ("1", "0") if sqlite else ("true", "false")
     with crm.engine.begin() as connection:
-        connection.execute(insert(User), [{"email": f"agent{n}@example.com", "name": f"Agent {n}", "role": "agent",
-                                           "active": True, "created_at": START} for n in range(50)])  # fmt: skip
-        agent_ids = [row[0] for row in connection.execute(text("SELECT id FROM crm_user ORDER BY id"))]
-        for first in range(0, contacts, CHUNK):
-            connection.execute(insert(Contact), [
-                {"email": f"c{n}@example.com", "email_normalized": f"c{n}@example.com", "stage": "customer",
-                 "stage_changed_at": START, "created_at": START, "updated_at": START, "custom": {}, "score": 0,
-                 "do_not_contact": False, "do_not_track": False}
-                for n in range(first, min(contacts, first + CHUNK))])  # fmt: skip
-        low_id = connection.execute(text("SELECT min(id) FROM contact")).scalar() or 1
-    invitations = int(responses * 1.25)
-    made = 0
-    year = 365 * 86400
-    with crm.engine.begin() as connection:
-        next_id = 1
-        for first in range(0, invitations, CHUNK):
-            invitation_rows, response_rows = [], []
-            for n in range(first, min(invitations, first + CHUNK)):
-                kind, low, high = KINDS[n % 3]
-                at = START + timedelta(seconds=rng.randrange(year))
-                answered = (made < responses and rng.random() < 0.8) or (invitations - n) <= (responses - made)
-                agent = agent_ids[n % len(agent_ids)]
-                invitation_rows.append({
-                    "id": next_id, "survey_id": survey_ids[kind], "contact_id": low_id + n % contacts, "status": "sent",
-                    "source": "bench", "subject_kind": "ticket", "subject_id": n, "agent_id": agent,
-                    "product": f"P-{n % 20}", "channel": ("email", "phone", "chat")[n % 3], "language": "en",
-                    "created_at": at, "send_at": at, "sent_at": at, "responded": answered})  # fmt: skip
-                if answered:
-                    made += 1
-                    response_rows.append({
-                        "survey_id": survey_ids[kind], "invitation_id": next_id, "contact_id": low_id + n % contacts,
-                        "subject_kind": "ticket", "subject_id": n, "agent_id": agent, "product": f"P-{n % 20}",
-                        "channel": invitation_rows[-1]["channel"], "language": "en",
-                        "score": min(high, max(low, int(rng.triangular(low, high + 1, high * 0.8)))),
-                        "complete": True, "actions": [], "submitted_at": at + timedelta(hours=rng.randrange(1, 72)),
-                        "updated_at": at})  # fmt: skip
-                next_id += 1
-            connection.execute(insert(Invitation), invitation_rows)
-            if response_rows:
-                connection.execute(insert(SurveyResponse), response_rows)
-            print(f"\r  generating: {made:,} responses", end="", file=sys.stderr, flush=True)
-        if crm.engine.dialect.name == "sqlite":
-            connection.exec_driver_sql("ANALYZE")
-        else:
-            connection.exec_driver_sql("ANALYZE surveys_response")
-            connection.exec_driver_sql("ANALYZE surveys_invitation")
-    print(file=sys.stderr)
+
+        def run(sql: str) -> None:
+            connection.exec_driver_sql(sql if sqlite else sql.replace("%", "%%"))
+
+        prefix, source = numbers(50)
+        run(
+            f"{prefix}INSERT INTO crm_user (email, name, role, active, created_at) "
+            f"SELECT 'agent' || n || '@example.com', 'Agent ' || n, 'agent', {yes}, {at('0')} FROM {source}"
+        )
+        agent0 = connection.exec_driver_sql("SELECT min(id) FROM crm_user").scalar()
+        prefix, source = numbers(contacts)
+        run(
+            f"{prefix}INSERT INTO contact (email, email_normalized, stage, stage_changed_at, created_at, updated_at,"
+            f" custom, score, do_not_contact, do_not_track) SELECT 'c' || n || '@example.com',"
+            f" 'c' || n || '@example.com', 'customer', {at('0')}, {at('0')}, {at('0')}, '{{}}', 0, {no}, {no}"
+            f" FROM {source}"
+        )
+        contact0 = connection.exec_driver_sql("SELECT min(id) FROM contact").scalar()
+        prefix, source = numbers(invitations)
+        spread = f"((n + {seed}) * 2654435761) % 31536000"
+        run(
+            f"{prefix}INSERT INTO surveys_invitation (id, survey_id, contact_id, status, source, subject_kind,"
+            f" subject_id, agent_id, product, channel, language, created_at, send_at, sent_at, responded)"
+            f" SELECT n, CASE n % 3 WHEN 0 THEN {ids['nps']} WHEN 1 THEN {ids['csat']} ELSE {ids['ces']} END,"
+            f" {contact0} + n % {contacts}, 'sent', 'bench', 'ticket', n, {agent0} + n % 50, 'P-' || (n % 20),"
+            f" CASE n % 7 WHEN 0 THEN 'phone' WHEN 1 THEN 'chat' ELSE 'email' END, 'en',"
+            f" {at(spread)}, {at(spread)}, {at(spread)}, CASE WHEN n % 5 <> 0 THEN {yes} ELSE {no} END FROM {source}"
+        )
+        mix = f"(i.id * 7 + i.id / 13 + {seed})"
+        later = ("strftime('%Y-%m-%d %H:%M:%S.000000', i.sent_at, '+' || (i.id % 72 + 1) || ' hours')" if sqlite
+                 else "i.sent_at + (i.id % 72 + 1) * INTERVAL '1 hour'")  # fmt: skip
+        run(
+            "INSERT INTO surveys_response (survey_id, invitation_id, contact_id, subject_kind, subject_id, agent_id,"
+            " product, channel, language, score, complete, actions, submitted_at, updated_at)"
+            " SELECT i.survey_id, i.id, i.contact_id, i.subject_kind, i.subject_id, i.agent_id, i.product, i.channel,"
+            f" i.language, CASE i.survey_id WHEN {ids['nps']} THEN (CASE WHEN {mix} % 4 = 0 THEN {mix} % 7"
+            f" ELSE 6 + {mix} % 5 END) WHEN {ids['csat']} THEN 1 + {mix} % 5 ELSE 1 + {mix} % 7 END,"
+            f" {yes}, '[]', {later}, {later} FROM surveys_invitation i WHERE i.responded = {yes}"
+        )
+        connection.exec_driver_sql("ANALYZE")
+    made = service.describe("nps")["responses"] + service.describe("csat")["responses"]
+    made += service.describe("ces")["responses"]
+    if made != responses:
+        raise SystemExit(f"generated {made} responses, wanted {responses}")
 
 
 def hand_written(crm: CRM, by: str) -> list[tuple[Any, ...]]:
