@@ -67,7 +67,8 @@ class Invitation(Base):
     __tablename__ = "surveys_invitation"
     __table_args__ = (
         Index("ix_surveys_invitation_contact", "contact_id", "created_at"),
-        Index("ix_surveys_invitation_survey_sent", "survey_id", "sent_at", "responded"),
+        # results: a survey's sent invitations in a time range, and whether they were answered
+        Index("ix_surveys_invitation_survey_sent", "survey_id", "status", "sent_at", "responded"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)

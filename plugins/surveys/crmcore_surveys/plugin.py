@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from crmcore.context import HookContext
     from crmcore.crm import CRM
-    from crmcore.events import ScoreContribution
+    from crmcore.events import ContactErased, ContactMerged, ScoreContribution
     from crmcore.models import Contact
     from crmcore.reports import Report
     from crmcore_surveys.events import SurveyResponseRecorded
@@ -138,3 +138,29 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
     from crmcore_surveys.rules import score_contributions
 
     return score_contributions(contact, ctx)
+
+
+@hookimpl
+def crm_contact_merged(event: ContactMerged, ctx: HookContext) -> None:
+    """The merged contact's invitations and responses now belong to the survivor."""
+    from sqlalchemy import update
+
+    from crmcore_surveys.models import Invitation, SurveyResponse
+
+    for table in (Invitation, SurveyResponse):
+        ctx.session.execute(
+            update(table).where(table.contact_id == event.merged_id).values(contact_id=event.survivor_id)
+        )
+
+
+@hookimpl
+def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
+    """Erase what the contact wrote and unlink their invitations and responses; scores stay for results."""
+    from sqlalchemy import select, update
+
+    from crmcore_surveys.models import Answer, Invitation, SurveyResponse
+
+    theirs = select(SurveyResponse.id).where(SurveyResponse.contact_id == event.contact_id)
+    ctx.session.execute(update(Answer).where(Answer.response_id.in_(theirs), Answer.kind == "text").values(text=None))
+    for table in (SurveyResponse, Invitation):
+        ctx.session.execute(update(table).where(table.contact_id == event.contact_id).values(contact_id=None))

@@ -108,3 +108,22 @@ def test_a_failing_hook_rolls_the_whole_response_back(crm_factory, nps_definitio
     with crm.transaction() as ctx:
         assert ctx.session.query(Feedback).count() == 0
     assert service.surveys.invitations("nps")[0].responded is False
+
+
+def test_erasing_a_contact_erases_their_words_but_keeps_the_scores(crm, service, nps, ada):
+    token = token_of(crm, service.surveys.invite("nps", ada.id))
+    service.answers.submit(token, {"score": 9, "why": "I am Ada, call me on 555-0100"})
+    crm.contacts.erase(ada.id)
+    [response] = service.surveys.responses("nps")
+    assert (response.contact_id, response.score) == (None, 9)
+    assert service.surveys.invitations("nps")[0].contact_id is None
+    words = crm.reports.run("surveys.verbatims", params={"survey": "nps"})
+    assert words.rows == []
+    assert crm.reports.run("surveys.results", params={"survey": "nps"}).rows[0]["nps"] == 100.0
+
+
+def test_merging_contacts_moves_their_responses(crm, service, nps, ada, customer):
+    twin = customer(crm, "ada.lovelace@example.com")
+    service.answers.submit(token_of(crm, service.surveys.invite("nps", twin.id)), {"score": 10})
+    crm.contacts.merge(ada.id, twin.id)
+    assert [r.contact_id for r in service.surveys.responses("nps")] == [ada.id]

@@ -84,7 +84,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_surveys_invitation")),
     )
     op.create_index("ix_surveys_invitation_contact", "surveys_invitation", ["contact_id", "created_at"])
-    op.create_index("ix_surveys_invitation_survey_sent", "surveys_invitation", ["survey_id", "sent_at", "responded"])
+    op.create_index(
+        "ix_surveys_invitation_survey_sent", "surveys_invitation", ["survey_id", "status", "sent_at", "responded"]
+    )
     op.create_table(
         "surveys_response",
         sa.Column("id", crmcore.db.BigID, nullable=False),
