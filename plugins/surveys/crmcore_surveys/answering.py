@@ -76,6 +76,15 @@ def anonymous_key(ctx: HookContext, invitation_id: int) -> str:
     return hmac.new(secret, f"surveys-anonymous:{invitation_id}".encode(), hashlib.sha256).hexdigest()
 
 
+def editable(ctx: HookContext, survey: Survey, response: SurveyResponse) -> bool:
+    """Whether *response* may still change: only a score so far, or ``update`` mode within the edit window."""
+    if not response.complete:
+        return True
+    data = survey.definition
+    window = timedelta(seconds=int(data["edit_window"]))
+    return data["resubmit"] == "update" and ctx.now - response.submitted_at <= window
+
+
 def clean_answers(survey: Survey, values: Mapping[str, Any], *, only: str | None = None) -> dict[str, Any]:
     """Validate answers against the survey's questions; every problem in one ValidationError.
 
@@ -192,12 +201,10 @@ def record_in(
     head = definitions.headline(data)
     existing = response_of(ctx, survey, invitation)
     updated = existing is not None
-    if existing is not None and existing.complete:
-        window = timedelta(seconds=int(data["edit_window"]))
+    if existing is not None and not editable(ctx, survey, existing):
         if data["resubmit"] == "refuse":
             raise Conflict("you have already answered this survey; thank you")
-        if ctx.now - existing.submitted_at > window:
-            raise Conflict("you have already answered this survey, and it can no longer be changed")
+        raise Conflict("you have already answered this survey, and it can no longer be changed")
     if existing is not None and not complete:
         # a score link after a full answer only changes the headline score
         previous = {a.question: a for a in ctx.session.scalars(select(Answer).where(Answer.response_id == existing.id))}
@@ -311,7 +318,8 @@ class AnswerService(Service):
                 previous = _answers_of(survey, rows)
             contact = ctx.session.get(Contact, invitation.contact_id) if invitation.contact_id else None
             return {"survey": survey, "invitation": invitation, "response": existing, "answers": previous,
-                    "contact_language": contact.language if contact is not None else None}  # fmt: skip
+                    "contact_language": contact.language if contact is not None else None,
+                    "locked": existing is not None and not editable(ctx, survey, existing)}  # fmt: skip
 
     def submit(self, token: str, values: Mapping[str, Any], *, language: str | None = None) -> SurveyResponse:
         """Store the answer page's submission (all questions validated at once)."""

@@ -70,7 +70,8 @@ def page_context(page: dict[str, Any], language: str | None, values: dict[str, A
             item["options"] = [{"value": c["value"], "label": tr(c["label"])} for c in question["choices"]]
         questions.append(item)
     return {"title": tr(data["title"]), "intro": tr(data.get("intro")), "questions": questions, "lang": lang,
-            "errors": errors or {}, "notice": notice, "answered": page["response"] is not None}  # fmt: skip
+            "errors": errors or {}, "notice": notice, "answered": page["response"] is not None,
+            "locked": page["locked"]}  # fmt: skip
 
 
 def routes(crm: CRM) -> list[BaseRoute]:

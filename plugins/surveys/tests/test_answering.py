@@ -121,6 +121,7 @@ def test_refuse_mode_and_the_edit_window(crm, service, nps_definition, ada, cloc
         service.answers.submit(token, {"score": 6})
     with pytest.raises(Conflict, match="already answered"):
         service.answers.score(token, 6)
+    assert service.answers.page(token)["locked"] is True
     nps_definition.update(key="window", resubmit="update", edit_window="1h")
     service.surveys.create(nps_definition)
     service.surveys.activate("window")
@@ -150,3 +151,16 @@ def test_anonymous_surveys_store_no_contact(crm, service, nps_definition, ada):
     assert len(service.surveys.responses("anon")) == 1
     with pytest.raises(ValidationError):
         service.answers.submit(token, {"score": "3.5"})
+
+
+def test_an_answered_refuse_mode_survey_says_so_instead_of_showing_the_form(http, crm, service, nps_definition, ada):
+    nps_definition.update(key="once", resubmit="refuse")
+    service.surveys.create(nps_definition)
+    service.surveys.activate("once")
+    url = path(invitation_url(crm, service.surveys.invite("once", ada.id).id))
+    assert http.post(url, data={"score": "10"}).status_code == 201
+    page = http.get(url)
+    assert page.status_code == 200 and "already answered" in page.text and "<form" not in page.text
+    again = http.post(url, data={"score": "1"})
+    assert again.status_code == 409 and "already answered" in again.text
+    assert [r.score for r in service.surveys.responses("once")] == [10]
