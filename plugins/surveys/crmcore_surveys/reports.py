@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Integer, String, and_, case, cast, func, literal, null, select
+from sqlalchemy import String, and_, case, cast, func, literal, select
 
 from crmcore.errors import ValidationError
 from crmcore.models import User
@@ -60,23 +60,46 @@ def _key(query: ReportQuery, table: Any, at: Any, survey: Survey | None) -> Any:
     return getattr(table, query.by)
 
 
-def _facts(query: ReportQuery, table: Any, at: Any, survey: Survey | None, *, responses: bool) -> Select[Any]:
-    """One part of the UNION: invitations sent, or responses given, in the range.
+MEASURES = ("invitations", "answered", "responses", "nps_answers", "promoters", "passives", "detractors",
+            "csat_answers", "satisfied", "ces_answers", "ces_total")  # fmt: skip
 
-    With one survey its kind and key are constants, so the database reads
-    only the covering index of the survey's rows (no join).
+
+def _counted(condition: Any) -> Any:
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _part(query: ReportQuery, table: Any, at: Any, survey: Survey | None, *, responses: bool) -> Select[Any]:
+    """One side of the UNION, already aggregated per key: sent invitations, or given responses.
+
+    Each side is grouped on its own (a scan of one covering index per survey:
+    with one survey its kind and key are constants, no join), so the union
+    that sums them holds a few rows per key, never a row per response.
     """
     key = _key(query, table, at, survey)
+    zero = literal(0)
     if responses:
         kind = literal(survey.headline_kind, String(10)) if survey is not None else Survey.headline_kind
-        measures = [literal(0).label("invited"), literal(0).label("answered"), table.score.label("score"),
-                    kind.label("kind")]  # fmt: skip
-        condition = and_(table.score.is_not(None), query.in_range(at))
+        score = table.score
+        values = {
+            "invitations": zero, "answered": zero, "responses": func.count(),
+            "nps_answers": _counted(kind == "nps"), "promoters": _counted(and_(kind == "nps", score >= 9)),
+            "passives": _counted(and_(kind == "nps", score.between(7, 8))),
+            "detractors": _counted(and_(kind == "nps", score <= 6)),
+            "csat_answers": _counted(kind == "csat"), "satisfied": _counted(and_(kind == "csat", score >= 4)),
+            "ces_answers": _counted(kind == "ces"), "ces_total": func.sum(case((kind == "ces", score), else_=0)),
+        }  # fmt: skip
+        condition = and_(score.is_not(None), query.in_range(at))
     else:
-        measures = [literal(1).label("invited"), case((table.responded, 1), else_=0).label("answered"),
-                    cast(null(), Integer).label("score"), cast(null(), String(10)).label("kind")]  # fmt: skip
+        values = dict.fromkeys(MEASURES, zero)
+        values["invitations"], values["answered"] = func.count(), _counted(table.responded)
         condition = and_(table.status == "sent", query.in_range(at))
-    statement = select(key.label("key"), *measures).select_from(table).where(condition)
+    statement = (
+        select(key.label("key"), *(value.label(name) for name, value in values.items()))
+        .select_from(table)
+        .where(condition)
+    )
+    if not (query.by == "survey" and survey is not None):  # a constant key needs no grouping
+        statement = statement.group_by(key)
     if survey is not None:
         statement = statement.where(table.survey_id == survey.id)
     else:
@@ -89,37 +112,28 @@ def _facts(query: ReportQuery, table: Any, at: Any, survey: Survey | None, *, re
 
 
 def build_results(query: ReportQuery) -> Select[Any]:
-    """Invitations, responses and the headline figures per group, from one UNION ALL."""
+    """Invitations, responses and the headline figures per group: two grouped scans, summed."""
     survey = _survey(query)
-    facts = union(
-        _facts(query, Invitation, Invitation.sent_at, survey, responses=False),
-        _facts(query, SurveyResponse, SurveyResponse.submitted_at, survey, responses=True),
+    parts = union(
+        _part(query, Invitation, Invitation.sent_at, survey, responses=False),
+        _part(query, SurveyResponse, SurveyResponse.submitted_at, survey, responses=True),
     )
-    kind, score = facts.c.kind, facts.c.score
-
-    def counted(condition: Any) -> Any:
-        return func.sum(case((condition, 1), else_=0))
-
-    nps_answers = counted(kind == "nps")
-    promoters = counted(and_(kind == "nps", score >= 9))
-    detractors = counted(and_(kind == "nps", score <= 6))
-    passives = counted(and_(kind == "nps", score.between(7, 8)))
-    invited = func.sum(facts.c.invited)
+    total = {name: func.sum(parts.c[name]) for name in MEASURES}
     return (
         select(
-            facts.c.key,
-            invited.label("invitations"),
-            counted(score.is_not(None)).label("responses"),
-            ratio(func.sum(facts.c.answered), invited).label("response_rate"),
-            (ratio(promoters - detractors, nps_answers) * 100).label("nps"),
-            ratio(promoters, nps_answers).label("promoters"),
-            ratio(passives, nps_answers).label("passives"),
-            ratio(detractors, nps_answers).label("detractors"),
-            ratio(counted(and_(kind == "csat", score >= 4)), counted(kind == "csat")).label("csat"),
-            func.avg(case((kind == "ces", score), else_=None)).label("ces"),
+            parts.c.key,
+            total["invitations"].label("invitations"),
+            total["responses"].label("responses"),
+            ratio(total["answered"], total["invitations"]).label("response_rate"),
+            (ratio(total["promoters"] - total["detractors"], total["nps_answers"]) * 100).label("nps"),
+            ratio(total["promoters"], total["nps_answers"]).label("promoters"),
+            ratio(total["passives"], total["nps_answers"]).label("passives"),
+            ratio(total["detractors"], total["nps_answers"]).label("detractors"),
+            ratio(total["satisfied"], total["csat_answers"]).label("csat"),
+            ratio(total["ces_total"], total["ces_answers"]).label("ces"),
         )
-        .group_by(facts.c.key)
-        .order_by(facts.c.key)
+        .group_by(parts.c.key)
+        .order_by(parts.c.key)
     )
 
 
