@@ -68,7 +68,7 @@ class Invitation(Base):
     __table_args__ = (
         Index("ix_surveys_invitation_contact", "contact_id", "created_at"),
         # results: a survey's sent invitations in a time range, and whether they were answered
-        Index("ix_surveys_invitation_survey_sent", "survey_id", "status", "sent_at", "responded"),
+        Index("ix_surveys_invitation_survey_sent", "survey_id", "status", "sent_at", "responded", "agent_id"),
     )
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
@@ -98,7 +98,8 @@ class SurveyResponse(Base):
 
     __tablename__ = "surveys_response"
     __table_args__ = (
-        Index("ix_surveys_response_survey_time", "survey_id", "submitted_at", "score"),
+        # results: covering for the headline figures by survey, period and agent
+        Index("ix_surveys_response_survey_time", "survey_id", "submitted_at", "score", "agent_id"),
         Index("ix_surveys_response_contact", "contact_id", "submitted_at"),
     )
 
