@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
+from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
@@ -33,8 +34,13 @@ from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
 
 if TYPE_CHECKING:
-    from sqlalchemy import Select
+    from decimal import Decimal
 
+    from sqlalchemy import Select
+    from starlette.routing import BaseRoute
+
+    from crmcore.crm import CRM
+    from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
 
 DORMANCY_HANDLER = "core.dormancy_check"
@@ -148,6 +154,13 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
         PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
         JobHandler(
+            name=POSTBACK_HANDLER,
+            func=send_postback,
+            max_attempts=8,
+            backoff=timedelta(minutes=1),
+            help="Send an affiliate's conversion postback (once per conversion).",
+        ),
+        JobHandler(
             name=SEND_MAIL_HANDLER,
             func=send_mail_job,
             max_attempts=10,
@@ -202,6 +215,22 @@ def _dormancy_check(call: JobCall) -> None:
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_routes(crm: CRM) -> list[BaseRoute]:
+    """The core's capture routes: tracked links, web forms, conversions (``crmcore.web.capture``)."""
+    from crmcore.web.capture import routes
+
+    return routes(crm)
+
+
+@hookimpl(trylast=True)
+def crm_affiliate_commission(affiliate: Affiliate, conversion: Touchpoint, ctx: HookContext) -> Decimal | None:
+    """The affiliate's own rule: percent of the conversion value plus a flat amount."""
+    from crmcore.attribution import default_commission
+
+    return default_commission(affiliate, conversion)
 
 
 @hookimpl(trylast=True)

@@ -92,6 +92,14 @@ class CRM:
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
         self.custom_fields = services.CustomFieldService(self)
+        from crmcore.attribution import AffiliateService, ConversionService
+        from crmcore.forms import FormService
+        from crmcore.links import LinkService
+
+        self.links = LinkService(self)
+        self.forms = FormService(self)
+        self.affiliates = AffiliateService(self)
+        self.conversions = ConversionService(self)
         from crmcore.reports.service import ReportService
 
         self.reports = ReportService(self)

@@ -1,5 +1,6 @@
 """The core's tables. Plugins add theirs on the same :class:`~crmcore.db.Base`."""
 
+from crmcore.models.capture import Affiliate, ContactAttribution, ConversionAttribution, TrackedLink, WebForm
 from crmcore.models.people import (
     Contact,
     ContactTag,
@@ -29,9 +30,12 @@ __all__ = [
     "INTERACTION_KINDS",
     "Activity",
     "AdSpend",
+    "Affiliate",
     "AuditEntry",
     "Contact",
+    "ContactAttribution",
     "ContactTag",
+    "ConversionAttribution",
     "CustomField",
     "Feedback",
     "Interaction",
@@ -53,5 +57,7 @@ __all__ = [
     "Team",
     "TouchKind",
     "Touchpoint",
+    "TrackedLink",
     "User",
+    "WebForm",
 ]
