@@ -29,6 +29,7 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
+from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
@@ -219,10 +220,11 @@ def crm_register_migrations() -> list[Path]:
 
 @hookimpl(trylast=True)
 def crm_register_routes(crm: CRM) -> list[BaseRoute]:
-    """The core's capture routes: tracked links, web forms, conversions (``crmcore.web.capture``)."""
+    """The core's pages: tracked links, web forms, conversions (``crmcore.web.capture``), double opt-in."""
+    from crmcore.privacy import consent_routes
     from crmcore.web.capture import routes
 
-    return routes(crm)
+    return [*routes(crm), *consent_routes(crm)]
 
 
 @hookimpl(trylast=True)
@@ -237,6 +239,22 @@ def crm_affiliate_commission(affiliate: Affiliate, conversion: Touchpoint, ctx: 
 def crm_register_templates() -> list[Path]:
     """The shared templates (``templates/`` in the source tree)."""
     return [PACKAGE_DIR / "templates"]
+
+
+@hookimpl(trylast=True)
+def crm_segment_query(name: str, ctx: HookContext) -> Select[int] | None:
+    """Saved segments (``crm segment create``) compiled to SQL."""
+    from crmcore.services.segments import saved_segment_query
+
+    return saved_segment_query(name, ctx)
+
+
+@hookimpl(trylast=True)
+def crm_segment_names(ctx: HookContext) -> list[str]:
+    """The names of the saved segments."""
+    from crmcore.models import Segment
+
+    return list(ctx.session.scalars(select(Segment.name).order_by(Segment.name)))
 
 
 @hookimpl(trylast=True)

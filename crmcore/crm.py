@@ -100,6 +100,8 @@ class CRM:
         self.forms = FormService(self)
         self.affiliates = AffiliateService(self)
         self.conversions = ConversionService(self)
+        self.consent = services.ConsentService(self)
+        self.segments = services.SegmentService(self)
         from crmcore.reports.service import ReportService
 
         self.reports = ReportService(self)

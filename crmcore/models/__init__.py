@@ -12,6 +12,7 @@ from crmcore.models.people import (
     Team,
     User,
 )
+from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
     Activity,
     Feedback,
@@ -32,6 +33,9 @@ __all__ = [
     "AdSpend",
     "Affiliate",
     "AuditEntry",
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
     "Contact",
     "ContactAttribution",
     "ContactTag",
@@ -52,6 +56,7 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Segment",
     "Stage",
     "Tag",
     "Team",

@@ -15,6 +15,9 @@ from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
 from crmcore.models import (
     Activity,
     AuditEntry,
+    Consent,
+    ConsentEvent,
+    ConsentRequest,
     Contact,
     ContactTag,
     CustomField,
@@ -224,6 +227,7 @@ class ContactService(Service):
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
                 ctx.session.execute(update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id))
             set_tags(ctx, survivor.id, contact_tags(ctx.session, merged.id), replace=False)
+            _merge_consent(ctx, survivor.id, merged.id)
             filled = {}
             for field in ("phone", "phone_normalized", "first_name", "last_name", "title",
                           "organization_id", "owner_id", "country", "region", "city",
@@ -296,6 +300,11 @@ class ContactService(Service):
                 .where(AuditEntry.entity == "contact", AuditEntry.entity_id == contact.id)
                 .values(changes={})
             )
+            # The ledger keeps what was agreed and when (the record of lawful processing),
+            # not where from: IP addresses go, open double opt-in requests go.
+            ctx.session.execute(update(Consent).where(Consent.contact_id == contact.id).values(ip=None))
+            ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == contact.id).values(ip=None))
+            ctx.session.execute(delete(ConsentRequest).where(ConsentRequest.contact_id == contact.id))
             ctx.audit("contact.erase", "contact", contact.id, {})
             ctx.call("crm_contact_erased", event=ContactErased(contact_id=contact.id, occurred_at=ctx.now))
 
@@ -322,6 +331,8 @@ class ContactService(Service):
                 ("opportunities", Opportunity, Opportunity.created_at),
                 ("activities", Activity, Activity.created_at),
                 ("feedback", Feedback, Feedback.created_at),
+                ("consent", Consent, Consent.id),
+                ("consent_history", ConsentEvent, ConsentEvent.id),
             ):
                 rows = ctx.session.scalars(select(model).where(model.contact_id == contact.id).order_by(order))
                 data[key] = [row_dict(row) for row in rows]
@@ -398,6 +409,23 @@ def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> Lifec
         contact_id=contact.id, from_stage=None, to_stage=contact.stage,
         reason="created", occurred_at=now, actor_id=actor_id,
     )  # fmt: skip
+
+
+def _merge_consent(ctx: Any, survivor_id: int, merged_id: int) -> None:
+    """Move the merged contact's ledger over; per purpose and channel the latest change wins."""
+    ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == merged_id).values(contact_id=survivor_id))
+    rows = ctx.session.scalars(select(Consent).where(Consent.contact_id == survivor_id))
+    kept = {(c.purpose, c.channel): c for c in rows}
+    for row in ctx.session.scalars(select(Consent).where(Consent.contact_id == merged_id)).all():
+        mine = kept.get((row.purpose, row.channel))
+        if mine is None:
+            row.contact_id = survivor_id
+            continue
+        if row.changed_at > mine.changed_at:
+            for key in ("status", "changed_at", "source", "ip", "form_version", "text"):
+                setattr(mine, key, getattr(row, key))
+        ctx.session.delete(row)
+    ctx.session.flush()
 
 
 def _refuse_erased(contact: Contact) -> None:
