@@ -30,7 +30,7 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, func, insert, select, update
 
 from crmcore.mail import MailMessage, PermanentMailError, TemporaryMailError
 from crmcore.models import Contact
@@ -140,10 +140,12 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     chunk_size = int(setting(crm, "fill_chunk"))
     segment = resolve_segment(ctx, campaign.segment).subquery()
     segment_ids = select(next(iter(segment.c)))
-    columns: list[Any] = [Contact, Suppression.reason]
-    opt_in = setting(crm, "consent_regime") == "opt_in"
-    if opt_in:
-        columns.append(Contact.id.in_(crm.consent.consented("marketing", "email")).label("consented"))
+    # opt-in: only holders of marketing consent for email; opt-out: everyone but those who withdrew it
+    if setting(crm, "consent_regime") == "opt_in":
+        allowed = Contact.id.in_(crm.consent.consented("marketing", "email"))
+    else:
+        allowed = Contact.id.not_in(withdrawn_query())
+    columns: list[Any] = [Contact, Suppression.reason, allowed.label("consented")]
     query = (
         select(*columns)
         .outerjoin(Suppression, Suppression.email == Contact.email_normalized)
@@ -152,6 +154,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         .limit(chunk_size)
     )
     rows = ctx.session.execute(query).all()
+    opt_in = setting(crm, "consent_regime") == "opt_in"
     labels = sorted(ctx.session.scalars(select(Variant.label).where(Variant.campaign_id == campaign.id)))
     testing = bool(campaign.ab_metric and labels and campaign.ab_winner is None)
     zone = crm.settings.timezone
@@ -161,13 +164,13 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     for row in rows:
         contact: Contact = row[0]
         suppressed = row[1]
-        consented = bool(row[2]) if opt_in else True
+        consented = bool(row[2])
         record: dict[str, Any] = {
             "campaign_id": campaign.id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
             "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED,
         }  # fmt: skip
         records.append(record)
-        reason = _skip_reason(contact, suppressed, consented)
+        reason = _skip_reason(contact, suppressed, consented, opt_in)
         if reason:
             record["reason"] = reason
             continue
@@ -205,7 +208,16 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     return len(rows)
 
 
-def _skip_reason(contact: Contact, suppressed: str | None, consented: bool) -> str | None:
+def withdrawn_query() -> Select[tuple[int]]:
+    """Ids of contacts who withdrew marketing consent for email (what the opt-out regime leaves out)."""
+    from crmcore.models import Consent
+
+    return select(Consent.contact_id).where(
+        Consent.purpose == "marketing", Consent.channel == "email", Consent.status == "withdrawn"
+    )
+
+
+def _skip_reason(contact: Contact, suppressed: str | None, consented: bool, opt_in_regime: bool) -> str | None:
     if contact.erased_at is not None or contact.merged_into_id is not None:
         return "contact erased" if contact.erased_at is not None else "contact merged into another"
     if not contact.email:
@@ -217,7 +229,7 @@ def _skip_reason(contact: Contact, suppressed: str | None, consented: bool) -> s
     if contact.do_not_contact:
         return "do not contact"
     if not consented:
-        return "no marketing consent"
+        return "no marketing consent" if opt_in_regime else "marketing consent withdrawn"
     return None
 
 
@@ -251,10 +263,14 @@ def tracked_url(crm: CRM, url: str, campaign: Campaign, contact_id: int) -> str 
     base = crm.settings.base_url.rstrip("/")
     if url.startswith(f"{base}/email/"):
         return None
+    from crmcore.errors import ValidationError
     from crmcore.links import signed_redirect_url
 
-    return signed_redirect_url(crm, url, contact_id=contact_id, campaign=campaign.name, source="email",
-                               details={"email_campaign_id": campaign.id})  # fmt: skip
+    try:
+        return signed_redirect_url(crm, url, contact_id=contact_id, campaign=campaign.name, source="email",
+                                   details={"email_campaign_id": campaign.id})  # fmt: skip
+    except ValidationError:
+        return None  # a link the redirect refuses (a bad URL) stays as the author wrote it
 
 
 def assign_batches(ctx: HookContext, campaign: Campaign, records: list[dict[str, Any]]) -> None:

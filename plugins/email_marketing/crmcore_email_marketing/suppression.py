@@ -114,8 +114,7 @@ class SuppressionService:
                            Recipient.unsubscribed_at.is_(None))
                     .values(unsubscribed_at=ctx.now)
                 )  # fmt: skip
-            if ctx.crm.consent.has(contact, "marketing", "email"):
-                ctx.crm.consent.withdraw(contact, "marketing", "email", source=f"email-unsubscribe:{source}")
+            ctx.crm.consent.withdraw(contact.id, "marketing", "email", source=f"email-unsubscribe:{source}")
             return contact.email
 
     def ingest_report(self, raw: bytes) -> list[ReportOutcome]:
