@@ -7,11 +7,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from crmcore_email_marketing.models import Conversion, LinkClick, Recipient
 from sqlalchemy import select
 
 from crmcore.errors import ValidationError
 from crmcore.models import Touchpoint
-from crmcore_email_marketing.models import Conversion, LinkClick, Recipient
 
 from .conftest import load_eml
 
@@ -137,7 +137,8 @@ def test_a_bounce_is_matched_to_its_recipient_by_message_id(crm, em, sent, smtp_
     ada = _recipient(crm, sent.id, "ada@example.com")
     assert outcome.recipient_id == ada.id and ada.status == "bounced" and ada.bounced_at is not None
     complaint = load_eml("arf_complaint_yahoo.eml").replace(
-        b"{MESSAGE_ID}", str(smtp_server.to("donald@example.com")[0]["Message-ID"]).strip().encode())
+        b"{MESSAGE_ID}", str(smtp_server.to("donald@example.com")[0]["Message-ID"]).strip().encode()
+    )
     em.suppressions.ingest_report(complaint)
     stats = em.campaigns.stats("Spring")
     assert (stats["sent"], stats["bounced"], stats["delivered"], stats["complaints"]) == (6, 1, 5, 1)
