@@ -128,20 +128,22 @@ class CompiledTemplate:
             loader.sources[f"{_PREFIX}{key}:subject{label}"] = source
         env = _environment(crm).overlay(loader=jinja2.ChoiceLoader([loader, _environment(crm).loader]))  # type: ignore[list-item]
         self.key = key
-        self._env = env
+        # Subject and text parts are plain text: escaping them would show "&amp;" to readers.
+        plain = env.overlay(autoescape=False)
         errors: dict[str, str] = {}
-        self.html = self._compile(f"{_PREFIX}{key}:html", "html", errors)
-        self.text = self._compile(f"{_PREFIX}{key}:text", "text", errors) if text else None
+        self.html = self._compile(env, f"{_PREFIX}{key}:html", "html", errors)
+        self.text = self._compile(plain, f"{_PREFIX}{key}:text", "text", errors) if text else None
         self.subjects = {
-            label: self._compile(f"{_PREFIX}{key}:subject{label}", f"subject {label}".strip(), errors)
+            label: self._compile(plain, f"{_PREFIX}{key}:subject{label}", f"subject {label}".strip(), errors)
             for label in all_subjects
         }
         if errors:
             raise TemplateProblem(errors)
 
-    def _compile(self, name: str, part: str, errors: dict[str, str]) -> jinja2.Template:
+    @staticmethod
+    def _compile(env: jinja2.Environment, name: str, part: str, errors: dict[str, str]) -> jinja2.Template:
         try:
-            return self._env.get_template(name)
+            return env.get_template(name)
         except jinja2.TemplateNotFound as exc:
             errors[part] = f"layout {exc.name!r} not found in the template folders"
         except jinja2.TemplateSyntaxError as exc:
