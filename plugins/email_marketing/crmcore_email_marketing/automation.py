@@ -320,11 +320,11 @@ def stop_reason(ctx: HookContext, sequence: Sequence, enrollment: Enrollment, co
     since = enrollment.started_at
     conditions = set(sequence.stop_on or ())
     if "converted" in conditions and ctx.first(Purchase, Purchase.contact_id == contact.id,
-                                                Purchase.purchased_at >= since):  # fmt: skip
+                                                Purchase.purchased_at > since):  # fmt: skip
         return "converted"
     if "replied" in conditions and ctx.first(
         Interaction, Interaction.contact_id == contact.id, Interaction.kind == "email",
-        Interaction.direction == "in", Interaction.occurred_at >= since,
+        Interaction.direction == "in", Interaction.occurred_at > since,
     ):  # fmt: skip
         return "replied"
     if "unsubscribed" in conditions and _unsubscribed(ctx, contact):
