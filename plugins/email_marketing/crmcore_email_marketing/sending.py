@@ -309,6 +309,8 @@ def maybe_finish(ctx: HookContext, campaign: Campaign) -> bool:
     """Mark *campaign* done when its fill is complete and nobody waits any more."""
     if campaign.state != CampaignState.SENDING or not campaign.fill_done:
         return False
+    if campaign.ab_metric and campaign.ab_winner is None:
+        return False  # the A/B decision is still to come (its job finishes the campaign)
     waiting = ctx.scalar(
         select(Recipient.id)
         .where(
