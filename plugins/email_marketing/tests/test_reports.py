@@ -69,8 +69,9 @@ def test_the_variant_report_compares_subject_lines(crm_factory, email_settings, 
 
     from .conftest import TestSegments
 
+    settings = {**email_settings, "batch_size": 50, "fill_chunk": 50}
     crm = crm_factory(plugins=["email_marketing", TestSegments()], **smtp_settings,
-                      plugin_settings={"email_marketing": {**email_settings, "batch_size": 50, "fill_chunk": 50}})  # fmt: skip
+                      plugin_settings={"email_marketing": settings})  # fmt: skip
     em = email_marketing(crm)
     em.templates.create("t", subject="Plain", html="<p>Hi</p>")
     for index in range(20):
