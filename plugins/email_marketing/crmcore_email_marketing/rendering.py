@@ -38,7 +38,7 @@ class TemplateProblem(ValidationError):
     """A template that does not compile or render, with the line it failed on."""
 
 
-def contact_context(contact: Contact, custom_fields: tuple[str, ...]) -> dict[str, Any]:
+def contact_context(contact: Contact | Any, custom_fields: tuple[str, ...]) -> dict[str, Any]:
     """The values a template sees as ``contact``: its fields, ``name``, and ``custom.<field>``."""
     values: dict[str, Any] = {name: getattr(contact, name) for name in CONTACT_FIELDS}
     given = contact.custom or {}

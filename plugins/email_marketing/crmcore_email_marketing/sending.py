@@ -145,7 +145,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         allowed = Contact.id.in_(crm.consent.consented("marketing", "email"))
     else:
         allowed = Contact.id.not_in(withdrawn_query())
-    columns: list[Any] = [Contact, Suppression.reason, allowed.label("consented")]
+    columns: list[Any] = [*FILL_COLUMNS, Suppression.reason.label("suppressed"), allowed.label("consented")]
     query = (
         select(*columns)
         .outerjoin(Suppression, Suppression.email == Contact.email_normalized)
@@ -158,13 +158,10 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     labels = sorted(ctx.session.scalars(select(Variant.label).where(Variant.campaign_id == campaign.id)))
     testing = bool(campaign.ab_metric and labels and campaign.ab_winner is None)
     zone = crm.settings.timezone
-    track_opens = bool(setting(crm, "track_opens"))
-    track_clicks = bool(setting(crm, "track_clicks"))
     records: list[dict[str, Any]] = []
-    for row in rows:
-        contact: Contact = row[0]
-        suppressed = row[1]
-        consented = bool(row[2])
+    for contact in rows:
+        suppressed = contact.suppressed
+        consented = bool(contact.consented)
         record: dict[str, Any] = {
             "campaign_id": campaign.id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
             "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED,
@@ -184,8 +181,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         elif campaign.ab_winner:
             variant = campaign.ab_winner
         try:
-            rendered = render_for(crm, compiled, campaign, contact, fields, variant=variant, subject=not held,
-                                  track_opens=track_opens, track_clicks=track_clicks)  # fmt: skip
+            rendered = render_for(crm, compiled, contact, fields, variant=variant, subject=not held)
         except TemplateProblem as exc:
             record["reason"] = "template error: " + "; ".join(exc.errors.values())[:480]
             continue
@@ -195,7 +191,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         assign_batches(ctx, campaign, [r for r in records if r["status"] == RecipientStatus.QUEUED])
         ctx.session.execute(insert(Recipient), records)
     if rows:
-        campaign.fill_cursor = rows[-1][0].id
+        campaign.fill_cursor = rows[-1].id
     if len(rows) == chunk_size:
         ctx.enqueue(FILL_HANDLER, {"campaign_id": campaign.id, "generation": campaign.generation},
                     key=f"{FILL_HANDLER}:{campaign.id}:{campaign.generation}:{campaign.fill_cursor}")  # fmt: skip
@@ -233,32 +229,50 @@ def _skip_reason(contact: Contact, suppressed: str | None, consented: bool, opt_
     return None
 
 
+#: What the fill puts where the signed URLs go; delivery fills them in (signing is per message work).
+UNSUBSCRIBE_MARK = "{crm:unsubscribe}"
+OPEN_MARK = "{crm:open}"
+
+#: The contact columns the fill reads (plain rows, not ORM objects: a chunk is thousands).
+FILL_COLUMNS = (
+    Contact.id, Contact.email, Contact.first_name, Contact.last_name, Contact.title, Contact.phone, Contact.city,
+    Contact.region, Contact.country, Contact.language, Contact.timezone, Contact.stage, Contact.source,
+    Contact.score, Contact.custom, Contact.do_not_contact, Contact.erased_at, Contact.merged_into_id,
+)  # fmt: skip
+
+
 def render_for(
-    crm: CRM,
-    compiled: CompiledTemplate,
-    campaign: Campaign,
-    contact: Contact,
-    fields: tuple[str, ...],
-    *,
-    variant: str | None,
+    crm: CRM, compiled: CompiledTemplate, contact: Any, fields: tuple[str, ...], *, variant: str | None,
     subject: bool = True,
-    track_opens: bool = True,
-    track_clicks: bool = True,
-) -> dict[str, Any]:
-    """The rendered ``subject`` (unless held), ``html`` and ``text`` of *campaign* for *contact*."""
+) -> dict[str, Any]:  # fmt: skip
+    """The rendered ``subject`` (unless held), ``html`` and ``text`` for *contact*, with marks for the signed URLs."""
     values = contact_context(contact, fields)
     subject_line = compiled.render_subject(page_context(crm, values), variant) if subject else None
-    context = page_context(
-        crm, values, subject=subject_line or "", unsubscribe_url=unsubscribe_url(crm, contact.id, campaign.id),
-        open_pixel_url=open_pixel_url(crm, campaign.id, contact.id) if track_opens else "",
-    )  # fmt: skip
-    html = compiled.render_html(context)
-    if track_clicks:
-        html = rewrite_links(html, lambda url: tracked_url(crm, url, campaign, contact.id))
-    return {"subject": subject_line, "html": html, "text": compiled.render_text(context)}
+    context = page_context(crm, values, subject=subject_line or "", unsubscribe_url=UNSUBSCRIBE_MARK,
+                           open_pixel_url=OPEN_MARK)  # fmt: skip
+    return {"subject": subject_line, "html": compiled.render_html(context), "text": compiled.render_text(context)}
 
 
-def tracked_url(crm: CRM, url: str, campaign: Campaign, contact_id: int) -> str | None:
+def personalize_urls(
+    crm: CRM, html: str | None, text: str | None, *, campaign_id: int, campaign: str, contact_id: int,
+    track_opens: bool, track_clicks: bool,
+) -> tuple[str | None, str | None, str]:  # fmt: skip
+    """Put the signed URLs into a rendered message: unsubscribe, open pixel, tracked links.
+
+    Returns the HTML, the text and the unsubscribe URL (for the List-Unsubscribe header).
+    """
+    unsubscribe = unsubscribe_url(crm, contact_id, campaign_id)
+    if html is not None:
+        html = html.replace(UNSUBSCRIBE_MARK, unsubscribe)
+        html = html.replace(OPEN_MARK, open_pixel_url(crm, campaign_id, contact_id) if track_opens else "")
+        if track_clicks:
+            html = rewrite_links(html, lambda url: tracked_url(crm, url, campaign, campaign_id, contact_id))
+    if text is not None:
+        text = text.replace(UNSUBSCRIBE_MARK, unsubscribe).replace(OPEN_MARK, "")
+    return html, text, unsubscribe
+
+
+def tracked_url(crm: CRM, url: str, campaign: str, campaign_id: int, contact_id: int) -> str | None:
     """A link through the signed redirect that records the click (None: leave it alone)."""
     base = crm.settings.base_url.rstrip("/")
     if url.startswith(f"{base}/email/"):
@@ -267,8 +281,8 @@ def tracked_url(crm: CRM, url: str, campaign: Campaign, contact_id: int) -> str 
     from crmcore.links import signed_redirect_url
 
     try:
-        return signed_redirect_url(crm, url, contact_id=contact_id, campaign=campaign.name, source="email",
-                                   details={"email_campaign_id": campaign.id})  # fmt: skip
+        return signed_redirect_url(crm, url, contact_id=contact_id, campaign=campaign, source="email",
+                                   details={"email_campaign_id": campaign_id})  # fmt: skip
     except ValidationError:
         return None  # a link the redirect refuses (a bad URL) stays as the author wrote it
 
@@ -401,6 +415,8 @@ class _Delivery:
         self.campaign_name = campaign_name
         self.generation = generation
         self.max_attempts = int(setting(crm, "max_attempts"))
+        self.track_opens = bool(setting(crm, "track_opens"))
+        self.track_clicks = bool(setting(crm, "track_clicks"))
         self.sender_address = setting(crm, "from_address") or crm.settings.mail_from
         self.reply_to = setting(crm, "reply_to")
         self.domain = self.sender_address.rpartition("@")[2].strip("> ") or "localhost"
@@ -448,7 +464,10 @@ class _Delivery:
             maybe_finish(ctx, campaign)
 
     def _mime(self, row: dict[str, Any]) -> Any:
-        unsubscribe = unsubscribe_url(self.crm, row["contact_id"], self.campaign_id)
+        html, text, unsubscribe = personalize_urls(
+            self.crm, row["html"], row["text"], campaign_id=self.campaign_id, campaign=self.campaign_name,
+            contact_id=row["contact_id"], track_opens=self.track_opens, track_clicks=self.track_clicks,
+        )  # fmt: skip
         token = hashlib.sha1(f"{self.campaign_id}:{row['id']}".encode()).hexdigest()[:12]
         headers = {
             "List-Unsubscribe": f"<{unsubscribe}>",
@@ -456,7 +475,7 @@ class _Delivery:
             "X-CRM-Campaign": str(self.campaign_id),
         }
         message = MailMessage(
-            to=row["email"], subject=row["subject"] or "", html=row["html"], text=row["text"],
+            to=row["email"], subject=row["subject"] or "", html=html, text=text,
             sender=self.sender_address, reply_to=self.reply_to, headers=headers,
             message_id=f"<em.{row['id']}.{token}@{self.domain}>",
         )  # fmt: skip
@@ -488,15 +507,17 @@ class _Delivery:
                 self._write(ctx, *outcome)
             if next_row is None:
                 return True
-            state = ctx.session.execute(
-                select(Campaign.state, Campaign.generation).where(Campaign.id == self.campaign_id)
-            ).one_or_none()
-            if state is None or state[0] != CampaignState.SENDING or state[1] != self.generation:
-                return False
+            still_sending = (
+                select(Campaign.id)
+                .where(Campaign.id == self.campaign_id, Campaign.state == CampaignState.SENDING,
+                       Campaign.generation == self.generation)
+                .exists()
+            )  # fmt: skip
             claimed = ctx.session.execute(
                 update(Recipient)
-                .where(Recipient.id == next_row["id"], Recipient.status == RecipientStatus.QUEUED)
+                .where(Recipient.id == next_row["id"], Recipient.status == RecipientStatus.QUEUED, still_sending)
                 .values(status=RecipientStatus.SENDING, attempts=Recipient.attempts + 1)
+                .execution_options(synchronize_session=False)
             )
             return bool(getattr(claimed, "rowcount", 0))
 
