@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
+from crmcore_accounting_bridge import hookspecs
+from crmcore_accounting_bridge import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
+
+if TYPE_CHECKING:
+    import click
+    from sqlalchemy import Select
+
+    from crmcore.context import HookContext
+    from crmcore.events import OpportunityClosed, PurchaseRecorded
+    from crmcore.models import Contact
+    from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+    from crmcore.reports import Report, ReportQuery
+    from crmcore_accounting_bridge.connectors import Connector
 
 HERE = Path(__file__).resolve().parent
-plugin_info = PluginInfo()
+plugin_info = PluginInfo(hookspecs=(hookspecs,))
+
+
+@hookimpl
+def crm_register_settings() -> list[SettingSpec]:
+    """Automatic invoicing, rounding, taxes, payment terms, the chart of accounts, connectors."""
+    from crmcore_accounting_bridge.config import setting_specs
+
+    return setting_specs()
 
 
 @hookimpl
@@ -21,3 +43,80 @@ def crm_register_migrations() -> list[Path]:
 def crm_register_templates() -> list[Path]:
     """Templates under ``accounting_bridge/``."""
     return [HERE / "templates"]
+
+
+@hookimpl
+def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
+    """Connector pushes and the daily overdue check."""
+    from crmcore_accounting_bridge import connectors, payments
+
+    return [*connectors.registrations(), *payments.registrations()]
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    """``crm accounting``."""
+    from crmcore_accounting_bridge.cli import accounting
+
+    cli.add_command(accounting)
+
+
+@hookimpl
+def crm_register_reports() -> list[Report]:
+    """Invoiced revenue, receivables ageing, days to pay."""
+    from crmcore_accounting_bridge.reports import registered_reports
+
+    return registered_reports()
+
+
+@hookimpl
+def crm_register_accounting_connectors() -> list[Connector]:
+    """The file-drop connector (Beancount and ledger include files)."""
+    from crmcore_accounting_bridge.connectors import FileDropConnector
+
+    return [FileDropConnector()]
+
+
+@hookimpl
+def crm_opportunity_won(event: OpportunityClosed, ctx: HookContext) -> None:
+    """Invoice a won opportunity when ``auto_invoice`` is ``won`` or ``both`` (once per sale)."""
+    from crmcore_accounting_bridge.config import Config
+    from crmcore_accounting_bridge.invoices import already_invoiced_sale, invoice_opportunity
+
+    if Config.of(ctx.crm).auto_invoice not in ("won", "both") or event.contact_id is None or event.amount <= 0:
+        return
+    if not already_invoiced_sale(ctx, opportunity_id=event.opportunity_id):
+        invoice_opportunity(ctx, event.opportunity_id)
+
+
+@hookimpl
+def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
+    """Invoice a recorded purchase when ``auto_invoice`` is ``purchase`` or ``both`` (once per sale)."""
+    from crmcore.models import Purchase
+    from crmcore_accounting_bridge.config import Config
+    from crmcore_accounting_bridge.invoices import already_invoiced_sale, invoice_purchase
+
+    if Config.of(ctx.crm).auto_invoice not in ("purchase", "both"):
+        return
+    purchase = ctx.session.get(Purchase, event.purchase_id)
+    if purchase is not None and not already_invoiced_sale(ctx, opportunity_id=purchase.opportunity_id):
+        invoice_purchase(ctx, event.purchase_id)
+
+
+@hookimpl
+def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
+    """``accounting``: open balance, credit and overdue invoices on ``crm contact show``."""
+    from crmcore_accounting_bridge.payments import balance_in
+
+    found = balance_in(ctx, contact.id)
+    if not (found["open_balance"] or found["credit"] or found["overdue_invoices"]):
+        return None
+    return {"accounting": found}
+
+
+@hookimpl
+def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | None:
+    """Attribution credits invoiced revenue (invoices less credit notes) when the bridge is on."""
+    from crmcore_accounting_bridge.reports import revenue_events
+
+    return revenue_events()
