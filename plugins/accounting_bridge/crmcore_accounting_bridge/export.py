@@ -44,6 +44,7 @@ _MARKERS = {
 }
 _OPEN = re.compile(r"^\d{4}-\d\d-\d\d open (\S+)", re.MULTILINE)
 _LEDGER_ACCOUNT = re.compile(r"^account (\S+)", re.MULTILINE)
+_LEDGER_COMMODITY = re.compile(r"^commodity (\S+)", re.MULTILINE)
 #: The day accounts are opened in Beancount files: before any entry.
 OPEN_DATE = "1970-01-01"
 
@@ -113,25 +114,30 @@ def header(fmt: str) -> str:
     """What a new file starts with."""
     if fmt == "csv":
         return ",".join(CSV_COLUMNS) + "\n"
-    return "; Journal exported by crmcore's accounting bridge. Entries are appended, never rewritten.\n\n"
+    text = "; Journal exported by crmcore's accounting bridge. Entries are appended, never rewritten.\n"
+    if fmt == "ledger":  # declared, so that ledger --strict (and --pedantic) accept the file
+        text += "tag crm-entry\ntag crm-document\n"
+    return text + "\n"
 
 
-def open_accounts(fmt: str, accounts: Sequence[str]) -> str:
-    """Declarations of accounts the file does not hold yet (Beancount needs them; ledger accepts them)."""
-    if not accounts:
+def open_accounts(fmt: str, accounts: Sequence[str], commodities: Sequence[str] = ()) -> str:
+    """Declarations of accounts (and, for ledger, currencies) the file does not hold yet."""
+    if not accounts and not commodities:
         return ""
     if fmt == "beancount":
         return "".join(f"{OPEN_DATE} open {a}\n" for a in accounts) + "\n"
     if fmt == "ledger":
-        return "".join(f"account {a}\n" for a in accounts) + "\n"
+        declared = [f"commodity {c}\n" for c in commodities] + [f"account {a}\n" for a in accounts]
+        return "".join(declared) + "\n"
     return ""
 
 
 def held(fmt: str, text: str) -> tuple[set[int], set[str]]:
     """The entry ids and declared accounts a file already holds."""
     ids = {int(m) for m in _MARKERS[fmt].findall(text)}
-    accounts = set(_OPEN.findall(text)) if fmt == "beancount" else set(_LEDGER_ACCOUNT.findall(text))
-    return ids, accounts
+    if fmt == "beancount":
+        return ids, set(_OPEN.findall(text))
+    return ids, set(_LEDGER_ACCOUNT.findall(text)) | {f"commodity:{c}" for c in _LEDGER_COMMODITY.findall(text)}
 
 
 def load_entries(
@@ -234,11 +240,12 @@ class Exporter(Service):
         with self.crm.transaction(readonly=True) as ctx:
             new = list(load_entries(ctx, start=first, end=last, skip=ids))
         accounts = sorted({a for e in new for a, _ in e.postings} - declared)
+        commodities = sorted({e.currency for e in new} - {d[10:] for d in declared if d.startswith("commodity:")})
         render = RENDER[fmt]
         chunks: list[str] = [existing or header(fmt)]
         if not existing.endswith("\n") and existing:
             chunks.append("\n")
-        chunks.append(open_accounts(fmt, accounts))
+        chunks.append(open_accounts(fmt, accounts, commodities if fmt == "ledger" else ()))
         chunks.extend(render(e) for e in new)
         size = write_atomically(path, chunks) if new or not existing else len(existing.encode())
         total = len(ids) + len(new)
