@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 PUSH_HANDLER = "accounting_bridge.push"
 KINDS = ("customer", "invoice", "payment")
+_POSTING_CURRENCY = re.compile(r"^  \S+\s+-?[0-9.]+ ([A-Z]{3})$", re.MULTILINE)
 _POSTING_ACCOUNT = re.compile(
     r"^  ((?:Assets|Liabilities|Equity|Income|Expenses)(?::[A-Z0-9][A-Za-z0-9-]*)+) ", re.MULTILINE
 )
@@ -174,13 +175,17 @@ class FileDropConnector(Connector):
         from crmcore_accounting_bridge.export import OPEN_DATE, write_atomically
 
         accounts: set[str] = set()
+        currencies: set[str] = set()
         files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.beancount"))
         for name in files:
-            accounts.update(_POSTING_ACCOUNT.findall((root / name).read_text(encoding="utf-8")))
+            text = (root / name).read_text(encoding="utf-8")
+            accounts.update(_POSTING_ACCOUNT.findall(text))
+            currencies.update(_POSTING_CURRENCY.findall(text))
         opens = "".join(f"{OPEN_DATE} open {a}\n" for a in sorted(accounts))
         write_atomically(root / "main.beancount",
                          [opens, "\n", *(f'include "{n}"\n' for n in files)])  # fmt: skip
-        declared = "".join(f"account {a}\n" for a in sorted(accounts))
+        declared = "tag crm-entry\ntag crm-document\n" + "".join(f"commodity {c}\n" for c in sorted(currencies))
+        declared += "".join(f"account {a}\n" for a in sorted(accounts))
         write_atomically(root / "main.ledger",
                          [declared, "\n", *(f"include {n[: -len('.beancount')]}.ledger\n" for n in files)])  # fmt: skip
 
