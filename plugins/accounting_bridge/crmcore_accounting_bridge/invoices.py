@@ -14,7 +14,7 @@ from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.models import Contact, Opportunity, Product, Purchase, PurchaseLine
 from crmcore.services.base import ContactRef, Service, get_contact, get_user
 from crmcore.validation import clean_text, currency_code, parse_date
-from crmcore_accounting_bridge.calc import LineInput, Tax, compute
+from crmcore_accounting_bridge.calc import LineInput, Tax, compute, round_money
 from crmcore_accounting_bridge.config import Config
 from crmcore_accounting_bridge.events import InvoiceIssued
 from crmcore_accounting_bridge.journal import Leg, local_today, post
@@ -148,23 +148,34 @@ def build_line(ctx: HookContext, config: Config, raw: Mapping[str, Any], currenc
 
 def invoice_record(invoice: Invoice, lines: Sequence[InvoiceLine] | None = None) -> dict[str, Any]:
     """An invoice (or credit note) as plain data, with its lines when given."""
+    cur = invoice.currency
+
+    def out(value: Decimal) -> Decimal:
+        return round_money(value, cur)
+
     record: dict[str, Any] = {
         "id": invoice.id, "number": invoice.number, "kind": invoice.kind, "contact_id": invoice.contact_id,
         "rep_id": invoice.rep_id, "currency": invoice.currency, "issued_on": invoice.issued_on,
-        "due_on": invoice.due_on, "status": invoice.status, "net_total": invoice.net_total,
-        "tax_total": invoice.tax_total, "total": invoice.total, "taxes": invoice.taxes,
-        "paid_amount": invoice.paid_amount, "credited_amount": invoice.credited_amount,
-        "open_amount": invoice.open_amount, "paid_on": invoice.paid_on, "rounding": invoice.rounding,
+        "due_on": invoice.due_on, "status": invoice.status, "net_total": out(invoice.net_total),
+        "tax_total": out(invoice.tax_total), "total": out(invoice.total), "taxes": invoice.taxes,
+        "paid_amount": out(invoice.paid_amount), "credited_amount": out(invoice.credited_amount),
+        "open_amount": out(invoice.open_amount), "paid_on": invoice.paid_on, "rounding": invoice.rounding,
         "source": invoice.source, "credits_invoice_id": invoice.credits_invoice_id,
     }  # fmt: skip
     if lines is not None:
         record["lines"] = [
             {"position": li.position, "product_id": li.product_id, "description": li.description,
-             "group": li.product_group, "quantity": li.quantity, "unit_price": li.unit_price,
-             "discount": li.discount, "taxes": li.taxes, "net": li.net, "tax": li.tax, "gross": li.gross}
+             "group": li.product_group, "quantity": _plain(li.quantity), "unit_price": out(li.unit_price),
+             "discount": li.discount * 100, "taxes": li.taxes, "net": out(li.net), "tax": out(li.tax),
+             "gross": out(li.gross)}
             for li in lines
         ]  # fmt: skip
     return record
+
+
+def _plain(value: Decimal) -> Decimal:
+    """``2.0000`` → ``2``, ``1.5000`` → ``1.5`` (never ``2E+1``)."""
+    return value.quantize(Decimal(1)) if value == value.to_integral_value() else value.normalize()
 
 
 def contact_label(contact: Contact) -> str:

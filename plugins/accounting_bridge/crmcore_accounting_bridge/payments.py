@@ -51,7 +51,7 @@ def record_in(ctx: HookContext, invoice: Invoice, amount: Decimal, *, currency: 
         raise ValidationError({"amount": f"{amount} has more decimals than {currency} has"})
     if ctx.first(Payment, Payment.reference == reference) is not None:
         raise Conflict(f"payment {reference!r} is already recorded")
-    applied = min(amount, invoice.open_amount)
+    applied = round_money(min(amount, invoice.open_amount), currency)
     credit = amount - applied
     payment = Payment(contact_id=invoice.contact_id, invoice_id=invoice.id, amount=amount, applied=applied,
                       credit=credit, currency=currency, received_on=received_on, reference=reference,
@@ -265,9 +265,10 @@ def balance_in(ctx: HookContext, contact_id: int) -> dict[str, Any]:
     ).all()  # fmt: skip
     return {
         "open_balance": {c: str(round_money(v, c)) for c, v in sorted(open_balance.items())},
-        "credit": {c: str(round_money(v, c)) for c, v in sorted(credit.items())},
-        "overdue_invoices": [{"number": i.number, "due_on": i.due_on.isoformat(), "open_amount": str(i.open_amount),
-                              "currency": i.currency, "days_overdue": (today - i.due_on).days} for i in overdue],
+        "customer_credit": {c: str(round_money(v, c)) for c, v in sorted(credit.items())},
+        "overdue_invoices": [{"number": i.number, "due_on": i.due_on.isoformat(),
+                              "open_amount": str(round_money(i.open_amount, i.currency)), "currency": i.currency,
+                              "days_overdue": (today - i.due_on).days} for i in overdue],
     }  # fmt: skip
 
 
@@ -290,7 +291,8 @@ def check_overdue_in(ctx: HookContext) -> list[dict[str, Any]]:
         if config.overdue_ticket and ctx.crm.plugins.is_enabled("ticketing"):
             ticket = _open_ticket(ctx, invoice, event)
         reported.append({"number": invoice.number, "contact_id": invoice.contact_id, "due_on": invoice.due_on,
-                         "open_amount": invoice.open_amount, "currency": invoice.currency,
+                         "open_amount": round_money(invoice.open_amount, invoice.currency),
+                         "currency": invoice.currency,
                          "days_overdue": event.days_overdue, "ticket": ticket})  # fmt: skip
     return reported
 
@@ -304,7 +306,7 @@ def _open_ticket(ctx: HookContext, invoice: Invoice, event: InvoiceOverdue) -> s
             f"{event.open_amount} {invoice.currency} is still open ({event.days_overdue} days overdue).")  # fmt: skip
     ticket = ticketing(ctx.crm).tickets.open(
         subject=f"Overdue invoice {invoice.number}", body=body, requester=contact.id, channel="api",
-        category="billing", by_agent=True, public=False,
+        category="task", tags=["billing", "overdue-invoice"], by_agent=True, public=False,
     )
     return str(ticket.number)
 

@@ -105,13 +105,11 @@ def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
 
 @hookimpl
 def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
-    """``accounting``: open balance, credit and overdue invoices on ``crm contact show``."""
+    """``open_balance``, ``customer_credit`` and ``overdue_invoices`` on ``crm contact show``."""
     from crmcore_accounting_bridge.payments import balance_in
 
     found = balance_in(ctx, contact.id)
-    if not (found["open_balance"] or found["credit"] or found["overdue_invoices"]):
-        return None
-    return {"accounting": found}
+    return found if any(found.values()) else None
 
 
 @hookimpl
