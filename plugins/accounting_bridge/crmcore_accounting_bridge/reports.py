@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Numeric, and_, case, func, literal, select
+from sqlalchemy import Numeric, String, and_, case, cast, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
@@ -49,6 +49,11 @@ def _days_mysql(element: date_days, compiler: Any, **kw: Any) -> str:
     return f"DATEDIFF({later}, {earlier})"
 
 
+def _customer() -> Any:
+    """A customer's email, else ``contact <id>``."""
+    return func.coalesce(Contact.email, literal("contact ", String(20)).concat(cast(Contact.id, String(20))))
+
+
 def _signed(value: Any) -> Any:
     return case((Invoice.kind == "credit_note", -value), else_=value)
 
@@ -59,7 +64,7 @@ def build_revenue(query: ReportQuery) -> Any:
         "product": func.coalesce(Product.sku, InvoiceLine.description),
         "group": InvoiceLine.product_group,
         "rep": User.name,
-        "customer": func.coalesce(Contact.email, func.concat("contact ", Contact.id)),
+        "customer": _customer(),
     }
     key = query.date_period(Invoice.issued_on) if query.is_period else keys[query.by]
     facts = (
@@ -115,7 +120,7 @@ def build_ageing(query: ReportQuery) -> Any:
                 .correlate(Invoice).scalar_subquery())  # fmt: skip
     owed = Invoice.total - paid - credited
     keys: dict[str, Any] = {
-        "customer": func.coalesce(Contact.email, func.concat("contact ", Contact.id)),
+        "customer": _customer(),
         "rep": User.name,
         "total": literal("all"),
     }
@@ -169,7 +174,7 @@ AGEING = Report(
 def build_days_to_pay(query: ReportQuery) -> Any:
     """Invoices paid in the range: days from issue to payment, and the share paid by the due date."""
     keys: dict[str, Any] = {
-        "customer": func.coalesce(Contact.email, func.concat("contact ", Contact.id)),
+        "customer": _customer(),
         "rep": User.name,
     }
     key = query.date_period(Invoice.paid_on) if query.is_period else keys[query.by]
