@@ -1,7 +1,7 @@
 """The plugin's settings and the chart of accounts they describe.
 
-Settings live under ``[plugin_settings.accounting_bridge]`` in ``crm.toml`` (or
-``CRMCORE_ACCOUNTING_BRIDGE_*``). Account names follow Beancount's rules (which
+Settings live under ``[plugins.accounting_bridge]`` in ``crm.toml`` (or
+``CRMCORE_ACCOUNTING_BRIDGE__<NAME>``). Account names follow Beancount's rules (which
 ledger-cli also reads): a root (Assets, Liabilities, Equity, Income, Expenses)
 and capitalized components, so every export loads without renaming anything.
 """

@@ -166,7 +166,7 @@ def invoice_record(invoice: Invoice, lines: Sequence[InvoiceLine] | None = None)
         record["lines"] = [
             {"position": li.position, "product_id": li.product_id, "description": li.description,
              "group": li.product_group, "quantity": _plain(li.quantity), "unit_price": out(li.unit_price),
-             "discount": li.discount * 100, "taxes": li.taxes, "net": out(li.net), "tax": out(li.tax),
+             "discount": _plain(li.discount * 100), "taxes": li.taxes, "net": out(li.net), "tax": out(li.tax),
              "gross": out(li.gross)}
             for li in lines
         ]  # fmt: skip

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.services.base import Service
+from crmcore_accounting_bridge.calc import round_money
 from crmcore_accounting_bridge.config import ACCOUNT
 from crmcore_accounting_bridge.models import Entry, Posting
 
@@ -77,7 +78,7 @@ def entry_record(entry: Entry, postings: Sequence[Posting]) -> dict[str, Any]:
         "id": entry.id, "posted_on": entry.posted_on, "kind": entry.kind, "payee": entry.payee,
         "narration": entry.narration, "currency": entry.currency, "invoice_id": entry.invoice_id,
         "payment_id": entry.payment_id, "reverses_id": entry.reverses_id,
-        "postings": [{"account": p.account, "amount": p.amount} for p in postings],
+        "postings": [{"account": p.account, "amount": round_money(p.amount, entry.currency)} for p in postings],
     }  # fmt: skip
 
 
@@ -132,7 +133,8 @@ class Journal(Service):
         if end:
             query = query.where(Entry.posted_on <= end)
         with self.crm.transaction(readonly=True) as ctx:
-            return [{"account": a, "currency": c, "balance": Decimal(b)} for a, c, b in ctx.session.execute(query)]
+            return [{"account": a, "currency": c, "balance": round_money(Decimal(b), c)}
+                    for a, c, b in ctx.session.execute(query)]  # fmt: skip
 
 
 def postings_of(ctx: HookContext, entry_ids: Sequence[int]) -> dict[int, list[Posting]]:
