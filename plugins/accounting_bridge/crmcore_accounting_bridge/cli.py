@@ -73,7 +73,7 @@ def invoice_create(contact: str, lines: tuple[str, ...], currency: str | None, t
                                  terms_days=terms_days, due_on=due_on, tax_inclusive=tax_inclusive, rep=rep,
                                  notes=notes)  # fmt: skip
     record = books.invoices.get(made.number)
-    _done(fmt, f"invoice {made.number}: {made.total} {made.currency}, due {made.due_on}", record)
+    _done(fmt, f"invoice {made.number}: {record['total']} {made.currency}, due {made.due_on}", record)
 
 
 @invoice.command("from-opportunity")
@@ -87,7 +87,8 @@ def invoice_from_opportunity(opportunity_id: int, fmt: str) -> None:
       crm accounting invoice from-opportunity 12
     """
     made = _books().invoices.from_opportunity(opportunity_id)
-    _done(fmt, f"invoice {made.number}: {made.total} {made.currency}", _books().invoices.get(made.number))
+    record = _books().invoices.get(made.number)
+    _done(fmt, f"invoice {made.number}: {record['total']} {made.currency}", record)
 
 
 @invoice.command("from-purchase")
@@ -101,7 +102,8 @@ def invoice_from_purchase(purchase_id: int, fmt: str) -> None:
       crm accounting invoice from-purchase 7
     """
     made = _books().invoices.from_purchase(purchase_id)
-    _done(fmt, f"invoice {made.number}: {made.total} {made.currency}", _books().invoices.get(made.number))
+    record = _books().invoices.get(made.number)
+    _done(fmt, f"invoice {made.number}: {record['total']} {made.currency}", record)
 
 
 @invoice.command("list")
@@ -154,7 +156,8 @@ def credit_note(number: str, reason: str, lines: tuple[str, ...], fmt: str) -> N
     """
     books = _books()
     made = books.invoices.credit_note(number, reason=reason, lines=[parse_line(t) for t in lines] or None)
-    _done(fmt, f"credit note {made.number} for {number}: {made.total} {made.currency}", books.invoices.get(made.id))
+    record = books.invoices.get(made.id)
+    _done(fmt, f"credit note {made.number} for {number}: {record['total']} {made.currency}", record)
 
 
 @accounting.command("pay")

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -17,8 +18,8 @@ from crmcore.validation import clean_text, currency_code, parse_date
 from crmcore_accounting_bridge.calc import LineInput, Tax, compute, round_money
 from crmcore_accounting_bridge.config import Config
 from crmcore_accounting_bridge.events import InvoiceIssued
-from crmcore_accounting_bridge.journal import Leg, local_today, post
-from crmcore_accounting_bridge.models import Invoice, InvoiceLine, Series
+from crmcore_accounting_bridge.journal import Leg, checked_legs, local_today
+from crmcore_accounting_bridge.models import Entry, Invoice, InvoiceLine, Posting, Series
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -184,94 +185,163 @@ def contact_label(contact: Contact) -> str:
     return name or contact.email or f"Contact {contact.id}"
 
 
-def issue_in(
-    ctx: HookContext,
-    *,
-    contact: Contact,
-    lines: Sequence[_Line],
-    currency: str,
-    tax_inclusive: bool,
-    issued_on: date | None = None,
-    due_on: date | None = None,
-    terms_days: int | None = None,
-    rep_id: int | None = None,
-    source: str | None = None,
-    notes: str | None = None,
-    credits: Invoice | None = None,
-) -> Invoice:
-    """Number, compute, store and post an invoice (or a credit note of *credits*) in the unit of work."""
+@attrs.define(kw_only=True)
+class IssueSpec:
+    """One invoice (or credit note of *credits*) to issue, validated."""
+
+    contact: Contact
+    lines: Sequence[_Line]
+    currency: str
+    tax_inclusive: bool
+    issued_on: date | None = None
+    due_on: date | None = None
+    terms_days: int | None = None
+    rep_id: int | None = None
+    source: str | None = None
+    notes: str | None = None
+    credits: Invoice | None = None
+
+
+def issue_in(ctx: HookContext, **spec: Any) -> Invoice:
+    """Number, compute, store and post one invoice (or credit note) in the unit of work."""
+    [(invoice_id, _number)] = issue_many_in(ctx, [IssueSpec(**spec)])
+    invoice = ctx.session.get(Invoice, invoice_id)
+    assert invoice is not None
+    return invoice
+
+
+def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[int, str]]:
+    """Number, compute, store and post invoices in the unit of work; returns their ids and numbers in order.
+
+    All or nothing: any refused invoice refuses the batch. Rows are written
+    with one multi-row INSERT per table (invoices, lines, entries, postings,
+    audit), so a batch of thousands costs a handful of statements.
+    """
+    from sqlalchemy import insert
+
+    from crmcore.models import AuditEntry
+
     config = Config.of(ctx.crm)
-    if not lines:
-        raise ValidationError({"lines": "an invoice needs at least one line"})
-    if contact.erased_at is not None:
-        raise ValidationError({"contact": "this contact was erased"})
-    if source and ctx.first(Invoice, Invoice.source == source) is not None:
-        raise Conflict(f"{source} is already invoiced")
-    amounts = compute(
-        [LineInput(quantity=li.quantity, unit_price=li.unit_price, discount=li.discount, taxes=li.taxes,
-                   tax_inclusive=tax_inclusive) for li in lines],
-        currency, config.rounding,
-    )  # fmt: skip
-    issued = issued_on or local_today(ctx)
-    kind = "credit_note" if credits is not None else "invoice"
-    if credits is not None:
-        remaining = credits.total - sum_credit_notes(ctx, credits.id)
-        if amounts.total > remaining:
-            raise ValidationError({"total": f"credit of {amounts.total} {currency} exceeds what is left to credit on "
-                                            f"{credits.number} ({remaining} {currency})"})  # fmt: skip
-    series = config.credit_note_series if credits is not None else config.invoice_series
-    [number] = next_numbers(ctx, series, issued.year)
-    invoice = Invoice(
-        number=number, kind=kind, series_id=ctx.scalar(select(Series.id).where(Series.code == series,
-                                                                                Series.year == issued.year)),
-        contact_id=contact.id, rep_id=rep_id, currency=currency, issued_on=issued,
-        due_on=due_on or issued + timedelta(days=config.payment_terms_days if terms_days is None else terms_days),
-        rounding=config.rounding, net_total=amounts.net_total, tax_total=amounts.tax_total, total=amounts.total,
-        taxes={code: str(v) for code, v in amounts.taxes.items()}, paid_amount=ZERO, credited_amount=ZERO,
-        status="credited" if credits is not None else "open", source=source,
-        credits_invoice_id=credits.id if credits is not None else None, notes=notes, created_at=ctx.now,
-    )  # fmt: skip
-    ctx.session.add(invoice)
-    ctx.session.flush()
-    revenue: dict[str, Decimal] = {}
-    for position, (line, computed) in enumerate(zip(lines, amounts.lines, strict=True), start=1):
-        ctx.session.add(InvoiceLine(
-            invoice_id=invoice.id, position=position, product_id=line.product.id if line.product else None,
-            description=line.description, product_group=line.group, quantity=line.quantity,
-            unit_price=line.unit_price, discount=line.discount, tax_inclusive=tax_inclusive,
-            taxes=[{"code": t.code, "rate": str(t.rate), "amount": str(computed.taxes.get(t.code, ZERO))}
-                   for t in line.taxes],
-            net=computed.net, tax=computed.tax, gross=computed.gross,
-        ))  # fmt: skip
-        account = config.revenue_account(line.group)
-        revenue[account] = revenue.get(account, ZERO) + computed.net
+    today = local_today(ctx)
+    sources = [s.source for s in specs if s.source]
+    if len(set(sources)) != len(sources):
+        raise Conflict("the same sale appears twice in the batch")
+    for chunk in range(0, len(sources), 500):
+        taken = ctx.session.scalars(select(Invoice.source).where(Invoice.source.in_(sources[chunk:chunk + 500])))
+        for found in taken:
+            raise Conflict(f"{found} is already invoiced")
+    errors: dict[str, str] = {}
+    plans = []
+    credited: dict[int, Decimal] = {}
+    for index, spec in enumerate(specs):
+        prefix = f"invoice {index + 1} " if len(specs) > 1 else ""
+        if not spec.lines:
+            errors[f"{prefix}lines"] = "an invoice needs at least one line"
+            continue
+        if spec.contact.erased_at is not None:
+            errors[f"{prefix}contact"] = "this contact was erased"
+            continue
+        amounts = compute([LineInput(quantity=li.quantity, unit_price=li.unit_price, discount=li.discount,
+                                     taxes=li.taxes, tax_inclusive=spec.tax_inclusive) for li in spec.lines],
+                          spec.currency, config.rounding)  # fmt: skip
+        if spec.credits is not None:
+            original = spec.credits
+            done = credited.setdefault(original.id, sum_credit_notes(ctx, original.id))
+            remaining = original.total - done
+            if amounts.total > remaining:
+                errors[f"{prefix}total"] = (f"credit of {amounts.total} {spec.currency} exceeds what is left to "
+                                            f"credit on {original.number} ({round_money(remaining, spec.currency)} "
+                                            f"{spec.currency})")  # fmt: skip
+                continue
+            credited[original.id] = done + amounts.total
+        plans.append((spec, amounts, spec.issued_on or today))
+    if errors:
+        raise ValidationError(errors)
+    numbers: dict[int, str] = {}
+    series_ids: dict[tuple[str, int], int] = {}
+    groups: dict[tuple[str, int], list[int]] = {}
+    for index, (spec, _amounts, issued) in enumerate(plans):
+        series = config.credit_note_series if spec.credits is not None else config.invoice_series
+        groups.setdefault((series, issued.year), []).append(index)
+    for (series, year), members in groups.items():
+        for index, number in zip(members, next_numbers(ctx, series, year, len(members)), strict=True):
+            numbers[index] = number
+        series_ids[(series, year)] = ctx.scalar(select(Series.id).where(Series.code == series, Series.year == year))
+    rows = []
+    for index, (spec, amounts, issued) in enumerate(plans):
+        series = config.credit_note_series if spec.credits is not None else config.invoice_series
+        terms = config.payment_terms_days if spec.terms_days is None else spec.terms_days
+        rows.append({
+            "number": numbers[index], "kind": "credit_note" if spec.credits is not None else "invoice",
+            "series_id": series_ids[(series, issued.year)], "contact_id": spec.contact.id, "rep_id": spec.rep_id,
+            "currency": spec.currency, "issued_on": issued, "due_on": spec.due_on or issued + timedelta(days=terms),
+            "rounding": config.rounding, "net_total": amounts.net_total, "tax_total": amounts.tax_total,
+            "total": amounts.total, "taxes": {code: str(v) for code, v in amounts.taxes.items()},
+            "paid_amount": ZERO, "credited_amount": ZERO,
+            "status": "credited" if spec.credits is not None else "open", "source": spec.source,
+            "credits_invoice_id": spec.credits.id if spec.credits is not None else None, "notes": spec.notes,
+            "overdue_notified_on": None, "paid_on": None, "created_at": ctx.now,
+        })  # fmt: skip
+    ids = list(ctx.session.scalars(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows))
+    line_rows = []
+    entry_rows = []
+    entry_legs = []
     receivable = config.account("receivable")
-    sign = -1 if credits is not None else 1
-    legs = [Leg(account, -sign * amount) for account, amount in revenue.items()]
-    legs += [Leg(config.tax_account(code), -sign * amount) for code, amount in amounts.taxes.items()]
-    if credits is None:
-        legs.insert(0, Leg(receivable, amounts.total, contact.id))
-        narration = f"Invoice {number}"
-    else:
-        applied = min(amounts.total, credits.open_amount)
-        credits.credited_amount += applied
-        if credits.open_amount == 0 and credits.status == "open":
-            credits.status = "paid" if credits.paid_amount > 0 else "credited"
-        legs += [Leg(receivable, -applied, contact.id),
-                 Leg(config.account("customer_credit"), -(amounts.total - applied), contact.id)]  # fmt: skip
-        narration = f"Credit note {number} for {credits.number}"
-    post(ctx, kind=kind, posted_on=issued, payee=contact_label(contact), narration=narration, currency=currency,
-         legs=legs, invoice_id=invoice.id)  # fmt: skip
-    ctx.audit(f"accounting.{kind}.issue", "contact", contact.id, {"number": number, "total": amounts.total})
-    ctx.call("crm_invoice_issued", event=InvoiceIssued(
-        invoice_id=invoice.id, number=number, kind=kind, contact_id=contact.id, total=amounts.total,
-        currency=currency, due_on=invoice.due_on, source=source, occurred_at=ctx.now,
-    ))  # fmt: skip
+    for invoice_id, row, (spec, amounts, issued) in zip(ids, rows, plans, strict=True):
+        revenue: dict[str, Decimal] = {}
+        for position, (line, computed) in enumerate(zip(spec.lines, amounts.lines, strict=True), start=1):
+            line_rows.append({
+                "invoice_id": invoice_id, "position": position, "product_id": line.product.id if line.product else None,
+                "description": line.description, "product_group": line.group, "quantity": line.quantity,
+                "unit_price": line.unit_price, "discount": line.discount, "tax_inclusive": spec.tax_inclusive,
+                "taxes": [{"code": t.code, "rate": str(t.rate), "amount": str(computed.taxes.get(t.code, ZERO))}
+                          for t in line.taxes],
+                "net": computed.net, "tax": computed.tax, "gross": computed.gross,
+            })  # fmt: skip
+            account = config.revenue_account(line.group)
+            revenue[account] = revenue.get(account, ZERO) + computed.net
+        sign = -1 if spec.credits is not None else 1
+        legs = [Leg(account, -sign * amount) for account, amount in revenue.items()]
+        legs += [Leg(config.tax_account(code), -sign * amount) for code, amount in amounts.taxes.items()]
+        if spec.credits is None:
+            legs.insert(0, Leg(receivable, amounts.total, spec.contact.id))
+            narration = f"Invoice {row['number']}"
+        else:
+            original = spec.credits
+            applied = min(amounts.total, original.open_amount)
+            original.credited_amount += applied
+            if original.open_amount == 0 and original.status == "open":
+                original.status = "paid" if original.paid_amount > 0 else "credited"
+            legs += [Leg(receivable, -applied, spec.contact.id),
+                     Leg(config.account("customer_credit"), -(amounts.total - applied), spec.contact.id)]  # fmt: skip
+            narration = f"Credit note {row['number']} for {original.number}"
+        entry_legs.append(checked_legs(legs, spec.currency, narration))
+        entry_rows.append({"posted_on": issued, "kind": row["kind"], "payee": contact_label(spec.contact)[:255],
+                           "narration": narration, "currency": spec.currency, "invoice_id": invoice_id,
+                           "payment_id": None, "reverses_id": None, "created_at": ctx.now})  # fmt: skip
+    ctx.session.execute(insert(InvoiceLine), line_rows)
+    entry_ids = list(ctx.session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), entry_rows))
+    ctx.session.execute(insert(Posting), [
+        {"entry_id": entry_id, "account": leg.account, "amount": leg.amount, "contact_id": leg.contact_id}
+        for entry_id, legs in zip(entry_ids, entry_legs, strict=True) for leg in legs
+    ])  # fmt: skip
+    ctx.session.execute(insert(AuditEntry), [
+        {"occurred_at": ctx.now, "actor_id": ctx.actor.user_id, "actor": ctx.actor.label,
+         "action": f"accounting.{row['kind']}.issue", "entity": "contact", "entity_id": row["contact_id"],
+         "changes": {"number": row["number"], "total": str(row["total"])}}
+        for row in rows
+    ])  # fmt: skip
     from crmcore_accounting_bridge.connectors import queue_push
 
-    queue_push(ctx, "customer", contact.id)
-    queue_push(ctx, "invoice", invoice.id)
-    return invoice
+    for invoice_id, row in zip(ids, rows, strict=True):
+        ctx.call("crm_invoice_issued", event=InvoiceIssued(
+            invoice_id=invoice_id, number=row["number"], kind=row["kind"], contact_id=row["contact_id"],
+            total=row["total"], currency=row["currency"], due_on=row["due_on"], source=row["source"],
+            occurred_at=ctx.now,
+        ))  # fmt: skip
+        queue_push(ctx, "customer", row["contact_id"])
+        queue_push(ctx, "invoice", invoice_id)
+    return [(invoice_id, row["number"]) for invoice_id, row in zip(ids, rows, strict=True)]
 
 
 def sum_credit_notes(ctx: HookContext, invoice_id: int) -> Decimal:
@@ -341,6 +411,47 @@ class InvoiceService(Service):
                             issued_on=issued, due_on=due, terms_days=terms_days,
                             rep_id=rep_user.id if rep_user else (ctx.actor.user_id or target.owner_id),
                             notes=clean_text(notes, "notes", 4000))  # fmt: skip
+
+    def create_many(self, invoices: Sequence[Mapping[str, Any]], *, actor: Any = None) -> list[str]:
+        """Issue many invoices in one transaction (a month's sales, an import); returns their numbers.
+
+        Each item takes the arguments of :meth:`create` (``contact``, ``lines``,
+        ``currency``, ``tax_inclusive``, ``issued_on``, ``due_on``, ``terms_days``,
+        ``notes``). All or nothing: errors name the item (``invoice 3 line 2 sku``).
+        """
+        config = Config.of(self.crm)
+        known = {"contact", "lines", "currency", "tax_inclusive", "issued_on", "due_on", "terms_days", "notes"}
+        with self.crm.transaction(actor) as ctx:
+            ids = [int(i["contact"]) for i in invoices if str(i.get("contact", "")).strip().isdigit()]
+            contacts: dict[int, Contact] = {}
+            for chunk in range(0, len(ids), 500):
+                contacts.update((c.id, c) for c in ctx.session.scalars(
+                    select(Contact).where(Contact.id.in_(ids[chunk:chunk + 500]))))  # fmt: skip
+            specs, errors = [], {}
+            for index, item in enumerate(invoices, start=1):
+                try:
+                    unknown = set(item) - known
+                    if unknown:
+                        raise ValidationError({"invoice": f"unknown field(s) {', '.join(sorted(unknown))}"})
+                    ref = item.get("contact")
+                    contact = contacts.get(int(ref)) if str(ref).strip().isdigit() else None
+                    contact = contact or get_contact(ctx, ref)
+                    code = currency_code(item.get("currency"), self.crm.settings.currency)
+                    inclusive = item.get("tax_inclusive")
+                    specs.append(IssueSpec(
+                        contact=contact, lines=_lines(ctx, config, item.get("lines") or [], code), currency=code,
+                        tax_inclusive=config.prices_include_tax if inclusive is None else bool(inclusive),
+                        issued_on=parse_date(item.get("issued_on"), "issued_on"),
+                        due_on=parse_date(item.get("due_on"), "due_on"), terms_days=item.get("terms_days"),
+                        rep_id=ctx.actor.user_id or contact.owner_id,
+                        notes=clean_text(item.get("notes"), "notes", 4000),
+                    ))  # fmt: skip
+                except (ValidationError, NotFound) as exc:
+                    found = exc.errors if isinstance(exc, ValidationError) else {"contact": str(exc)}
+                    errors.update({f"invoice {index} {k}": v for k, v in found.items()})
+            if errors:
+                raise ValidationError(errors)
+            return [number for _id, number in issue_many_in(ctx, specs)]
 
     def from_opportunity(self, opportunity_id: int, *, actor: Any = None) -> Invoice:
         """Invoice a won opportunity (one line: its name and amount)."""

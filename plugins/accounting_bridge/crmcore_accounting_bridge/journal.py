@@ -49,6 +49,20 @@ def post(
     Legs of zero are dropped (a tax of 0.00 posts nothing); an entry needs at
     least two legs, valid account names, and amounts that sum to exactly zero.
     """
+    kept = checked_legs(legs, currency, narration)
+    entry = Entry(posted_on=posted_on, kind=kind, payee=payee[:255], narration=narration[:255],
+                  currency=currency, invoice_id=invoice_id, payment_id=payment_id, reverses_id=reverses_id,
+                  created_at=ctx.now)  # fmt: skip
+    ctx.session.add(entry)
+    ctx.session.flush()
+    ctx.session.add_all(
+        [Posting(entry_id=entry.id, account=leg.account, amount=leg.amount, contact_id=leg.contact_id) for leg in kept]
+    )
+    return entry
+
+
+def checked_legs(legs: Sequence[Leg], currency: str, narration: str) -> list[Leg]:
+    """The non-zero legs of an entry; ValidationError unless they balance on valid accounts."""
     kept = [leg for leg in legs if leg.amount != 0]
     errors: dict[str, str] = {}
     balance = sum((leg.amount for leg in kept), ZERO)
@@ -61,15 +75,7 @@ def post(
         errors["account"] = f"invalid account name(s): {', '.join(bad)}"
     if errors:
         raise ValidationError(errors, f"refused journal entry {narration!r}: " + "; ".join(errors.values()))
-    entry = Entry(posted_on=posted_on, kind=kind, payee=payee[:255], narration=narration[:255],
-                  currency=currency, invoice_id=invoice_id, payment_id=payment_id, reverses_id=reverses_id,
-                  created_at=ctx.now)  # fmt: skip
-    ctx.session.add(entry)
-    ctx.session.flush()
-    ctx.session.add_all(
-        [Posting(entry_id=entry.id, account=leg.account, amount=leg.amount, contact_id=leg.contact_id) for leg in kept]
-    )
-    return entry
+    return kept
 
 
 def entry_record(entry: Entry, postings: Sequence[Posting]) -> dict[str, Any]:

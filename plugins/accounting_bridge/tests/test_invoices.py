@@ -164,3 +164,18 @@ def test_on_command_by_default(crm, books, ada, products):
     deal = crm.sales.create_opportunity(ada.id, name="Open deal", amount="10", currency="EUR")
     with pytest.raises(ValidationError, match="is open, not won"):
         books.invoices.from_opportunity(deal.id)
+
+
+def test_many_invoices_in_one_transaction_all_or_nothing(books, ada, grace, products):
+    with pytest.raises(ValidationError) as refused:
+        books.invoices.create_many([
+            {"contact": ada.id, "lines": [{"sku": "PRO"}]},
+            {"contact": "nobody@example.com", "lines": [{"sku": "PRO"}]},
+            {"contact": grace.id, "lines": [{"sku": "PRO", "quantity": 0}]},
+        ])  # fmt: skip
+    assert set(refused.value.errors) == {"invoice 2 contact", "invoice 3 line 1 quantity"}
+    assert books.invoices.list() == []
+    numbers = books.invoices.create_many([{"contact": ada.id, "lines": [{"sku": "PRO"}]},
+                                          {"contact": "grace@example.com", "lines": [{"sku": "BOOK"}]}])  # fmt: skip
+    assert numbers == ["INV-2026-00001", "INV-2026-00002"]
+    assert [e["narration"] for e in books.journal.entries()] == ["Invoice INV-2026-00001", "Invoice INV-2026-00002"]
