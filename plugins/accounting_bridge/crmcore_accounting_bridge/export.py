@@ -147,6 +147,7 @@ def load_entries(
     end: date | None = None,
     ids: Sequence[int] | None = None,
     skip: set[int] | None = None,
+    from_id: int | None = None,
 ) -> Iterator[ExportedEntry]:
     """Journal entries in id order (dates in range, or the given ids), with their postings."""
     query = (
@@ -162,6 +163,8 @@ def load_entries(
         query = query.where(Entry.posted_on <= end)
     if ids is not None:
         query = query.where(Entry.id.in_(list(ids)))
+    if from_id is not None:
+        query = query.where(Entry.id >= from_id)
     skip = skip or set()
     current: list[Any] | None = None
     for row in ctx.session.execute(query.execution_options(yield_per=2000)):
@@ -238,7 +241,14 @@ class Exporter(Service):
             raise ValidationError({"output": f"{path} is not a journal CSV written by this exporter"})
         ids, declared = held(fmt, existing)
         with self.crm.transaction(readonly=True) as ctx:
-            new = list(load_entries(ctx, start=first, end=last, skip=ids))
+            # Only ids first (cheap): rows are loaded from the first entry the file lacks onwards.
+            in_range = select(Entry.id)
+            if first:
+                in_range = in_range.where(Entry.posted_on >= first)
+            if last:
+                in_range = in_range.where(Entry.posted_on <= last)
+            lacking = [i for i in ctx.session.scalars(in_range) if i not in ids]
+            new = list(load_entries(ctx, start=first, end=last, skip=ids, from_id=min(lacking))) if lacking else []
         accounts = sorted({a for e in new for a, _ in e.postings} - declared)
         commodities = sorted({e.currency for e in new} - {d[10:] for d in declared if d.startswith("commodity:")})
         render = RENDER[fmt]

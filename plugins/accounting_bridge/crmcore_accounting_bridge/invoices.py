@@ -185,6 +185,19 @@ def contact_label(contact: Contact) -> str:
     return name or contact.email or f"Contact {contact.id}"
 
 
+def _table(model: Any) -> Any:
+    return model.__table__
+
+
+def _ids_by(ctx: HookContext, key: Any, id_column: Any, values: Sequence[Any]) -> dict[Any, int]:
+    """``{key: id}`` of rows just inserted, read back in chunks."""
+    found: dict[Any, int] = {}
+    for start in range(0, len(values), 500):
+        rows = ctx.session.execute(select(key, id_column).where(key.in_(values[start : start + 500])))
+        found.update((row[0], row[1]) for row in rows)
+    return found
+
+
 @attrs.define(kw_only=True)
 class IssueSpec:
     """One invoice (or credit note of *credits*) to issue, validated."""
@@ -282,7 +295,11 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
             "credits_invoice_id": spec.credits.id if spec.credits is not None else None, "notes": spec.notes,
             "overdue_notified_on": None, "paid_on": None, "created_at": ctx.now,
         })  # fmt: skip
-    ids = list(ctx.session.scalars(insert(Invoice).returning(Invoice.id, sort_by_parameter_order=True), rows))
+    # Core executemany on the tables: ORM bulk inserts split rows whose NULL columns differ into separate
+    # statements, and RETURNING in parameter order runs row by row on SQLite. Ids are read back by key.
+    ctx.session.execute(insert(_table(Invoice)), rows)
+    by_number = _ids_by(ctx, Invoice.number, Invoice.id, [row["number"] for row in rows])
+    ids = [by_number[row["number"]] for row in rows]
     line_rows = []
     entry_rows = []
     entry_legs = []
@@ -319,13 +336,15 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
         entry_rows.append({"posted_on": issued, "kind": row["kind"], "payee": contact_label(spec.contact)[:255],
                            "narration": narration, "currency": spec.currency, "invoice_id": invoice_id,
                            "payment_id": None, "reverses_id": None, "created_at": ctx.now})  # fmt: skip
-    ctx.session.execute(insert(InvoiceLine), line_rows)
-    entry_ids = list(ctx.session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), entry_rows))
-    ctx.session.execute(insert(Posting), [
+    ctx.session.execute(insert(_table(InvoiceLine)), line_rows)
+    ctx.session.execute(insert(_table(Entry)), entry_rows)
+    by_invoice = _ids_by(ctx, Entry.invoice_id, Entry.id, ids)
+    entry_ids = [by_invoice[invoice_id] for invoice_id in ids]
+    ctx.session.execute(insert(_table(Posting)), [
         {"entry_id": entry_id, "account": leg.account, "amount": leg.amount, "contact_id": leg.contact_id}
         for entry_id, legs in zip(entry_ids, entry_legs, strict=True) for leg in legs
     ])  # fmt: skip
-    ctx.session.execute(insert(AuditEntry), [
+    ctx.session.execute(insert(_table(AuditEntry)), [
         {"occurred_at": ctx.now, "actor_id": ctx.actor.user_id, "actor": ctx.actor.label,
          "action": f"accounting.{row['kind']}.issue", "entity": "contact", "entity_id": row["contact_id"],
          "changes": {"number": row["number"], "total": str(row["total"])}}
