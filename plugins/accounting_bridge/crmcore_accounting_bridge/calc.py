@@ -113,8 +113,8 @@ def compute(lines: Sequence[LineInput], currency: str, rounding: str) -> Invoice
     computed: list[LineAmounts] = []
     if not inclusive:
         for amount, taxes in zip(amounts, line_taxes, strict=True):
-            tax = round_money(sum(taxes.values(), ZERO), currency)
-            computed.append(LineAmounts(net=amount, taxes=taxes, tax=tax, gross=amount + tax))
+            line_tax = round_money(sum(taxes.values(), ZERO), currency)
+            computed.append(LineAmounts(net=amount, taxes=taxes, tax=line_tax, gross=amount + line_tax))
         net_total = sum(amounts, ZERO)
     else:
         total = sum(amounts, ZERO)

@@ -54,7 +54,7 @@ def _bool(value: Any) -> bool:
     return text in ("1", "true", "yes", "on")
 
 
-def _mapping(value: Any) -> dict[str, str]:
+def _mapping(value: Any) -> dict[str, Any]:
     """A TOML table, or ``"a=b,c=d"`` from an environment variable."""
     if isinstance(value, Mapping):
         return {str(k): v if isinstance(v, list | tuple) else str(v) for k, v in value.items()}

@@ -80,8 +80,9 @@ def queue_push(ctx: HookContext, kind: str, local_id: int) -> None:
 
 def external_id(ctx: HookContext, connector: str, kind: str, local_id: int) -> str | None:
     """The external id a connector gave a document, if it was pushed."""
-    return ctx.scalar(select(ExternalRef.external_id).where(
+    found: str | None = ctx.scalar(select(ExternalRef.external_id).where(
         ExternalRef.connector == connector, ExternalRef.kind == kind, ExternalRef.local_id == local_id))  # fmt: skip
+    return found
 
 
 def _push(ctx: HookContext, connector: Connector, kind: str, local_id: int) -> str:

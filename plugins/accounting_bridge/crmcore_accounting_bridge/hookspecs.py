@@ -81,7 +81,7 @@ def crm_invoice_overdue(event: InvoiceOverdue, ctx: HookContext) -> None:
 
 
 @hookspec
-def crm_register_accounting_connectors() -> list[Connector]:
+def crm_register_accounting_connectors() -> list[Connector]:  # type: ignore[empty-body]
     """Contribute connectors that push customers, invoices and payments to an external system.
 
     A registration hook, called once at start-up; every implementation's list is

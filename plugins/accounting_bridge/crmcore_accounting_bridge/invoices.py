@@ -280,7 +280,7 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
         for index, number in zip(members, next_numbers(ctx, series, year, len(members)), strict=True):
             numbers[index] = number
         series_ids[(series, year)] = ctx.scalar(select(Series.id).where(Series.code == series, Series.year == year))
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (spec, amounts, issued) in enumerate(plans):
         series = config.credit_note_series if spec.credits is not None else config.invoice_series
         terms = config.payment_terms_days if spec.terms_days is None else spec.terms_days
@@ -452,7 +452,7 @@ class InvoiceService(Service):
                     unknown = set(item) - known
                     if unknown:
                         raise ValidationError({"invoice": f"unknown field(s) {', '.join(sorted(unknown))}"})
-                    ref = item.get("contact")
+                    ref = item.get("contact") or ""
                     contact = contacts.get(int(ref)) if str(ref).strip().isdigit() else None
                     contact = contact or get_contact(ctx, ref)
                     code = currency_code(item.get("currency"), self.crm.settings.currency)

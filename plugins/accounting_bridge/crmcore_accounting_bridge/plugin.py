@@ -117,4 +117,4 @@ def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | Non
     """Attribution credits invoiced revenue (invoices less credit notes) when the bridge is on."""
     from crmcore_accounting_bridge.reports import revenue_events
 
-    return revenue_events()
+    return revenue_events()  # type: ignore[no-any-return]

@@ -10,6 +10,7 @@ Invoice dates are calendar dates already (the CRM's zone), so ranges filter
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Numeric, String, and_, case, cast, func, literal, select
@@ -22,7 +23,7 @@ from crmcore.reports.common import CURRENCY, currency, with_periods
 from crmcore_accounting_bridge.models import Invoice, InvoiceLine
 
 
-class date_days(FunctionElement[int]):
+class date_days(FunctionElement[Decimal]):
     """Whole days from the date ``earlier`` to the date ``later``: ``date_days(later, earlier)``."""
 
     type = Numeric(12, 2)
