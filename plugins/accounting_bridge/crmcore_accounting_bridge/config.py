@@ -144,6 +144,7 @@ class Config:
     connectors: tuple[str, ...]
     file_drop_dir: str
     overdue_ticket: bool
+    _accounts_by_group: dict[str, str] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     @classmethod
     def of(cls, crm: CRM) -> Config:
@@ -151,7 +152,7 @@ class Config:
         cached: Config | None = getattr(crm, "_accounting_bridge_config", None)
         if cached is not None:
             return cached
-        values = {f.name: crm.plugin_setting(PLUGIN, f.name) for f in attrs.fields(cls)}
+        values = {f.name: crm.plugin_setting(PLUGIN, f.name) for f in attrs.fields(cls) if f.init}
         values["accounts"] = {**DEFAULT_ACCOUNTS, **values["accounts"]}
         config = cls(**values)
         config.check()
@@ -191,7 +192,11 @@ class Config:
 
     def revenue_account(self, group: str) -> str:
         """The revenue account of a product group."""
-        return self.revenue_accounts.get(group) or f"{self.accounts['revenue']}:{group_component(group)}"
+        found = self._accounts_by_group.get(group)
+        if found is None:
+            found = self.revenue_accounts.get(group) or f"{self.accounts['revenue']}:{group_component(group)}"
+            self._accounts_by_group[group] = found
+        return found
 
     def taxes_for(self, sku: str | None, category: str | None) -> tuple[Tax, ...]:
         """The taxes of a product: by SKU, else by category, else the defaults."""

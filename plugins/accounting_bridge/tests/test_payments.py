@@ -168,3 +168,10 @@ def test_overdue_invoices_open_a_ticket_when_ticketing_is_on(crm_factory, accoun
     ticket = ticketing(crm).tickets.get(reported["ticket"])
     assert ticket.subject == f"Overdue invoice {invoice.number}" and ticket.category == "task"
     assert accounting(crm).payments.check_overdue() == []
+
+
+def test_the_daily_job_reports_overdue_invoices(crm, books, issued, clock, hook_calls, run_due_jobs):
+    clock.advance(days=31)
+    crm.jobs.schedule_periodic()
+    run_due_jobs()
+    assert [c["event"].days_overdue for c in hook_calls.of("crm_invoice_overdue")] == [1, 1, 1]
