@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +111,37 @@ def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | 
 
     found = balance_in(ctx, contact.id)
     return found if any(found.values()) else None
+
+
+@hookimpl
+def crm_contact_timeline(
+    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+) -> list[dict[str, Any]]:
+    """Invoices, credit notes and payments on the contact's timeline."""
+    from sqlalchemy import select
+
+    from crmcore_accounting_bridge.calc import round_money
+    from crmcore_accounting_bridge.models import Invoice, Payment
+
+    invoices = select(Invoice).where(Invoice.contact_id == contact.id)
+    payments = select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id).where(
+        Payment.contact_id == contact.id)  # fmt: skip
+    if before is not None:
+        invoices = invoices.where(Invoice.created_at < before)
+        payments = payments.where(Payment.created_at < before)
+    items: list[dict[str, Any]] = []
+    for invoice in ctx.session.scalars(invoices.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)):
+        what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
+        items.append({"at": invoice.created_at, "kind": invoice.kind, "invoice_id": invoice.id,
+                      "text": f"{what} {invoice.number}: {round_money(invoice.total, invoice.currency)} "
+                              f"{invoice.currency}, due {invoice.due_on}"})  # fmt: skip
+    payments = payments.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)
+    for payment, number in ctx.session.execute(payments):
+        amount = round_money(payment.amount, payment.currency)
+        items.append({"at": payment.created_at, "kind": "payment", "payment_id": payment.id,
+                      "text": f"Payment {payment.reference}: {amount} {payment.currency} for {number}"})  # fmt: skip
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
 
 
 @hookimpl

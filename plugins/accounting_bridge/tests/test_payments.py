@@ -175,3 +175,13 @@ def test_the_daily_job_reports_overdue_invoices(crm, books, issued, clock, hook_
     crm.jobs.schedule_periodic()
     run_due_jobs()
     assert [c["event"].days_overdue for c in hook_calls.of("crm_invoice_overdue")] == [1, 1, 1]
+
+
+def test_invoices_and_payments_are_on_the_timeline(crm, books, issued, clock):
+    clock.advance(hours=1)
+    books.payments.record("INV-2026-00001", "238.00", reference="BANK-5")
+    timeline = crm.contacts.timeline("ada@example.com")
+    texts = [item["text"] for item in timeline if item["kind"] in ("invoice", "payment")]
+    assert texts[:3] == ["Payment BANK-5: 238.00 EUR for INV-2026-00001",
+                         "Invoice INV-2026-00003: 21.40 EUR, due 2026-02-04",
+                         "Invoice INV-2026-00001: 238.00 EUR, due 2026-02-04"]  # fmt: skip
