@@ -146,7 +146,14 @@ def crm_contact_timeline(
 
 @hookimpl
 def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | None:
-    """Attribution credits invoiced revenue (invoices less credit notes) when the bridge is on."""
+    """Attribution credits invoiced revenue (invoices less credit notes) when sales are invoiced automatically.
+
+    With ``auto_invoice = "off"`` not every sale has an invoice, so the recorded
+    purchases stay the revenue (the core's answer).
+    """
+    from crmcore_accounting_bridge.config import Config
     from crmcore_accounting_bridge.reports import revenue_events
 
+    if Config.of(ctx.crm).auto_invoice == "off":
+        return None
     return revenue_events()  # type: ignore[no-any-return]

@@ -56,6 +56,14 @@ def test_average_days_to_pay(crm, history):
     assert found["grace@example.com"]["average_days"] == 35.0 and found["grace@example.com"]["on_time"] == 0.0
 
 
-def test_attribution_credits_invoiced_revenue(crm, history):
+@pytest.mark.parametrize("accounting_settings", [{"auto_invoice": "won"}], indirect=True)
+def test_attribution_credits_invoiced_revenue_when_sales_are_invoiced(crm, history):
+    crm.customers.record_purchase("ada@example.com", sku="PRO", currency="EUR")  # not invoiced: not revenue
     result = crm.reports.run("marketing.roi", by="source")
     assert sum(row["revenue_last"] or 0 for row in result.rows) == D("180.00")
+
+
+def test_attribution_keeps_purchases_when_invoicing_is_on_command(crm, history):
+    crm.customers.record_purchase("ada@example.com", sku="PRO", currency="EUR")
+    result = crm.reports.run("marketing.roi", by="source")
+    assert sum(row["revenue_last"] or 0 for row in result.rows) == D("100.00")
