@@ -179,3 +179,11 @@ def test_many_invoices_in_one_transaction_all_or_nothing(books, ada, grace, prod
                                           {"contact": "grace@example.com", "lines": [{"sku": "BOOK"}]}])  # fmt: skip
     assert numbers == ["INV-2026-00001", "INV-2026-00002"]
     assert [e["narration"] for e in books.journal.entries()] == ["Invoice INV-2026-00001", "Invoice INV-2026-00002"]
+
+
+def test_an_erased_customer_keeps_the_books_and_gets_no_new_invoice(crm, books, ada, products):
+    invoice = books.invoices.create(ada.id, lines=[{"sku": "PRO"}])
+    crm.contacts.erase(ada.id)
+    assert books.invoices.get(invoice.number)["total"] == D("119.00")
+    with pytest.raises(ValidationError, match="erased"):
+        books.invoices.create(ada.id, lines=[{"sku": "PRO"}])
