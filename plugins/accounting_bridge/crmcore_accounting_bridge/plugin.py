@@ -57,9 +57,9 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
 @hookimpl
 def crm_register_commands(cli: click.Group) -> None:
     """``crm accounting``."""
-    from crmcore_accounting_bridge.cli import accounting
+    from crmcore_accounting_bridge.cli import make_group
 
-    cli.add_command(accounting)
+    cli.add_command(make_group())
 
 
 @hookimpl
