@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
 
     from crmcore.context import HookContext
+    from crmcore.demo.simulation import DemoDay
     from crmcore.events import OpportunityClosed, PurchaseRecorded
     from crmcore.models import Contact
     from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
@@ -32,6 +33,14 @@ def crm_register_settings() -> list[SettingSpec]:
     from crmcore_accounting_bridge.config import setting_specs
 
     return setting_specs()
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """The day's purchases invoiced; customers pay (some late, a few overpay, some never)."""
+    from crmcore_accounting_bridge.demo import simulate
+
+    simulate(day)
 
 
 @hookimpl
