@@ -28,7 +28,7 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
-from crmcore.registry import JobCall, JobHandler, PeriodicJob
+from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
 
@@ -202,6 +202,14 @@ def _dormancy_check(call: JobCall) -> None:
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_permissions() -> list[PermissionSpec]:
+    """The core's permissions (contacts, opportunities, reports, users, the console)."""
+    from crmcore.permissions import CORE_PERMISSIONS
+
+    return list(CORE_PERMISSIONS)
 
 
 @hookimpl(trylast=True)

@@ -80,6 +80,9 @@ class CRM:
         self._current: contextvars.ContextVar[HookContext | None] = contextvars.ContextVar(
             f"crmcore-uow-{id(self)}", default=None
         )
+        self._acting: contextvars.ContextVar[ActorLike] = contextvars.ContextVar(
+            f"crmcore-actor-{id(self)}", default=None
+        )
         self._setting_specs = self._collect_setting_specs()
         from crmcore import services
 
@@ -91,6 +94,7 @@ class CRM:
         self.interactions = services.InteractionService(self)
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
+        self.roles = services.RoleService(self)
         self.custom_fields = services.CustomFieldService(self)
         from crmcore.reports.service import ReportService
 
@@ -109,11 +113,15 @@ class CRM:
     ) -> Iterator[HookContext]:
         """Open a unit of work: one transaction, committed when the block ends.
 
+        *actor* defaults to the user of the enclosing :meth:`acting_as` block.
+
         Inside another unit of work on this CRM, joins it with a savepoint, so a
         failure rolls back only the inner part. With *session* (a host
         application's), works inside the host's transaction and leaves the
         commit to the host. *readonly* work never waits for writers on SQLite.
         """
+        if actor is None:
+            actor = self._acting.get()
         outer = self._current.get()
         if outer is not None:
             with outer.session.begin_nested():
@@ -145,6 +153,21 @@ class CRM:
         if own:
             for callback in ctx._after_commit:
                 callback()
+
+    @contextmanager
+    def acting_as(self, actor: ActorLike) -> Iterator[None]:
+        """Run the block's service calls as *actor* (a user id, email or ``User``).
+
+        Every unit of work opened inside without its own ``actor=`` acts for
+        this user, so the record-level rules of :mod:`crmcore.permissions`
+        apply to reads (``crm.contacts.list()``) as to writes. ``crm --as USER``
+        and the console use it.
+        """
+        token = self._acting.set(actor)
+        try:
+            yield
+        finally:
+            self._acting.reset(token)
 
     @property
     def current(self) -> HookContext | None:

@@ -32,6 +32,7 @@ SPEC_MODULES = (
     "crmcore.hooks.mail",
     "crmcore.hooks.web",
     "crmcore.hooks.reports",
+    "crmcore.hooks.console",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

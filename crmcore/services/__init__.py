@@ -4,11 +4,11 @@ from crmcore.services.contacts import (
     ContactService,
     CustomFieldService,
     ProductService,
-    UserService,
 )
 from crmcore.services.customers import CustomerService
 from crmcore.services.leads import InteractionService, LeadService, TouchpointService
 from crmcore.services.sales import SalesService
+from crmcore.services.users import RoleService, UserService
 
 __all__ = [
     "ContactService",
@@ -17,6 +17,7 @@ __all__ = [
     "InteractionService",
     "LeadService",
     "ProductService",
+    "RoleService",
     "SalesService",
     "TouchpointService",
     "UserService",

@@ -9,11 +9,12 @@ from typing import Any
 import attrs
 from sqlalchemy import select
 
+from crmcore import permissions
 from crmcore.context import HookContext
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import OpportunityClosed, OpportunityCreated, OpportunityStageChanged
 from crmcore.models import Activity, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
-from crmcore.services.base import ContactRef, Service, get_contact, get_user
+from crmcore.services.base import ContactRef, Service, editable_contact, get_contact, get_user
 from crmcore.services.customers import convert_in
 from crmcore.validation import clean_text, currency_code, parse_date, parse_datetime, positive_amount
 
@@ -136,6 +137,7 @@ class SalesService(Service):
         code = currency_code(currency, self.crm.settings.currency)
         close_on = parse_date(expected_close_on, "expected_close_on")
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "opportunities.edit")
             target = get_contact(ctx, contact) if contact is not None else None
             found = _pipeline(ctx, pipeline)
             if stage is None:
@@ -184,18 +186,27 @@ class SalesService(Service):
         with self.crm.transaction(readonly=True) as ctx:
             return _opportunity(ctx, opportunity_id)
 
-    def list_opportunities(self, *, status: str | None = "open", limit: int = 100) -> list[Opportunity]:
-        """Opportunities, newest first."""
+    def list_opportunities(
+        self, *, status: str | None = "open", limit: int = 100, pipeline: str | None = None
+    ) -> list[Opportunity]:
+        """Opportunities within the actor's reach, newest first."""
         query = select(Opportunity).order_by(Opportunity.id.desc()).limit(limit)
         if status:
             query = query.where(Opportunity.status == status)
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "opportunities.view")
+            reach = permissions.owner_condition(ctx, Opportunity.owner_id)
+            if reach is not None:
+                query = query.where(reach)
+            if pipeline is not None:
+                query = query.where(Opportunity.pipeline_id == _pipeline(ctx, pipeline).id)
             return list(ctx.session.scalars(query))
 
     def move(self, opportunity_id: int, stage: str, *, reason: str | None = None, actor: Any = None) -> Opportunity:
         """Move an opportunity to *stage*; a won or lost stage closes it."""
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             self._move_in(ctx, opportunity, _stage(ctx, opportunity.pipeline_id, stage), reason)
         return opportunity
 
@@ -203,6 +214,7 @@ class SalesService(Service):
         """Mark an opportunity won; its contact becomes a customer."""
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             target = ctx.first(PipelineStage, PipelineStage.pipeline_id == opportunity.pipeline_id,
                                PipelineStage.outcome == "won")  # fmt: skip
             self._move_in(ctx, opportunity, target, None)
@@ -213,6 +225,7 @@ class SalesService(Service):
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             target = ctx.first(PipelineStage, PipelineStage.pipeline_id == opportunity.pipeline_id,
                                PipelineStage.outcome == "lost")  # fmt: skip
             self._move_in(ctx, opportunity, target, reason_text)
@@ -280,7 +293,7 @@ class SalesService(Service):
         due = parse_datetime(due_at, "due_at")
         remind = parse_datetime(remind_at, "remind_at")
         with self.crm.transaction(actor) as ctx:
-            target = get_contact(ctx, contact) if contact is not None else None
+            target = editable_contact(ctx, contact) if contact is not None else None
             if opportunity_id is not None:
                 _opportunity(ctx, opportunity_id)
             owner_user = get_user(ctx, owner)
@@ -315,4 +328,8 @@ def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
     opportunity = ctx.session.get(Opportunity, opportunity_id)
     if opportunity is None:
         raise NotFound(f"no opportunity {opportunity_id}")
+    if ctx.actor.user_id is not None:
+        permissions.require(ctx, "opportunities.view")
+        if not permissions.reaches(ctx, opportunity.owner_id):
+            raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
