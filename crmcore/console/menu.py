@@ -29,3 +29,15 @@ class Panel:
     title: str
     html: str
     order: int = 100
+
+
+@attrs.frozen(kw_only=True)
+class SearchHit:
+    """One search result a plugin contributes (``crm_console_search``)."""
+
+    #: What it is, shown as a group heading: ``Tickets``.
+    kind: str
+    title: str
+    #: Path under the console (``tickets/TK-7F3K-9QWD``).
+    path: str
+    detail: str = ""

@@ -9,7 +9,7 @@ from crmcore.hooks import hookspec
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
-    from crmcore.console.menu import MenuEntry, Panel
+    from crmcore.console.menu import MenuEntry, Panel, SearchHit
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.models import Contact, User
@@ -76,6 +76,37 @@ def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
     :param contact: The contact shown (within the user's reach).
     :param ctx: The unit of work, acting for the signed-in user.
     :returns: A list of :class:`~crmcore.console.menu.Panel`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_console_my_day(user: User, ctx: HookContext) -> list[Panel]:
+    """Add panels to the signed-in user's "my day" page (SLA deadlines at risk, surveys to read, ...).
+
+    Collector: every plugin answers; panels are shown in ``order``. Runs inside
+    a read-only unit of work acting for *user*. Must not write.
+
+    :param user: The signed-in user.
+    :param ctx: The unit of work, acting for the user.
+    :returns: A list of :class:`~crmcore.console.menu.Panel`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_console_search(text: str, ctx: HookContext) -> list[SearchHit]:
+    """Answer the console's search box with a plugin's records (tickets, invoices, ...).
+
+    Collector: every plugin answers; hits are grouped by ``kind``. Runs inside
+    a read-only unit of work acting for the signed-in user: return only what
+    the user may see. Must not write.
+
+    :param text: What the user typed (stripped, at least two characters).
+    :param ctx: The unit of work, acting for the user.
+    :returns: A list of :class:`~crmcore.console.menu.SearchHit` (at most about 20).
 
     .. versionadded:: 0.1
     """

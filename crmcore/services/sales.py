@@ -187,12 +187,15 @@ class SalesService(Service):
             return _opportunity(ctx, opportunity_id)
 
     def list_opportunities(
-        self, *, status: str | None = "open", limit: int = 100, pipeline: str | None = None
-    ) -> list[Opportunity]:
-        """Opportunities within the actor's reach, newest first."""
+        self, *, status: str | None = "open", limit: int = 100, pipeline: str | None = None,
+        search: str | None = None, contact: ContactRef | None = None,
+    ) -> list[Opportunity]:  # fmt: skip
+        """Opportunities within the actor's reach, newest first (by name text or contact)."""
         query = select(Opportunity).order_by(Opportunity.id.desc()).limit(limit)
         if status:
             query = query.where(Opportunity.status == status)
+        if search:
+            query = query.where(Opportunity.name.ilike(f"%{_like(search)}%", escape="\\"))
         with self.crm.transaction(readonly=True) as ctx:
             permissions.require(ctx, "opportunities.view")
             reach = permissions.owner_condition(ctx, Opportunity.owner_id)
@@ -200,6 +203,31 @@ class SalesService(Service):
                 query = query.where(reach)
             if pipeline is not None:
                 query = query.where(Opportunity.pipeline_id == _pipeline(ctx, pipeline).id)
+            if contact is not None:
+                query = query.where(Opportunity.contact_id == get_contact(ctx, contact).id)
+            return list(ctx.session.scalars(query))
+
+    def list_activities(
+        self, *, owner: int | str | None = None, due_before: datetime | None = None,
+        open_only: bool = True, contact: ContactRef | None = None, limit: int = 100,
+    ) -> list[Activity]:  # fmt: skip
+        """Activities (of one owner, or one contact), earliest due first; the actor's reach applies."""
+        query = select(Activity).order_by(Activity.due_at.is_(None), Activity.due_at, Activity.id).limit(limit)
+        if open_only:
+            query = query.where(Activity.done_at.is_(None))
+        if due_before is not None:
+            query = query.where(Activity.due_at < due_before)
+        with self.crm.transaction(readonly=True) as ctx:
+            if owner is not None:
+                user = get_user(ctx, owner)
+                if user is None or not permissions.reaches(ctx, user.id):
+                    raise NotFound(f"no user {owner!r}")
+                query = query.where(Activity.owner_id == user.id)
+            if contact is not None:
+                query = query.where(Activity.contact_id == get_contact(ctx, contact).id)
+            reach = permissions.owner_condition(ctx, Activity.owner_id)
+            if reach is not None:
+                query = query.where(reach)
             return list(ctx.session.scalars(query))
 
     def move(self, opportunity_id: int, stage: str, *, reason: str | None = None, actor: Any = None) -> Opportunity:
@@ -314,7 +342,7 @@ class SalesService(Service):
         """Mark an activity done; its pending reminder is cancelled."""
         with self.crm.transaction(actor) as ctx:
             activity = ctx.session.get(Activity, activity_id)
-            if activity is None:
+            if activity is None or not permissions.reaches(ctx, activity.owner_id):
                 raise NotFound(f"no activity {activity_id}")
             if activity.done_at is not None:
                 raise Conflict(f"activity {activity_id} is already done")
@@ -333,3 +361,8 @@ def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
         if not permissions.reaches(ctx, opportunity.owner_id):
             raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
+
+
+def _like(text: str) -> str:
+    """*text* with LIKE wildcards escaped (backslash is the escape character)."""
+    return text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -166,6 +166,15 @@ class UserService(Service):
             ctx.audit("user.password", "user", user.id, {})
         return user
 
+    def end_sessions(self, ref: int | str, *, actor: Any = None) -> None:
+        """End every console session of a user (sign-out; yourself or with ``users.manage``)."""
+        with self.crm.transaction(actor) as ctx:
+            user = _user(ctx, ref)
+            if ctx.actor.user_id != user.id:
+                permissions.require(ctx, "users.manage")
+            user.session_epoch = (user.session_epoch or 0) + 1
+            ctx.audit("user.logout", "user", user.id, {})
+
     def authenticate(self, email: str, password: str) -> User | None:
         """The active user with this email and password, or None (and no hint which was wrong).
 
