@@ -156,6 +156,9 @@ class Environments:
             env = self._envs.get(lang)
             if env is None:
                 env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n"])
+                # An overlay shares its parent's dicts: give each language its own.
+                env.filters = dict(env.filters)
+                env.globals = dict(env.globals)
                 env.install_gettext_translations(translations(self.crm, lang), newstyle=True)  # type: ignore[attr-defined]
                 fmt = Formatter(lang, self.crm.settings.timezone)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,

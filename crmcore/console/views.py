@@ -129,6 +129,7 @@ def my_day(request: Request, form: FormData | None) -> Response:
     leads = crm.contacts.list(owner=user.id, stage="lead", limit=10) if can(request, "contacts.view") else []
     names = crm.contacts.names(a.contact_id for a in activities if a.contact_id)
     with crm.transaction(readonly=True) as ctx:
+        ctx.cache["console_base"] = base_path(request)
         panels: list[Panel] = sorted(
             (p for group in crm.plugins.call("crm_console_my_day", user=user, ctx=ctx) for p in group),
             key=lambda p: p.order,
@@ -259,6 +260,7 @@ def contact_page(request: Request, form: FormData | None) -> Response:
                      if can(request, "opportunities.view") else [])  # fmt: skip
     stage_names = {s.id: s.name for s in crm.sales.stages()} if opportunities else {}
     with crm.transaction(readonly=True) as ctx:
+        ctx.cache["console_base"] = base_path(request)
         panels: list[Panel] = sorted(
             (p for group in crm.plugins.call("crm_contact_panels", contact=ctx.session.merge(contact), ctx=ctx)
              for p in group),

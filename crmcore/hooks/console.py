@@ -71,7 +71,8 @@ def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
 
     Collector: every plugin answers; panels are shown in ``order``. Runs inside
     the read-only unit of work of the page, acting for the signed-in user (so
-    services and queries see only what the user may). Must not write.
+    services and queries see only what the user may); ``ctx.cache["console_base"]``
+    is the console's URL prefix for links. Must not write.
 
     :param contact: The contact shown (within the user's reach).
     :param ctx: The unit of work, acting for the signed-in user.
