@@ -322,3 +322,43 @@ def test_behind_a_hosts_authentication_accounts_map_to_users(crm_factory):
         assert client.get("/crm/", headers={"x-host-user": "stranger"}).status_code == 303
         page = client.get("/crm/", headers={"x-host-user": "host-ada"})
         assert page.status_code == 200 and "Ada Admin" in page.text and 'href="/crm/pipeline"' in page.text
+
+
+def _console_routes(crm):
+    from starlette.routing import Mount, Route
+
+    app = crm.asgi_app()
+    mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/console")
+    return [r for r in mount.app.routes if isinstance(r, Route)]
+
+
+def test_every_route_as_every_role_matches_the_roles_grants(crm, site):
+    """Walk each console route as each built-in role: reachable exactly when the role grants it."""
+    params = {"contact_id": site["rita_lead"].id, "number": site["ticket"].number,
+              "opportunity_id": 999999, "activity_id": 999999}  # fmt: skip
+    routes = _console_routes(crm)
+    guarded = [r for r in routes if hasattr(r.endpoint, "permission")]
+    public = {r.path for r in routes} - {r.path for r in guarded}
+    assert public == {"/login", "/lang/{code}"}
+    walked = 0
+    for email in ("rita@example.com", "mia@example.com", "alex@example.com", "mark@example.com", "ada@example.com"):
+        granted = set(crm.users.permissions_of(email))
+        with client_for(site["url"], email) as client:
+            csrf = csrf_of(client.get("/console/").text)
+            for route in guarded:
+                if route.path == "/logout":
+                    continue
+                path = "/console" + re.sub(r"\{(\w+)(:\w+)?\}", lambda m: str(params[m.group(1)]), route.path)
+                allowed = route.endpoint.permission is None or route.endpoint.permission in granted
+                for method in sorted(route.methods - {"HEAD"}):
+                    if method == "GET":
+                        status = client.get(path).status_code
+                        assert status == (200 if allowed else 403), (email, method, path, status)
+                    else:
+                        status = client.post(path, data={"csrf": csrf}).status_code
+                        assert (status != 403) if allowed else (status == 403), (email, method, path, status)
+                    walked += 1
+            menu = client.get("/console/").text
+            assert ('href="/console/tickets"' in menu) == ("ticketing.view" in granted), email
+            assert ('href="/console/reports"' in menu) == ("reports.view" in granted), email
+    assert walked >= 5 * 15
