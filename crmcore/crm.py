@@ -83,6 +83,10 @@ class CRM:
         self._acting: contextvars.ContextVar[ActorLike] = contextvars.ContextVar(
             f"crmcore-actor-{id(self)}", default=None
         )
+        #: Lookups shared by the units of work of one ``acting_as`` block (the actor's grants).
+        self._acting_memo: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+            f"crmcore-actor-memo-{id(self)}", default=None
+        )
         self._setting_specs = self._collect_setting_specs()
         from crmcore import services
 
@@ -116,7 +120,7 @@ class CRM:
         *actor* defaults to the user of the enclosing :meth:`acting_as` block.
 
         Inside another unit of work on this CRM, joins it with a savepoint, so a
-        failure rolls back only the inner part. With *session* (a host
+        failure rolls back only the inner part (*readonly* work joins it as is). With *session* (a host
         application's), works inside the host's transaction and leaves the
         commit to the host. *readonly* work never waits for writers on SQLite.
         """
@@ -124,6 +128,9 @@ class CRM:
             actor = self._acting.get()
         outer = self._current.get()
         if outer is not None:
+            if readonly:  # reads join the outer unit of work: nothing to roll back
+                yield outer
+                return
             with outer.session.begin_nested():
                 yield outer
             return
@@ -164,9 +171,11 @@ class CRM:
         and the console use it.
         """
         token = self._acting.set(actor)
+        memo = self._acting_memo.set({})
         try:
             yield
         finally:
+            self._acting_memo.reset(memo)
             self._acting.reset(token)
 
     @property

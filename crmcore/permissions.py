@@ -145,6 +145,12 @@ def grants(ctx: HookContext) -> Grants:
     found: Grants | None = ctx.cache.get("grants")
     if found is not None and found.user_id == actor.user_id:
         return found
+    # One acting_as block (a console request, a CLI command) reads the grants once.
+    memo = ctx.crm._acting_memo.get()
+    found = memo.get(f"grants:{actor.user_id}") if memo is not None else None
+    if found is not None:
+        ctx.cache["grants"] = found
+        return found
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
         raise PermissionDenied("this user account is disabled")
@@ -159,6 +165,8 @@ def grants(ctx: HookContext) -> Grants:
     found = Grants(user_id=user.id, role=user.role, scope=scope, permissions=permissions | set(extra),
                    team_ids=frozenset(teams))  # fmt: skip
     ctx.cache["grants"] = found
+    if memo is not None:
+        memo[f"grants:{actor.user_id}"] = found
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import ExitStack
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,9 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
             return error_page(request, 403, "The form expired or did not come from this site. Reload and try again.")
     request.state.user = user
     request.state.csrf = session.csrf
-    with crm.acting_as(user.id):
+    with crm.acting_as(user.id), ExitStack() as stack:
+        if request.method == "GET":  # a page's reads share one read-only unit of work
+            stack.enter_context(crm.transaction(readonly=True))
         with crm.transaction(readonly=True) as ctx:
             request.state.grants = permissions.grants(ctx)
         if permission and not request.state.grants.allows(permission):

@@ -94,7 +94,8 @@ def session_user(crm: CRM, session: Session) -> User | None:
         user = ctx.session.get(User, session.user_id)
         if user is None or not user.active or (user.session_epoch or 0) != session.epoch:
             return None
-    with crm.transaction(user.id, readonly=True) as ctx:
+        ctx.actor = crm.resolve_actor(user, ctx.session)
+        ctx.cache.pop("grants", None)
         if not permissions.has(ctx, "console.access"):
             return None
     return user
