@@ -147,10 +147,10 @@ def grants(ctx: HookContext) -> Grants:
         return found
     # One acting_as block (a console request, a CLI command) reads the grants once.
     memo = ctx.crm._acting_memo.get()
-    found = memo.get(f"grants:{actor.user_id}") if memo is not None else None
-    if found is not None:
-        ctx.cache["grants"] = found
-        return found
+    shared = memo.get(f"grants:{actor.user_id}") if memo is not None else None
+    if isinstance(shared, Grants):
+        ctx.cache["grants"] = shared
+        return shared
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
         raise PermissionDenied("this user account is disabled")

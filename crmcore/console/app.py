@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
