@@ -74,6 +74,16 @@ class Settings:
     trace_hooks: bool = attrs.field(default=False, converter=_bool)
     #: Public base URL of the web app, used in links put into emails.
     base_url: str = "http://127.0.0.1:8000"
+    #: Days a signed link in an email keeps working (``crmcore.links``).
+    signed_link_max_age_days: int = attrs.field(default=400, converter=int)
+    #: Days after an affiliate's click during which a conversion is credited to it.
+    affiliate_window_days: int = attrs.field(default=30, converter=int)
+    #: Web form submissions allowed per client address per minute.
+    form_rate_per_minute: int = attrs.field(default=30, converter=int)
+    #: A repeated submission of the same form by the same person within this many seconds is one.
+    form_dedupe_seconds: int = attrs.field(default=30, converter=int)
+    #: Shared secret a host shop signs ``POST /conversions`` with (HMAC-SHA256); empty turns it off.
+    conversion_secret: str = ""
     #: Largest request body the web app accepts.
     web_max_body_bytes: int = attrs.field(default=1_000_000, converter=int)
     #: Mount the staff console under ``/console`` in ``crm.asgi_app()``.

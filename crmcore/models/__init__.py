@@ -1,5 +1,6 @@
 """The core's tables. Plugins add theirs on the same :class:`~crmcore.db.Base`."""
 
+from crmcore.models.capture import Affiliate, ContactAttribution, ConversionAttribution, TrackedLink, WebForm
 from crmcore.models.people import (
     Contact,
     ContactTag,
@@ -15,6 +16,7 @@ from crmcore.models.people import (
     User,
     UserPermission,
 )
+from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
     Activity,
     Feedback,
@@ -26,16 +28,23 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
     "INTERACTION_KINDS",
     "Activity",
     "AdSpend",
+    "Affiliate",
     "AuditEntry",
+    "BundleRecord",
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
     "Contact",
+    "ContactAttribution",
     "ContactTag",
+    "ConversionAttribution",
     "CustomField",
     "Feedback",
     "Interaction",
@@ -54,12 +63,15 @@ __all__ = [
     "PurchaseLine",
     "Role",
     "RolePermission",
+    "Segment",
     "Stage",
     "Tag",
     "Team",
     "TeamManager",
     "TouchKind",
     "Touchpoint",
+    "TrackedLink",
     "User",
     "UserPermission",
+    "WebForm",
 ]

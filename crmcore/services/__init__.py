@@ -1,5 +1,6 @@
 """Services: every lifecycle operation as one unit of work."""
 
+from crmcore.services.consent import ConsentService
 from crmcore.services.contacts import (
     ContactService,
     CustomFieldService,
@@ -9,8 +10,10 @@ from crmcore.services.customers import CustomerService
 from crmcore.services.leads import InteractionService, LeadService, TouchpointService
 from crmcore.services.sales import SalesService
 from crmcore.services.users import RoleService, UserService
+from crmcore.services.segments import SegmentService
 
 __all__ = [
+    "ConsentService",
     "ContactService",
     "CustomFieldService",
     "CustomerService",
@@ -19,6 +22,7 @@ __all__ = [
     "ProductService",
     "RoleService",
     "SalesService",
+    "SegmentService",
     "TouchpointService",
     "UserService",
 ]

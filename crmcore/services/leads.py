@@ -99,8 +99,10 @@ def clean_touch(ctx: HookContext, data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[str, Any]) -> Touchpoint:
-    """Record a validated touchpoint inside *ctx*: hooks, activity time, score."""
-    touch = Touchpoint(contact_id=contact.id if contact else None, quantity=1, details={}, **values)
+    """Record a validated touchpoint inside *ctx*: hooks, activity time, score, attribution."""
+    from crmcore.attribution import touch_recorded
+
+    touch = Touchpoint(**{"quantity": 1, "details": {}, **values, "contact_id": contact.id if contact else None})
     ctx.call("crm_touchpoint_before_record", touchpoint=touch)
     ctx.session.add(touch)
     ctx.session.flush()
@@ -111,6 +113,8 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
         if contact.last_activity_at is None or touch.occurred_at > contact.last_activity_at:
             contact.last_activity_at = touch.occurred_at
         rescore(ctx, contact)
+    touch_recorded(ctx, contact, touch)
+    ctx.cache["last_touch_id"] = touch.id
     ctx.call(
         "crm_touchpoint_recorded",
         event=TouchpointRecorded(
@@ -131,6 +135,11 @@ def qualify_in(ctx: HookContext, contact: Contact, reason: str) -> None:
         event=LeadQualified(contact_id=contact.id, reason=reason, score=contact.score, occurred_at=ctx.now),
     )
     ctx.call("crm_lifecycle_stage_changed", event=event)
+
+
+def capture_in(ctx: HookContext, fields: Mapping[str, Any], touch: Mapping[str, Any] | None) -> Contact:
+    """Capture a lead inside *ctx* (web forms, conversions): see :meth:`LeadService.capture`."""
+    return ctx.crm.leads._capture_in(ctx, fields, touch)
 
 
 @attrs.frozen

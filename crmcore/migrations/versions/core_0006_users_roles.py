@@ -1,7 +1,7 @@
 """Console users: passwords, sessions, roles, permissions, team managers.
 
 Revision ID: core_0006
-Revises: core_0003
+Revises: core_0005
 Create Date: 2026-11-29 03:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from crmcore.db import UTCDateTime
 
 revision = "core_0006"
-down_revision = "core_0003"
+down_revision = "core_0005"
 branch_labels = None
 depends_on = None
 
