@@ -9,8 +9,8 @@ from crmcore.services.contacts import (
 from crmcore.services.customers import CustomerService
 from crmcore.services.leads import InteractionService, LeadService, TouchpointService
 from crmcore.services.sales import SalesService
-from crmcore.services.users import RoleService, UserService
 from crmcore.services.segments import SegmentService
+from crmcore.services.users import RoleService, UserService
 
 __all__ = [
     "ConsentService",
