@@ -203,6 +203,7 @@ class BundleService(Service):
         if checksum(current) != record.state_checksum:
             return ItemOutcome(item.kind, item.key, "kept", "edited since the bundle made it")
         if record.data_checksum == data_sum:
+            record.version = bundle.version  # confirmed by this version
             return ItemOutcome(item.kind, item.key, "unchanged")
         return write("upgraded")
 
