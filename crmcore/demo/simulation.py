@@ -156,6 +156,10 @@ class Simulation:
             captured.append(contact.id)
             self.contacts.append(contact.id)
             self.counts["leads captured"] += 1
+            if kind == "form" and rng.random() < 0.7:  # ticked the form's newsletter box
+                self.crm.consent.grant(contact.id, "marketing", "email", source=f"form:{source}",
+                                       text="Send me the monthly newsletter")  # fmt: skip
+                self.counts["marketing consents given"] += 1
             if rng.random() < 0.35:
                 self.to_qualify.setdefault(day + timedelta(days=rng.randint(2, 20)), []).append(contact.id)
         return captured
