@@ -683,13 +683,13 @@ def bulk_insert(ctx: HookContext, table: Any, rows: list[dict[str, Any]]) -> Non
     connection = ctx.session.connection()
     dialect = connection.dialect
     keys = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    order = list(compiled.positiontup or ()) if dialect.positional else list(compiled.construct_params())
+    compiled = insert(table).compile(dialect=dialect, column_keys=keys, for_executemany=True)
+    order = list(compiled.positiontup or ()) if dialect.positional else list(compiled.binds)
     getter = itemgetter(*order)
     converted: list[tuple[int, Any, dict[int, tuple[Any, Any]]]] = [
         (index, processor, {})
         for index, key in enumerate(order)
-        if (processor := table.c[key].type.bind_processor(dialect)) is not None
+        if (processor := table.c[key].type.dialect_impl(dialect).bind_processor(dialect)) is not None
     ]
     params: list[Any] = []
     for row in rows:
