@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
     from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
@@ -215,6 +216,13 @@ def _dormancy_check(call: JobCall) -> None:
                 ctx.call("crm_lifecycle_stage_changed", event=event)
         if len(batch) < 500:
             return
+
+
+@hookimpl(trylast=True)
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    from crmcore.bundles import CORE_KINDS
+
+    return list(CORE_KINDS)
 
 
 @hookimpl(trylast=True)

@@ -24,7 +24,7 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "AdSpend",
     "Affiliate",
     "AuditEntry",
+    "BundleRecord",
     "Consent",
     "ConsentEvent",
     "ConsentRequest",

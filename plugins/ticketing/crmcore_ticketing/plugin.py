@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
     from crmcore.events import ContactErased
     from crmcore.reports import Report
 
@@ -73,6 +75,22 @@ def crm_register_settings() -> list[SettingSpec]:
         SettingSpec(plugin="ticketing", name="search_language", default="english",
                     help="PostgreSQL text-search configuration of the knowledge base."),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """People write in, agents answer (not always in time), tickets get solved."""
+    from crmcore_ticketing.demo import simulate
+
+    simulate(day)
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Business calendars and SLA policies, as vendors' bundles ship them."""
+    from crmcore_ticketing.bundles import KINDS
+
+    return KINDS
 
 
 @hookimpl
