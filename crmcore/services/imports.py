@@ -461,6 +461,7 @@ class ContactImporter:
                 else:
                     change = self._changes(existing, values)
                     if change:
+                        change["updated_at"] = ctx.now
                         changes.append(change)
                         self.result.updated += 1
                     else:
