@@ -234,3 +234,11 @@ def test_random_rows_never_crash_and_never_write_partial_rows(crm, tmp_path, row
         orphans = ctx.scalar(select(func.count()).select_from(Contact).where(
             ~Contact.id.in_(select(LifecycleChange.contact_id))))  # fmt: skip
     assert incomplete == 0 and orphans == 0
+
+
+@pytest.mark.databases("sqlite")
+def test_progress_reports_every_byte_read(crm, tmp_path):
+    path = write(tmp_path, "email\n" + "".join(f"p{i}@example.com\n" for i in range(3000)))
+    seen = []
+    crm.contacts.import_csv(path, batch_size=500, progress=seen.append)
+    assert sum(seen) == path.stat().st_size and len(seen) > 1
