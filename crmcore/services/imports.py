@@ -41,7 +41,7 @@ from crmcore.models import (
     Tag,
     User,
 )
-from crmcore.validation import clean_text, country_code, normalize_email, normalize_phone, parse_date
+from crmcore.validation import _CONTROL, clean_text, country_code, normalize_email, normalize_phone, parse_date
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -323,7 +323,8 @@ class ContactImporter:
         self.result.mapping = dict(self.mapping)
         if self._error_writer is not None:
             self._error_writer.writerow(["line", "error", *self.header])
-        self.columns = [(index, self.mapping.get(column)) for index, column in enumerate(self.header)]
+        self.plan = [(index, field, TEXT_LIMITS.get(field, 0)) for index, column in enumerate(self.header)
+                     if (field := self.mapping.get(column)) is not None]  # fmt: skip
         batch: list[tuple[int, list[str], dict[str, Any]]] = []
         previous_line = reader.line_num  # type: ignore[attr-defined]
         for cells in reader:
@@ -353,12 +354,15 @@ class ContactImporter:
         values: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         problems: list[str] = []
-        for index, field in self.columns:
-            if field is None:
-                continue
+        for index, field, limit in self.plan:
             raw = cells[index].strip()
+            if limit and (not raw or (len(raw) <= limit and not _CONTROL.search(raw))):
+                values[field] = raw or None  # plain text, as clean_text takes it (its errors come below)
+                continue
             try:
-                if field.startswith("custom."):
+                if limit:
+                    values[field] = clean_text(raw, field, limit)
+                elif field.startswith("custom."):
                     self._custom_value(field[7:], raw, custom)
                 else:
                     self._field(field, raw, values)
