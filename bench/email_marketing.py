@@ -205,10 +205,10 @@ def start_sink(port: int) -> subprocess.Popen[str]:
 def bench_delivery(report: Report, count: int) -> None:
     import smtplib
 
+    from crmcore_email_marketing.models import Recipient
     from sqlalchemy import func, select
 
     from crmcore.mail import MailMessage, build_mime
-    from crmcore_email_marketing.models import Recipient
 
     port = free_port()
     sink = start_sink(port)

@@ -86,8 +86,16 @@ def page_context(
         "subject": subject,
         "unsubscribe_url": unsubscribe_url,
         "open_pixel_url": open_pixel_url,
-        "sender_address": setting(crm, "sender_address"),
+        "sender_address": _sender_address(crm),
     }
+
+
+def _sender_address(crm: CRM) -> str:
+    # read once per CRM: the fill renders thousands of pages
+    cached = crm.__dict__.get("_email_marketing_sender_address")
+    if cached is None:
+        cached = crm.__dict__["_email_marketing_sender_address"] = str(setting(crm, "sender_address") or "")
+    return str(cached)
 
 
 def resolve_segment(ctx: HookContext, name: str) -> Select[tuple[int]]:
