@@ -7,6 +7,7 @@ and queues the first fill job, in the same transaction.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -516,7 +517,7 @@ class CampaignService:
             campaign = get_campaign(ctx, ref)
             return campaign_stats(ctx, campaign)
 
-    def skipped(self, ref: Any, *, limit: int = 100) -> list[dict[str, Any]]:
+    def skipped(self, ref: Any, *, limit: int = 100) -> builtins.list[dict[str, Any]]:
         """Recipients not sent (skipped, failed, unknown, bounced), each with its reason."""
         with self.crm.transaction(readonly=True) as ctx:
             campaign = get_campaign(ctx, ref)
