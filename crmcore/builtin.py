@@ -30,7 +30,7 @@ from crmcore.models import (
     User,
 )
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
-from crmcore.registry import JobCall, JobHandler, PeriodicJob
+from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
 
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
     from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
@@ -73,6 +74,11 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
     The loads are counted once per unit of work and kept up to date in memory,
     so a batch of captures costs one query, not one per lead.
     """
+    return least_loaded_rep(ctx)
+
+
+def least_loaded_rep(ctx: HookContext) -> int | None:
+    """The core's owner rule on its own (imports use it without building contacts)."""
     loads: dict[int, int] | None = ctx.cache.get("rep_loads")
     if loads is None:
         open_count = (
@@ -213,9 +219,24 @@ def _dormancy_check(call: JobCall) -> None:
 
 
 @hookimpl(trylast=True)
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    from crmcore.bundles import CORE_KINDS
+
+    return list(CORE_KINDS)
+
+
+@hookimpl(trylast=True)
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_permissions() -> list[PermissionSpec]:
+    """The core's permissions (contacts, opportunities, reports, users, the console)."""
+    from crmcore.permissions import CORE_PERMISSIONS
+
+    return list(CORE_PERMISSIONS)
 
 
 @hookimpl(trylast=True)

@@ -150,16 +150,16 @@ def crm_form_consent_given(
 ) -> None:
     """A web form was submitted with its consent checkbox ticked.
 
-    Runs inside the form submission's transaction, after the contact is
-    captured; may write (the core's consent ledger stores a pending consent and
-    queues the double opt-in mail). Raising rolls the submission back. All
-    implementations run; return values are ignored.
+    Fires inside the submission's transaction, after the lead is captured and
+    its form touchpoint recorded; the consent ledger (``crm.consent``) records
+    the grant here. May write; raising rolls the whole submission back.
+    All implementations run; return values are ignored.
 
-    :param contact_id: The contact who submitted the form.
+    :param contact_id: The contact who ticked the box.
     :param form_slug: The form's slug.
-    :param purposes: What the checkbox asked for (``["marketing", "surveys:sms"]``;
-        a bare purpose means email).
-    :param proof: ``{"at", "ip", "source": "form:<slug>", "form_version", "text"}``.
+    :param purposes: The purposes the form's consent text covers (``marketing``, ``surveys``, …).
+    :param proof: ``{"at", "ip", "source": "form:<slug>", "form_version", "text"}``: when, from
+        where, which version of the form, and the exact text shown.
     :param ctx: The unit of work.
 
     .. versionadded:: 0.1

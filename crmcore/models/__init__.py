@@ -7,10 +7,14 @@ from crmcore.models.people import (
     CustomField,
     LifecycleChange,
     Organization,
+    Role,
+    RolePermission,
     Stage,
     Tag,
     Team,
+    TeamManager,
     User,
+    UserPermission,
 )
 from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
@@ -24,7 +28,7 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "AdSpend",
     "Affiliate",
     "AuditEntry",
+    "BundleRecord",
     "Consent",
     "ConsentEvent",
     "ConsentRequest",
@@ -56,13 +61,17 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Role",
+    "RolePermission",
     "Segment",
     "Stage",
     "Tag",
     "Team",
+    "TeamManager",
     "TouchKind",
     "Touchpoint",
     "TrackedLink",
     "User",
+    "UserPermission",
     "WebForm",
 ]
