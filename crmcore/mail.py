@@ -208,7 +208,8 @@ class SMTPTransport:
     def connect(self) -> Iterator[SMTPConnection]:
         """Open one session (for a batch of messages)."""
         settings = self.settings
-        context = ssl.create_default_context()
+        # Loading the CA store takes milliseconds: only when TLS is used.
+        context = ssl.create_default_context() if settings.smtp_security != "none" else None
         try:
             if settings.smtp_security == "ssl":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(settings.smtp_host, settings.smtp_port,

@@ -11,6 +11,7 @@ start) and ``unsubscribed`` (suppressed, do-not-contact, or no consent).
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import logging
 from datetime import timedelta
@@ -144,7 +145,7 @@ class SequenceService:
         with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(Sequence).order_by(Sequence.name)))
 
-    def steps(self, name: str) -> list[SequenceStep]:
+    def steps(self, name: str) -> builtins.list[SequenceStep]:
         """The steps of sequence *name*, in order."""
         with self.crm.transaction(readonly=True) as ctx:
             sequence = _sequence(ctx, name)
@@ -170,7 +171,7 @@ class SequenceService:
                 raise Conflict(f"the contact is already going through {sequence.name!r}")
             return enrollment
 
-    def enrollments(self, name: str) -> list[Enrollment]:
+    def enrollments(self, name: str) -> builtins.list[Enrollment]:
         """The enrollments of sequence *name*."""
         with self.crm.transaction(readonly=True) as ctx:
             sequence = _sequence(ctx, name)

@@ -7,6 +7,7 @@ and queues the first fill job, in the same transaction.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -86,8 +87,16 @@ def page_context(
         "subject": subject,
         "unsubscribe_url": unsubscribe_url,
         "open_pixel_url": open_pixel_url,
-        "sender_address": setting(crm, "sender_address"),
+        "sender_address": _sender_address(crm),
     }
+
+
+def _sender_address(crm: CRM) -> str:
+    # read once per CRM: the fill renders thousands of pages
+    cached = crm.__dict__.get("_email_marketing_sender_address")
+    if cached is None:
+        cached = crm.__dict__["_email_marketing_sender_address"] = str(setting(crm, "sender_address") or "")
+    return str(cached)
 
 
 def resolve_segment(ctx: HookContext, name: str) -> Select[tuple[int]]:
@@ -508,7 +517,7 @@ class CampaignService:
             campaign = get_campaign(ctx, ref)
             return campaign_stats(ctx, campaign)
 
-    def skipped(self, ref: Any, *, limit: int = 100) -> list[dict[str, Any]]:
+    def skipped(self, ref: Any, *, limit: int = 100) -> builtins.list[dict[str, Any]]:
         """Recipients not sent (skipped, failed, unknown, bounced), each with its reason."""
         with self.crm.transaction(readonly=True) as ctx:
             campaign = get_campaign(ctx, ref)

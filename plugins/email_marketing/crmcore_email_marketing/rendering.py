@@ -17,7 +17,7 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import jinja2
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from crmcore.errors import ValidationError
 
@@ -193,7 +193,8 @@ def _environment(crm: CRM) -> jinja2.Environment:
     """The CRM's sandbox, strict about unknown names (a typo is an error, not an empty string)."""
     cached = crm.__dict__.get("_email_marketing_sandbox")
     if cached is None:
-        cached = crm.sandbox.overlay(undefined=jinja2.StrictUndefined)
+        # No reload checks: a campaign renders thousands of pages (each would stat the layout file).
+        cached = crm.sandbox.overlay(undefined=jinja2.StrictUndefined, auto_reload=False)
         crm.__dict__["_email_marketing_sandbox"] = cached
     env: jinja2.Environment = cached
     return env

@@ -327,3 +327,18 @@ def test_no_recipient_row_twice_when_a_fill_chunk_runs_again(crm, em, newsletter
             fill_chunk(ctx, row)
     run_due_jobs()
     assert len(_recipients(crm, campaign.id)) == 7
+
+
+def test_an_invalid_address_is_skipped_with_the_reason_and_the_rest_is_sent(crm, em, newsletter, people, smtp_server,
+                                                                            run_due_jobs):  # fmt: skip
+    from sqlalchemy import update
+
+    from crmcore.models import Contact
+
+    with crm.transaction() as ctx:  # imported long ago, before addresses were checked
+        ctx.session.execute(update(Contact).where(Contact.id == people[1].id).values(email="grace at example"))
+    campaign = em.campaigns.create("Spring", template="newsletter", segment="everyone")
+    em.campaigns.send("Spring")
+    run_due_jobs()
+    assert _recipients(crm, campaign.id)["grace at example"].reason == "invalid email address 'grace at example'"
+    assert len(smtp_server.messages) == 5
