@@ -85,7 +85,8 @@ def render_beancount(entry: ExportedEntry) -> str:
 
 def render_ledger(entry: ExportedEntry) -> str:
     """One ledger-cli transaction, cleared (``*``), with its entry id in a comment."""
-    payee = " ".join(f"{entry.payee} | {entry.narration}".split()).replace(";", ",")
+    # One line; no ";" (a comment) and no leading "(" (a transaction code) in ledger's payee.
+    payee = " ".join(f"{entry.payee} | {entry.narration}".split()).replace(";", ",").lstrip("(")
     lines = [f"{entry.posted_on.isoformat()} * {payee}", f"    ; crm-entry: {entry.id}"]
     if entry.document:
         lines.append(f"    ; crm-document: {entry.document}")
@@ -101,9 +102,10 @@ def render_csv(entry: ExportedEntry) -> str:
     writer = csv.writer(out, lineterminator="\n")
     for account, amount in entry.postings:
         text = _amount(amount, entry.currency)
-        writer.writerow([entry.id, entry.posted_on.isoformat(), entry.kind, entry.document, entry.payee,
-                         entry.narration, account, text if amount > 0 else "",
-                         _amount(-amount, entry.currency) if amount < 0 else "", text, entry.currency])  # fmt: skip
+        writer.writerow([entry.id, entry.posted_on.isoformat(), entry.kind, entry.document,
+                         " ".join(entry.payee.split()), " ".join(entry.narration.split()), account,
+                         text if amount > 0 else "", _amount(-amount, entry.currency) if amount < 0 else "", text,
+                         entry.currency])  # fmt: skip
     return out.getvalue()
 
 

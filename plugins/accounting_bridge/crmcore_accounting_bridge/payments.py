@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import secrets
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -120,7 +121,7 @@ class PaymentService(Service):
             target = find_invoice(ctx, invoice)
             code = currency_code(currency, target.currency)
             day = when or local_today(ctx)
-            ref = (reference or "").strip() or f"manual:{target.number}:{ctx.now.isoformat()}"
+            ref = (reference or "").strip() or f"manual:{target.number}:{ctx.now:%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
             return record_in(ctx, target, value, currency=code, received_on=day, reference=ref[:120], source="manual")
 
     def import_csv(self, path: str | Path, *, actor: Any = None) -> ImportReport:
