@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import select
 
+from crmcore import permissions
 from crmcore.errors import ValidationError
 from crmcore.services.base import Service
 from crmcore_accounting_bridge.calc import minor_unit
@@ -220,7 +221,7 @@ class Exporter(Service):
     """``crm accounting export``: write the journal to a Beancount, ledger or CSV file."""
 
     def export(self, fmt: str, output: str | Path, *, start: date | str | None = None,
-               end: date | str | None = None) -> ExportResult:  # fmt: skip
+               end: date | str | None = None, actor: Any = None) -> ExportResult:  # fmt: skip
         """Append the entries posted from *start* to *end* (inclusive) that *output* lacks."""
         from crmcore.validation import parse_date
 
@@ -242,7 +243,8 @@ class Exporter(Service):
         if existing and fmt == "csv" and not existing.startswith(",".join(CSV_COLUMNS)):
             raise ValidationError({"output": f"{path} is not a journal CSV written by this exporter"})
         ids, declared = held(fmt, existing)
-        with self.crm.transaction(readonly=True) as ctx:
+        with self.crm.transaction(actor, readonly=True) as ctx:
+            permissions.require(ctx, "accounting.books")
             # Only ids first (cheap): rows are loaded from the first entry the file lacks onwards.
             in_range = select(Entry.id)
             if first:
