@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
     from crmcore.events import PurchaseRecorded, TouchpointRecorded
     from crmcore.reports import Report, ReportQuery
 
@@ -67,6 +69,22 @@ def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = value.split(",")
     return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """A monthly newsletter to consenting prospects and customers; opens and clicks follow."""
+    from crmcore_email_marketing.demo import simulate
+
+    simulate(day)
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Email templates, as vendors' bundles ship them."""
+    from crmcore_email_marketing.bundles import KINDS
+
+    return KINDS
 
 
 @hookimpl
