@@ -41,7 +41,7 @@ def simulate(day: DemoDay) -> None:
                    Invoice.issued_on).where(Invoice.status == "open", Invoice.kind == "invoice")))  # fmt: skip
     for number, total, paid, credited, currency, issued_on in open_invoices:
         age = (day.date - issued_on).days
-        if age < 2 or number.endswith("7") or rng.random() > 0.06:  # every tenth customer never pays
+        if age < 2 or number.endswith("7") or rng.random() > 0.12:  # every tenth customer never pays
             continue
         amount = round_money(total - paid - credited, currency)
         extra = round_money(amount * rng.choice([Decimal(0)] * 9 + [Decimal("0.05")]), currency)

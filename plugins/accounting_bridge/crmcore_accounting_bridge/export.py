@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import select
 
+from crmcore import permissions
 from crmcore.errors import ValidationError
 from crmcore.services.base import Service
 from crmcore_accounting_bridge.calc import minor_unit
@@ -85,7 +86,8 @@ def render_beancount(entry: ExportedEntry) -> str:
 
 def render_ledger(entry: ExportedEntry) -> str:
     """One ledger-cli transaction, cleared (``*``), with its entry id in a comment."""
-    payee = " ".join(f"{entry.payee} | {entry.narration}".split()).replace(";", ",")
+    # One line; no ";" (a comment) and no leading "(" (a transaction code) in ledger's payee.
+    payee = " ".join(f"{entry.payee} | {entry.narration}".split()).replace(";", ",").lstrip("(")
     lines = [f"{entry.posted_on.isoformat()} * {payee}", f"    ; crm-entry: {entry.id}"]
     if entry.document:
         lines.append(f"    ; crm-document: {entry.document}")
@@ -101,9 +103,10 @@ def render_csv(entry: ExportedEntry) -> str:
     writer = csv.writer(out, lineterminator="\n")
     for account, amount in entry.postings:
         text = _amount(amount, entry.currency)
-        writer.writerow([entry.id, entry.posted_on.isoformat(), entry.kind, entry.document, entry.payee,
-                         entry.narration, account, text if amount > 0 else "",
-                         _amount(-amount, entry.currency) if amount < 0 else "", text, entry.currency])  # fmt: skip
+        writer.writerow([entry.id, entry.posted_on.isoformat(), entry.kind, entry.document,
+                         " ".join(entry.payee.split()), " ".join(entry.narration.split()), account,
+                         text if amount > 0 else "", _amount(-amount, entry.currency) if amount < 0 else "", text,
+                         entry.currency])  # fmt: skip
     return out.getvalue()
 
 
@@ -218,7 +221,7 @@ class Exporter(Service):
     """``crm accounting export``: write the journal to a Beancount, ledger or CSV file."""
 
     def export(self, fmt: str, output: str | Path, *, start: date | str | None = None,
-               end: date | str | None = None) -> ExportResult:  # fmt: skip
+               end: date | str | None = None, actor: Any = None) -> ExportResult:  # fmt: skip
         """Append the entries posted from *start* to *end* (inclusive) that *output* lacks."""
         from crmcore.validation import parse_date
 
@@ -240,7 +243,8 @@ class Exporter(Service):
         if existing and fmt == "csv" and not existing.startswith(",".join(CSV_COLUMNS)):
             raise ValidationError({"output": f"{path} is not a journal CSV written by this exporter"})
         ids, declared = held(fmt, existing)
-        with self.crm.transaction(readonly=True) as ctx:
+        with self.crm.transaction(actor, readonly=True) as ctx:
+            permissions.require(ctx, "accounting.books")
             # Only ids first (cheap): rows are loaded from the first entry the file lacks onwards.
             in_range = select(Entry.id)
             if first:

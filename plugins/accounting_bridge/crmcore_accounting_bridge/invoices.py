@@ -11,6 +11,7 @@ import attrs
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.models import Contact, Opportunity, Product, Purchase, PurchaseLine
 from crmcore.services.base import ContactRef, Service, get_contact, get_user
@@ -422,6 +423,7 @@ class InvoiceService(Service):
         if issued and due and due < issued:
             raise ValidationError({"due_on": "is before the issue date"})
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
             target = get_contact(ctx, contact)
             rep_user = get_user(ctx, rep, "rep")
             built = _lines(ctx, config, lines, code)
@@ -441,6 +443,7 @@ class InvoiceService(Service):
         config = Config.of(self.crm)
         known = {"contact", "lines", "currency", "tax_inclusive", "issued_on", "due_on", "terms_days", "notes"}
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
             ids = [int(i["contact"]) for i in invoices if str(i.get("contact", "")).strip().isdigit()]
             contacts: dict[int, Contact] = {}
             for chunk in range(0, len(ids), 500):
@@ -475,11 +478,13 @@ class InvoiceService(Service):
     def from_opportunity(self, opportunity_id: int, *, actor: Any = None) -> Invoice:
         """Invoice a won opportunity (one line: its name and amount)."""
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
             return invoice_opportunity(ctx, opportunity_id)
 
     def from_purchase(self, purchase_id: int, *, actor: Any = None) -> Invoice:
         """Invoice a recorded purchase, line by line."""
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
             return invoice_purchase(ctx, purchase_id)
 
     def credit_note(
@@ -494,6 +499,7 @@ class InvoiceService(Service):
         config = Config.of(self.crm)
         reason_text = clean_text(reason, "reason", 4000, required=True)
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
             original = find_invoice(ctx, invoice)
             if original.kind != "invoice":
                 raise ValidationError({"invoice": f"{original.number} is a credit note, not an invoice"})
@@ -512,19 +518,21 @@ class InvoiceService(Service):
             return issue_in(ctx, contact=contact, lines=built, currency=original.currency, tax_inclusive=inclusive,
                             terms_days=0, rep_id=original.rep_id, notes=reason_text, credits=original)  # fmt: skip
 
-    def get(self, ref: str | int) -> dict[str, Any]:
+    def get(self, ref: str | int, *, actor: Any = None) -> dict[str, Any]:
         """An invoice with its lines."""
-        with self.crm.transaction(readonly=True) as ctx:
+        with self.crm.transaction(actor, readonly=True) as ctx:
+            permissions.require(ctx, "accounting.view")
             invoice = find_invoice(ctx, ref)
             lines = ctx.session.scalars(select(InvoiceLine).where(InvoiceLine.invoice_id == invoice.id)
                                         .order_by(InvoiceLine.position))  # fmt: skip
             return invoice_record(invoice, list(lines))
 
     def list(self, *, contact: ContactRef | None = None, status: str | None = None, kind: str | None = None,
-             limit: int = 100) -> list[dict[str, Any]]:  # fmt: skip
+             limit: int = 100, actor: Any = None) -> list[dict[str, Any]]:  # fmt: skip
         """Invoices and credit notes, newest first."""
         query = select(Invoice).order_by(Invoice.id.desc()).limit(limit)
-        with self.crm.transaction(readonly=True) as ctx:
+        with self.crm.transaction(actor, readonly=True) as ctx:
+            permissions.require(ctx, "accounting.view")
             if contact is not None:
                 query = query.where(Invoice.contact_id == get_contact(ctx, contact).id)
             if status == "overdue":

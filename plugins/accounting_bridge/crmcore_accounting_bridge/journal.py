@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import func, select
 
+from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.services.base import Service
 from crmcore_accounting_bridge.calc import round_money
@@ -100,6 +101,7 @@ class Journal(Service):
         code = currency_code(currency, self.crm.settings.currency)
         built = [Leg(account, money(amount, "amount")) for account, amount in legs]
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.books")
             entry = post(ctx, kind="manual", posted_on=posted_on or local_today(ctx), payee=payee,
                          narration=narration, currency=code, legs=built)  # fmt: skip
             ctx.audit("accounting.entry.post", "accounting_entry", entry.id, {"narration": narration})
@@ -108,6 +110,7 @@ class Journal(Service):
     def reverse(self, entry_id: int, *, reason: str, actor: Any = None) -> Entry:
         """Post the mirror image of an entry (a posted entry is never edited)."""
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.books")
             entry = reverse_in(ctx, entry_id, reason)
             ctx.audit("accounting.entry.reverse", "accounting_entry", entry_id, {"reason": reason})
         return entry

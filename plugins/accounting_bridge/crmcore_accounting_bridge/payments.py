@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import secrets
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import func, select
 
+from crmcore import permissions
 from crmcore.errors import Conflict, ValidationError
 from crmcore.models import Contact
 from crmcore.services.base import Service, get_contact
@@ -117,10 +119,11 @@ class PaymentService(Service):
         value = _decimal(amount, "amount")
         when = parse_date(received_on, "received_on")
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.books")
             target = find_invoice(ctx, invoice)
             code = currency_code(currency, target.currency)
             day = when or local_today(ctx)
-            ref = (reference or "").strip() or f"manual:{target.number}:{ctx.now.isoformat()}"
+            ref = (reference or "").strip() or f"manual:{target.number}:{ctx.now:%Y%m%d%H%M%S}:{secrets.token_hex(4)}"
             return record_in(ctx, target, value, currency=code, received_on=day, reference=ref[:120], source="manual")
 
     def import_csv(self, path: str | Path, *, actor: Any = None) -> ImportReport:
@@ -138,6 +141,7 @@ class PaymentService(Service):
         duplicates: list[dict[str, Any]] = []
         unmatched: list[dict[str, Any]] = []
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.books")
             for row in rows:
                 base = {"line": row.line, "invoice": row.invoice, "amount": row.amount, "reference": row.reference}
                 if ctx.first(Payment, Payment.reference == row.reference) is not None:
@@ -235,9 +239,10 @@ class PaymentService(Service):
             return None, f"no open invoice of {row.customer} for {row.amount}"
         return candidates[0], ""
 
-    def balance(self, contact: Any) -> dict[str, Any]:
+    def balance(self, contact: Any, *, actor: Any = None) -> dict[str, Any]:
         """A customer's open balance, credit and overdue invoices."""
-        with self.crm.transaction(readonly=True) as ctx:
+        with self.crm.transaction(actor, readonly=True) as ctx:
+            permissions.require(ctx, "accounting.view")
             return balance_in(ctx, get_contact(ctx, contact).id)
 
     def check_overdue(self, *, actor: Any = None) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from crmcore.demo.simulation import DemoDay
     from crmcore.events import OpportunityClosed, PurchaseRecorded
     from crmcore.models import Contact
-    from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+    from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
     from crmcore.reports import Report, ReportQuery
     from crmcore_accounting_bridge.connectors import Connector
 
@@ -41,6 +41,21 @@ def crm_demo_day(day: DemoDay) -> None:
     from crmcore_accounting_bridge.demo import simulate
 
     simulate(day)
+
+
+@hookimpl
+def crm_register_permissions() -> list[PermissionSpec]:
+    """See invoices and balances; issue invoices and credit notes; keep the books."""
+    from crmcore.registry import PermissionSpec
+
+    return [
+        PermissionSpec(name="accounting.view", description="See invoices, balances and the journal",
+                       roles=("rep", "agent", "manager")),
+        PermissionSpec(name="accounting.invoice", description="Issue invoices and credit notes",
+                       roles=("manager",)),
+        PermissionSpec(name="accounting.books", description="Record payments, post and reverse entries, export "
+                       "the books", roles=()),
+    ]  # fmt: skip
 
 
 @hookimpl

@@ -149,3 +149,19 @@ def test_export_command(cli, booked, tmp_path):
     assert "0 new entries written" in cli(*args).output
     refused = cli("accounting", "export", "--format", "beancount", "--from", "soon", "--output", str(path))
     assert refused.exit_code == 1 and "from:" in refused.output
+
+
+def test_awkward_names_survive_every_format(crm, books, products, tmp_path):
+    odd = crm.leads.capture(email="zoe@example.com", first_name='(Zoë "Z"', last_name="O'Brien; Ltd\\")
+    books.invoices.create(odd.id, lines=[{"description": 'Line with "quotes"; and (parens)', "price": "10"}])
+    _transactions, errors = beancount_errors(Path(books.exports.export("beancount", tmp_path / "b.beancount").path))
+    assert errors == []
+    books.exports.export("csv", tmp_path / "j.csv")
+    with (tmp_path / "j.csv").open(newline="") as handle:
+        assert {row["payee"] for row in csv.DictReader(handle)} == {"(Zoë \"Z\" O'Brien; Ltd\\"}
+    if LEDGER is None:
+        pytest.skip("the ledger program is not installed (make system-deps installs it)")
+    path = tmp_path / "b.ledger"
+    books.exports.export("ledger", path)
+    run = subprocess.run([LEDGER, "-f", str(path), "--strict", "balance"], capture_output=True, text=True, check=False)
+    assert run.returncode == 0 and run.stderr == ""

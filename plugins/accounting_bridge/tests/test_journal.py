@@ -78,3 +78,20 @@ def test_posted_entries_are_never_edited_only_reversed(crm, books, ada, products
     with pytest.raises(Conflict, match="already reversed"):
         books.journal.reverse(entry["id"], reason="again")
     assert _legs(books.journal.entries()[0]) == _legs(entry)  # the original is untouched
+
+
+def test_permissions_reps_see_managers_invoice_only_the_books_role_keeps_the_books(crm, books, ada, products, tmp_path):
+    from crmcore.errors import PermissionDenied
+
+    rep = crm.users.add("rep@example.com", "Rita Rep", role="rep")
+    manager = crm.users.add("boss@example.com", "Max Manager", role="manager")
+    with pytest.raises(PermissionDenied, match="issue invoices"):
+        books.invoices.create(ada.id, lines=[{"sku": "PRO"}], actor=rep.id)
+    customer = crm.contacts.add(email="own@example.com", actor=manager.id)  # the manager's own customer
+    invoice = books.invoices.create(customer.id, lines=[{"sku": "PRO"}], actor=manager.id)
+    assert books.invoices.get(invoice.number, actor=rep.id)["total"] == D("119.00")
+    with pytest.raises(PermissionDenied, match=r"accounting\.books"):
+        books.payments.record(invoice.number, "119.00", actor=manager.id)
+    with pytest.raises(PermissionDenied):
+        books.exports.export("csv", tmp_path / "j.csv", actor=rep.id)
+    books.payments.record(invoice.number, "119.00")  # the system (imports, workers) is not restricted
