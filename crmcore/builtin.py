@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, or_, select
 
+from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
@@ -29,15 +30,19 @@ from crmcore.models import (
     User,
 )
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
-from crmcore.registry import JobCall, JobHandler, PeriodicJob
+from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
+    from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
 
 DORMANCY_HANDLER = "core.dormancy_check"
@@ -69,6 +74,11 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
     The loads are counted once per unit of work and kept up to date in memory,
     so a batch of captures costs one query, not one per lead.
     """
+    return least_loaded_rep(ctx)
+
+
+def least_loaded_rep(ctx: HookContext) -> int | None:
+    """The core's owner rule on its own (imports use it without building contacts)."""
     loads: dict[int, int] | None = ctx.cache.get("rep_loads")
     if loads is None:
         open_count = (
@@ -151,6 +161,13 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
         PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
         JobHandler(
+            name=POSTBACK_HANDLER,
+            func=send_postback,
+            max_attempts=8,
+            backoff=timedelta(minutes=1),
+            help="Send an affiliate's conversion postback (once per conversion).",
+        ),
+        JobHandler(
             name=SEND_MAIL_HANDLER,
             func=send_mail_job,
             max_attempts=10,
@@ -202,9 +219,41 @@ def _dormancy_check(call: JobCall) -> None:
 
 
 @hookimpl(trylast=True)
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    from crmcore.bundles import CORE_KINDS
+
+    return list(CORE_KINDS)
+
+
+@hookimpl(trylast=True)
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_permissions() -> list[PermissionSpec]:
+    """The core's permissions (contacts, opportunities, reports, users, the console)."""
+    from crmcore.permissions import CORE_PERMISSIONS
+
+    return list(CORE_PERMISSIONS)
+
+
+@hookimpl(trylast=True)
+def crm_register_routes(crm: CRM) -> list[BaseRoute]:
+    """The core's pages: tracked links, web forms, conversions (``crmcore.web.capture``), double opt-in."""
+    from crmcore.privacy import consent_routes
+    from crmcore.web.capture import routes
+
+    return [*routes(crm), *consent_routes(crm)]
+
+
+@hookimpl(trylast=True)
+def crm_affiliate_commission(affiliate: Affiliate, conversion: Touchpoint, ctx: HookContext) -> Decimal | None:
+    """The affiliate's own rule: percent of the conversion value plus a flat amount."""
+    from crmcore.attribution import default_commission
+
+    return default_commission(affiliate, conversion)
 
 
 @hookimpl(trylast=True)
@@ -227,14 +276,6 @@ def crm_segment_names(ctx: HookContext) -> list[str]:
     from crmcore.models import Segment
 
     return list(ctx.session.scalars(select(Segment.name).order_by(Segment.name)))
-
-
-@hookimpl(trylast=True)
-def crm_register_routes(crm: CRM) -> list[BaseRoute]:
-    """The core's pages: the double opt-in confirmation."""
-    from crmcore.privacy import consent_routes
-
-    return consent_routes(crm)
 
 
 @hookimpl(trylast=True)

@@ -74,8 +74,29 @@ class Settings:
     trace_hooks: bool = attrs.field(default=False, converter=_bool)
     #: Public base URL of the web app, used in links put into emails.
     base_url: str = "http://127.0.0.1:8000"
+    #: Days a signed link in an email keeps working (``crmcore.links``).
+    signed_link_max_age_days: int = attrs.field(default=400, converter=int)
+    #: Days after an affiliate's click during which a conversion is credited to it.
+    affiliate_window_days: int = attrs.field(default=30, converter=int)
+    #: Web form submissions allowed per client address per minute.
+    form_rate_per_minute: int = attrs.field(default=30, converter=int)
+    #: A repeated submission of the same form by the same person within this many seconds is one.
+    form_dedupe_seconds: int = attrs.field(default=30, converter=int)
+    #: Shared secret a host shop signs ``POST /conversions`` with (HMAC-SHA256); empty turns it off.
+    conversion_secret: str = ""
     #: Largest request body the web app accepts.
     web_max_body_bytes: int = attrs.field(default=1_000_000, converter=int)
+    #: Mount the staff console under ``/console`` in ``crm.asgi_app()``.
+    console_enabled: bool = attrs.field(default=True, converter=_bool)
+    #: Hours a console session lasts after sign-in.
+    console_session_hours: int = attrs.field(default=12, converter=int)
+    #: Mark console cookies ``Secure`` (HTTPS only): ``auto`` means everywhere but development.
+    console_secure_cookies: str = "auto"
+    #: Sign-in attempts allowed per client address and per email in ``console_login_window`` seconds.
+    console_login_attempts: int = attrs.field(default=5, converter=int)
+    console_login_window: int = attrs.field(default=300, converter=int)
+    #: The console's default language (``en``, ``fa``).
+    console_locale: str = "en"
     #: Job backend: ``inline`` (the ``crm worker`` loop) or ``celery``.
     jobs_backend: str = "inline"
     #: Celery broker URL when ``jobs_backend`` is ``celery``.
@@ -114,6 +135,8 @@ class Settings:
             raise ConfigError(f"jobs_backend must be inline or celery, not {self.jobs_backend!r}")
         if self.mail_transport not in {"smtp", "file"}:
             raise ConfigError(f"mail_transport must be smtp or file, not {self.mail_transport!r}")
+        if self.console_secure_cookies not in {"auto", "true", "false"}:
+            raise ConfigError("console_secure_cookies must be auto, true or false")
         if self.smtp_security not in {"none", "starttls", "ssl"}:
             raise ConfigError("smtp_security must be none, starttls or ssl")
 

@@ -192,3 +192,19 @@ def test_consent_and_segment_tables_migrate_to_the_models_schema(crm):
 
     assert len(branch_heads(crm, "core")) == 1
     assert schema_diff(crm) == []
+
+
+def test_web_form_consent_goes_through_double_opt_in(crm, http, smtp_server, run_due_jobs):
+    crm.forms.create("news", title="Newsletter", fields=[{"name": "email", "type": "email", "required": True}],
+                     consent_text="Send me the monthly newsletter.", consent_purposes=["marketing"])  # fmt: skip
+    posted = http.post("/forms/news", data={"email": "ada@example.com", "consent": "on"}, follow_redirects=False)
+    assert posted.status_code in (200, 303)
+    ada = crm.contacts.get("ada@example.com")
+    [pending] = crm.consent.status(ada.id)
+    assert (pending["status"], pending["source"], pending["text"]) == (
+        "pending", "form:news", "Send me the monthly newsletter.")
+    assert not crm.consent.has(ada.id, "marketing", "email")
+    run_due_jobs()
+    path = _link(smtp_server.to("ada@example.com")[0])
+    assert http.post(path).status_code == 200
+    assert crm.consent.has(ada.id, "marketing", "email")

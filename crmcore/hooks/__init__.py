@@ -32,6 +32,9 @@ SPEC_MODULES = (
     "crmcore.hooks.mail",
     "crmcore.hooks.web",
     "crmcore.hooks.reports",
+    "crmcore.hooks.bundles",
+    "crmcore.hooks.demo",
+    "crmcore.hooks.console",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from crmcore.hooks import hookspec
 
 if TYPE_CHECKING:
-    from typing import Any
+    from decimal import Decimal
 
     from crmcore.context import HookContext
     from crmcore.events import (
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
         ScoreThresholdCrossed,
         TouchpointRecorded,
     )
-    from crmcore.models import Contact, Touchpoint
+    from crmcore.models import Affiliate, Contact, ConversionAttribution, Touchpoint
 
 
 @hookspec
@@ -150,16 +150,49 @@ def crm_form_consent_given(
 ) -> None:
     """A web form was submitted with its consent checkbox ticked.
 
-    Runs inside the form submission's transaction, after the contact is
-    captured; may write (the core's consent ledger stores a pending consent and
-    queues the double opt-in mail). Raising rolls the submission back. All
-    implementations run; return values are ignored.
+    Fires inside the submission's transaction, after the lead is captured and
+    its form touchpoint recorded; the consent ledger (``crm.consent``) records
+    the grant here. May write; raising rolls the whole submission back.
+    All implementations run; return values are ignored.
 
-    :param contact_id: The contact who submitted the form.
+    :param contact_id: The contact who ticked the box.
     :param form_slug: The form's slug.
-    :param purposes: What the checkbox asked for (``["marketing", "surveys:sms"]``;
-        a bare purpose means email).
-    :param proof: ``{"at", "ip", "source": "form:<slug>", "form_version", "text"}``.
+    :param purposes: The purposes the form's consent text covers (``marketing``, ``surveys``, …).
+    :param proof: ``{"at", "ip", "source": "form:<slug>", "form_version", "text"}``: when, from
+        where, which version of the form, and the exact text shown.
+    :param ctx: The unit of work.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def crm_affiliate_commission(affiliate: Affiliate, conversion: Touchpoint, ctx: HookContext) -> Decimal | None:
+    """Compute the commission *affiliate* earns for *conversion*.
+
+    A decision: stops at the first non-None result. The core's default
+    (``trylast``) applies the affiliate's rule: ``commission_percent`` of the
+    conversion value plus ``commission_flat``. Runs inside the transaction that
+    records the conversion; must not write.
+
+    :param affiliate: The affiliate the conversion is credited to.
+    :param conversion: The flushed conversion touchpoint (``value``, ``currency``).
+    :param ctx: The unit of work.
+    :returns: The commission in the conversion's currency, or ``None`` to abstain.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_conversion_attributed(attribution: ConversionAttribution, ctx: HookContext) -> None:
+    """A conversion was recorded and credited to its first and last touch (and affiliate).
+
+    Runs inside the transaction after the attribution row is flushed and the
+    affiliate's postback (if any) is queued in the outbox. May write related
+    rows. All implementations run; return values are ignored.
+
+    :param attribution: The conversion's attribution: touchpoints, affiliate, commission.
     :param ctx: The unit of work.
 
     .. versionadded:: 0.1

@@ -1,15 +1,20 @@
 """The core's tables. Plugins add theirs on the same :class:`~crmcore.db.Base`."""
 
+from crmcore.models.capture import Affiliate, ContactAttribution, ConversionAttribution, TrackedLink, WebForm
 from crmcore.models.people import (
     Contact,
     ContactTag,
     CustomField,
     LifecycleChange,
     Organization,
+    Role,
+    RolePermission,
     Stage,
     Tag,
     Team,
+    TeamManager,
     User,
+    UserPermission,
 )
 from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
@@ -23,19 +28,23 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
     "INTERACTION_KINDS",
     "Activity",
     "AdSpend",
+    "Affiliate",
     "AuditEntry",
+    "BundleRecord",
     "Consent",
     "ConsentEvent",
     "ConsentRequest",
     "Contact",
+    "ContactAttribution",
     "ContactTag",
+    "ConversionAttribution",
     "CustomField",
     "Feedback",
     "Interaction",
@@ -52,11 +61,17 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Role",
+    "RolePermission",
     "Segment",
     "Stage",
     "Tag",
     "Team",
+    "TeamManager",
     "TouchKind",
     "Touchpoint",
+    "TrackedLink",
     "User",
+    "UserPermission",
+    "WebForm",
 ]

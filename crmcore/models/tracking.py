@@ -77,6 +77,8 @@ class Touchpoint(Base):
     #: Unique key of an external event, so a repeated import or post records it once.
     external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSONData, default=dict)
+    #: The tracked link clicked (``/r/<code>``), for clicks per link.
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("tracked_link.id", ondelete="SET NULL"), index=True)
 
 
 class Interaction(Base):

@@ -1,15 +1,19 @@
-"""Contacts: add, find, list, update, tag, move back, merge and erase; plus users,
-products and custom field declarations."""
+"""Contacts: add, find, list, update, tag, move back, merge and erase; plus products
+and custom field declarations."""
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
-from datetime import datetime
-from typing import IO, Any
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+import attrs
+from sqlalchemy import Select, and_, delete, or_, select, update
 
+from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
 from crmcore.models import (
@@ -29,14 +33,15 @@ from crmcore.models import (
     Purchase,
     Stage,
     Tag,
-    Team,
     Touchpoint,
-    User,
 )
 from crmcore.registry import CustomFieldSpec
-from crmcore.services.base import ContactRef, Service, change_stage, get_contact
+from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact, custom_field_defs
-from crmcore.validation import clean_text, currency_code, normalize_email, positive_amount
+from crmcore.validation import clean_text, currency_code, positive_amount
+
+if TYPE_CHECKING:
+    from crmcore.services.imports import ImportResult
 
 #: Stages a contact can be moved back to by hand, and from where.
 BACKWARD_MOVES = {
@@ -87,7 +92,10 @@ class ContactService(Service):
         ``crm.leads.capture`` instead: it matches duplicates.
         """
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.edit")
             values = clean_contact(ctx, fields, creating=True)
+            if values.get("owner_id") is None and ctx.actor.user_id is not None:
+                values["owner_id"] = ctx.actor.user_id
             if (
                 not values.get("email_normalized")
                 and not values.get("phone_normalized")
@@ -136,6 +144,10 @@ class ContactService(Service):
                 raise ValidationError({"stage": f"unknown stage {stage!r}"})
             query = query.where(Contact.stage == stage)
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "contacts.view")
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            if reach is not None:
+                query = query.where(reach)
             if owner is not None:
                 from crmcore.services.base import get_user
 
@@ -163,7 +175,7 @@ class ContactService(Service):
         if "stage" in fields:
             raise ValidationError({"stage": "use qualify, convert or move_stage to change stages"})
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             _refuse_erased(contact)
             values = clean_contact(ctx, fields, creating=False, custom_before=contact.custom)
             email = values.get("email_normalized")
@@ -180,6 +192,18 @@ class ContactService(Service):
             ctx.audit("contact.update", "contact", contact.id, _public(changes))
         return contact
 
+    def names(self, ids: Iterable[int]) -> dict[int, str]:
+        """Display names of the contacts *ids* within the actor's reach (one query)."""
+        wanted = sorted({int(i) for i in ids if i is not None})
+        if not wanted:
+            return {}
+        with self.crm.transaction(readonly=True) as ctx:
+            query = select(Contact).where(Contact.id.in_(wanted))
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            if reach is not None:
+                query = query.where(reach)
+            return {c.id: c.name for c in ctx.session.scalars(query)}
+
     def tags(self, ref: ContactRef) -> builtins.list[str]:
         """The contact's tags."""
         with self.crm.transaction(readonly=True) as ctx:
@@ -192,7 +216,7 @@ class ContactService(Service):
         """
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             _refuse_erased(contact)
             try:
                 target = Stage(to_stage)
@@ -215,6 +239,7 @@ class ContactService(Service):
     def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
         """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.merge")
             survivor = get_contact(ctx, survivor_ref)
             merged = get_contact(ctx, merged_ref)
             if survivor.id == merged.id:
@@ -269,6 +294,7 @@ class ContactService(Service):
         Plugins erase their own rows in ``crm_contact_erased``.
         """
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.erase")
             contact = get_contact(ctx, ref)
             if contact.erased_at is not None:
                 raise Conflict(f"contact {contact.id} was already erased")
@@ -308,6 +334,41 @@ class ContactService(Service):
             ctx.audit("contact.erase", "contact", contact.id, {})
             ctx.call("crm_contact_erased", event=ContactErased(contact_id=contact.id, occurred_at=ctx.now))
 
+    def dormant(
+        self, *, period: str | timedelta | None = None, limit: int | None = None, offset: int = 0
+    ) -> builtins.list[Contact]:
+        """Customers without purchase, touchpoint or interaction for *period*, longest idle first.
+
+        *period* defaults to the ``dormant_after_days`` setting; ``"18m"``,
+        ``"3y"``, ``"90d"`` or a timedelta. Customers already moved to the
+        dormant stage and those the daily check has not reached yet both count.
+        """
+        with self.crm.transaction(readonly=True) as ctx:
+            query = dormant_query(ctx, period).order_by(Contact.last_activity_at, Contact.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(ctx.session.scalars(query))
+
+    def purge_dormant(self, period: str | timedelta, *, actor: Any = None) -> PurgeResult:
+        """Erase every contact dormant for *period* (``crm contact purge --dormant-for 3y``).
+
+        Each contact is erased in its own transaction, through the erase hooks;
+        one a plugin refuses (a legal hold) is reported and the others go on.
+        """
+        cutoff_period = parse_period(period) if isinstance(period, str) else period
+        with self.crm.transaction(readonly=True) as ctx:
+            ids = list(ctx.session.scalars(
+                dormant_query(ctx, cutoff_period).with_only_columns(Contact.id).order_by(Contact.id)))  # fmt: skip
+        result = PurgeResult()
+        for contact_id in ids:
+            try:
+                self.erase(contact_id, actor=actor)
+            except (ValidationError, Conflict) as exc:
+                result.refused[contact_id] = str(exc)
+            else:
+                result.erased.append(contact_id)
+        return result
+
     def details(self, ref: ContactRef) -> dict[str, Any]:
         """Everything ``crm contact show`` prints: fields, tags, plugins' sections."""
         with self.crm.transaction(readonly=True) as ctx:
@@ -340,6 +401,39 @@ class ContactService(Service):
                 data.setdefault("plugins", {})[plugin] = sections
             return data
 
+    def import_csv(
+        self,
+        path: str | Path,
+        *,
+        mapping: dict[str, str] | None = None,
+        dry_run: bool = False,
+        errors_to: str | Path | IO[str] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        existing: str = "update",
+        source: str | None = None,
+        batch_size: int = 2000,
+        progress: Callable[[int], None] | None = None,
+        actor: Any = None,
+    ) -> ImportResult:
+        """Import contacts from a CSV file, streamed in batches; bad rows are reported, good ones kept.
+
+        *mapping* maps column names to fields (``{"E-Mail": "email"}``); columns
+        named like a field map themselves. Rows matching an existing contact
+        (normalized email, then phone) update it (*existing* ``"update"``) or
+        are left alone (``"skip"``), so a second run creates nobody twice.
+        Refused rows go to *errors_to* (a CSV with line numbers and reasons).
+        *dry_run* validates and matches everything and writes nothing.
+        *progress* is called with the number of bytes read, as they are read.
+        """
+        from crmcore.services.imports import ContactImporter
+
+        return ContactImporter(
+            self.crm, path, mapping=mapping, dry_run=dry_run, errors_to=errors_to, encoding=encoding,
+            delimiter=delimiter, existing=existing, source=source, batch_size=batch_size, progress=progress,
+            actor=actor,
+        ).run()  # fmt: skip
+
     def export_all(self, output: IO[str], fmt: str = "csv") -> int:
         """Stream every live contact to *output* as CSV or a JSON array; memory stays flat."""
         import csv
@@ -349,6 +443,7 @@ class ContactService(Service):
 
         count = 0
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "contacts.export")
             rows = ctx.session.scalars(
                 select(Contact)
                 .where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
@@ -384,6 +479,40 @@ class ContactService(Service):
 
         with self.crm.transaction(readonly=True) as ctx:
             return timeline(ctx, get_contact(ctx, ref), limit=limit, before=before)
+
+
+_PERIOD = re.compile(r"(\d+)\s*([dwmy])")
+_PERIOD_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def parse_period(text: str, field: str = "period") -> timedelta:
+    """``"90d"``, ``"6w"``, ``"18m"`` (30-day months), ``"3y"`` (365-day years) as a timedelta."""
+    match = _PERIOD.fullmatch(str(text).strip().lower())
+    if match is None or int(match[1]) == 0:
+        raise ValidationError({field: f"{text!r} is not a period such as 90d, 6w, 18m or 3y"})
+    return timedelta(days=int(match[1]) * _PERIOD_DAYS[match[2]])
+
+
+def dormant_query(ctx: Any, period: str | timedelta | None = None) -> Select[Contact]:
+    """Live customers (or dormant ones) idle since before ``now - period``."""
+    if period is None:
+        period = timedelta(days=ctx.crm.settings.dormant_after_days)
+    elif isinstance(period, str):
+        period = parse_period(period)
+    cutoff = ctx.now - period
+    idle = or_(Contact.last_activity_at < cutoff, and_(Contact.last_activity_at.is_(None), Contact.created_at < cutoff))
+    return select(Contact).where(
+        Contact.stage.in_([Stage.CUSTOMER, Stage.DORMANT]), idle,
+        Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
+    )  # fmt: skip
+
+
+@attrs.define
+class PurgeResult:
+    """What a purge erased, and what plugins refused to let go (id: reason)."""
+
+    erased: builtins.list[int] = attrs.field(factory=list)
+    refused: dict[int, str] = attrs.field(factory=dict)
 
 
 CONTACT_COLUMNS = (
@@ -435,56 +564,6 @@ def _refuse_erased(contact: Contact) -> None:
 
 def _public(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not k.endswith("_normalized")}
-
-
-class UserService(Service):
-    """The people who work in the CRM (reps, agents, managers)."""
-
-    ROLES = ("rep", "agent", "marketer", "manager", "admin")
-
-    def add(
-        self, email: str, name: str, *, role: str = "rep", team: str | None = None,
-        external_id: str | None = None, actor: Any = None,
-    ) -> User:  # fmt: skip
-        """Add a user; the email must be unique."""
-        _, normalized = normalize_email(email)
-        name_text = clean_text(name, "name", 200, required=True)
-        if role not in self.ROLES:
-            raise ValidationError({"role": f"unknown role {role!r}; roles: {', '.join(self.ROLES)}"})
-        with self.crm.transaction(actor) as ctx:
-            if ctx.first(User, User.email == normalized):
-                raise Conflict(f"a user with email {normalized} already exists")
-            team_id = None
-            if team:
-                team_row = ctx.first(Team, Team.name == team)
-                if team_row is None:
-                    team_row = Team(name=clean_text(team, "team", 120, required=True))
-                    ctx.session.add(team_row)
-                    ctx.session.flush()
-                team_id = team_row.id
-            user = User(email=normalized, name=name_text, role=role, team_id=team_id,
-                        active=True, external_id=external_id, created_at=ctx.now)  # fmt: skip
-            ctx.session.add(user)
-            ctx.session.flush()
-            ctx.audit("user.create", "user", user.id, {"email": normalized, "role": role})
-        return user
-
-    def get(self, ref: int | str) -> User:
-        """A user by id or email."""
-        with self.crm.transaction(readonly=True) as ctx:
-            from crmcore.services.base import get_user
-
-            try:
-                user = get_user(ctx, ref, "user")
-            except ValidationError:
-                raise NotFound(f"no user {ref!r}") from None
-            assert user is not None
-            return user
-
-    def list(self) -> builtins.list[User]:
-        """Every user, by id."""
-        with self.crm.transaction(readonly=True) as ctx:
-            return list(ctx.session.scalars(select(User).order_by(User.id)))
 
 
 class ProductService(Service):

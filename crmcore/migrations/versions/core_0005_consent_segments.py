@@ -1,7 +1,7 @@
 """Consent ledger, double opt-in requests and saved segments.
 
 Revision ID: core_0005
-Revises: core_0003
+Revises: core_0004
 Create Date: 2026-11-29 03:00:00
 
 - ``consent``: where each contact stands per purpose and channel (granted,
@@ -20,7 +20,7 @@ from alembic import op
 import crmcore.db
 
 revision = "core_0005"
-down_revision = "core_0003"
+down_revision = "core_0004"
 branch_labels = None
 depends_on = None
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import or_
+
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
-from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
 from crmcore_ticketing import hookspecs
 from crmcore_ticketing import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
@@ -15,10 +17,18 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
+    from crmcore.console import MenuEntry, Panel, SearchHit
+    from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
+    from crmcore.events import ContactErased
+    from crmcore.models import Contact, User
     from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
+#: What erased text becomes (``crm contact erase``).
+ERASED = "[erased]"
 plugin_info = PluginInfo(hookspecs=(hookspecs,))
 
 
@@ -70,6 +80,22 @@ def crm_register_settings() -> list[SettingSpec]:
 
 
 @hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """People write in, agents answer (not always in time), tickets get solved."""
+    from crmcore_ticketing.demo import simulate
+
+    simulate(day)
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Business calendars and SLA policies, as vendors' bundles ship them."""
+    from crmcore_ticketing.bundles import KINDS
+
+    return KINDS
+
+
+@hookimpl
 def crm_register_migrations() -> list[Path]:
     """The plugin's own Alembic branch, ``ticketing``."""
     return [HERE / "migrations"]
@@ -107,8 +133,94 @@ def crm_register_reports() -> list[Report]:
 
 
 @hookimpl
+def crm_register_permissions() -> list[PermissionSpec]:
+    """See the ticket queue; reply, note, assign and change tickets."""
+    return [
+        PermissionSpec(name="ticketing.view", description="See tickets and the queue", roles=("agent", "manager")),
+        PermissionSpec(name="ticketing.reply", description="Reply to, note, assign and change tickets",
+                       roles=("agent", "manager")),
+    ]  # fmt: skip
+
+
+@hookimpl
+def crm_console_routes(crm: CRM) -> list[BaseRoute]:
+    """The ticket queue and the ticket page with its composer, under ``/console/tickets``."""
+    from crmcore_ticketing.console import routes
+
+    return routes(crm)
+
+
+@hookimpl
+def crm_console_menu(crm: CRM) -> list[MenuEntry]:
+    """"Tickets" in the console's menu."""
+    from crmcore_ticketing.console import menu
+
+    return menu()
+
+
+@hookimpl
+def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
+    """The contact's tickets on their console page."""
+    from crmcore_ticketing.console import contact_panels
+
+    return contact_panels(contact, ctx)
+
+
+@hookimpl
+def crm_console_my_day(user: User, ctx: HookContext) -> list[Panel]:
+    """SLA deadlines at risk on "my day"."""
+    from crmcore_ticketing.console import my_day
+
+    return my_day(user, ctx)
+
+
+@hookimpl
+def crm_console_search(text: str, ctx: HookContext) -> list[SearchHit]:
+    """Tickets by tracking number or subject in the console's search."""
+    from crmcore_ticketing.console import search
+
+    return search(text, ctx)
+
+
+@hookimpl
 def crm_register_routes(crm: CRM) -> list[BaseRoute]:
     """The support form, the customer status page and public articles under ``/ticketing``."""
     from crmcore_ticketing.web import routes
 
     return routes(crm)
+
+
+@hookimpl
+def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
+    """Erase what the person's tickets say; keep the tickets (counts, SLA figures) for reports.
+
+    Subjects and every message body of tickets they requested (agents' replies
+    quote them) become ``[erased]``; their attachments go, files included once
+    no other message refers to them; subject changes in the history are blanked.
+    """
+    from sqlalchemy import delete, func, select, update
+
+    from crmcore_ticketing import attachments
+    from crmcore_ticketing.models import Attachment, HistoryEntry, Message, Ticket
+
+    session = ctx.session
+    tickets = select(Ticket.id).where(Ticket.requester_id == event.contact_id).scalar_subquery()
+    messages = select(Message.id).where(or_(Message.ticket_id.in_(tickets), Message.contact_id == event.contact_id))
+    files = list(session.scalars(select(Attachment.path).where(Attachment.message_id.in_(messages)).distinct()))
+    session.execute(delete(Attachment).where(Attachment.message_id.in_(messages)))
+    session.execute(update(Message).where(Message.id.in_(messages)).values(body=ERASED))
+    session.execute(update(Ticket).where(Ticket.requester_id == event.contact_id).values(subject=ERASED))
+    session.execute(
+        update(HistoryEntry)
+        .where(HistoryEntry.ticket_id.in_(tickets), HistoryEntry.field == "subject")
+        .values(old_value=None, new_value=None)
+    )
+    unused = [p for p in files if not session.scalar(select(func.count()).where(Attachment.path == p))]
+    if unused:
+        root = attachments.folder(ctx.crm)
+
+        def remove_files() -> None:
+            for path in unused:
+                (root / path).unlink(missing_ok=True)
+
+        ctx.on_commit(remove_files)
