@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+
 from crmcore_surveys import surveys
 from crmcore_surveys.demo import simulate
 
