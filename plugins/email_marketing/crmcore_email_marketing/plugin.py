@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.events import PurchaseRecorded, TouchpointRecorded
@@ -67,6 +68,14 @@ def _names(value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = value.split(",")
     return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Email templates, as vendors' bundles ship them."""
+    from crmcore_email_marketing.bundles import KINDS
+
+    return KINDS
 
 
 @hookimpl

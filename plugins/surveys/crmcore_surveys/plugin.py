@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.demo.simulation import DemoDay
@@ -44,6 +45,14 @@ def _choice(*allowed: str) -> Any:
         return text
 
     return convert
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Survey definitions, as vendors' bundles ship them (created and activated)."""
+    from crmcore_surveys.bundles import KINDS
+
+    return KINDS
 
 
 @hookimpl
