@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from crmcore.bundles import BundleKind
     from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
     from crmcore.events import ContactErased, ContactMerged, ScoreContribution
     from crmcore.models import Contact
     from crmcore.reports import Report
@@ -173,3 +174,11 @@ def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
     ctx.session.execute(update(Answer).where(Answer.response_id.in_(theirs), Answer.kind == "text").values(text=None))
     for table in (SurveyResponse, Invitation):
         ctx.session.execute(update(table).where(table.contact_id == event.contact_id).values(contact_id=None))
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """Buyers (and people whose ticket was solved) are asked; some answer, some comment."""
+    from crmcore_surveys.demo import simulate
+
+    simulate(day)

@@ -85,7 +85,9 @@ def upgrade() -> None:
     )
     op.create_index("ix_surveys_invitation_contact", "surveys_invitation", ["contact_id", "created_at"])
     op.create_index(
-        "ix_surveys_invitation_survey_sent", "surveys_invitation", ["survey_id", "status", "sent_at", "responded", "agent_id"]
+        "ix_surveys_invitation_survey_sent",
+        "surveys_invitation",
+        ["survey_id", "status", "sent_at", "responded", "agent_id"],
     )
     op.create_table(
         "surveys_response",
@@ -131,7 +133,9 @@ def upgrade() -> None:
         sa.UniqueConstraint("invitation_id", name=op.f("uq_surveys_response_invitation_id")),
         sa.UniqueConstraint("invitation_hash", name=op.f("uq_surveys_response_invitation_hash")),
     )
-    op.create_index("ix_surveys_response_survey_time", "surveys_response", ["survey_id", "submitted_at", "score", "agent_id"])
+    op.create_index(
+        "ix_surveys_response_survey_time", "surveys_response", ["survey_id", "submitted_at", "score", "agent_id"]
+    )
     op.create_index("ix_surveys_response_contact", "surveys_response", ["contact_id", "submitted_at"])
     op.create_table(
         "surveys_answer",
