@@ -16,7 +16,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from crmcore.clock import SystemClock
-from crmcore.models import Job
+from crmcore.models import Job, JobWorker
 
 from .support.jobs_plugin import JobsPlugin, create_tables, deliveries
 from .support.tcp_proxy import TCPProxy
@@ -66,6 +66,12 @@ def counts(crm) -> tuple[int, int]:
         done = ctx.session.scalar(select(func.count()).where(Job.handler == "test.effect", Job.state == "done"))
         effects = ctx.session.scalar(text("SELECT COUNT(*) FROM test_effect"))
     return done, effects
+
+
+def running_workers(crm) -> int:
+    """Workers that have started (their SIGTERM handler is installed before they register)."""
+    with crm.transaction(readonly=True) as ctx:
+        return ctx.session.scalar(select(func.count()).select_from(JobWorker)) or 0
 
 
 def wait_for(predicate, timeout: float, what: str) -> None:
@@ -189,8 +195,8 @@ def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(crm, crm_url, tm
 def test_a_second_worker_on_sqlite_is_warned(crm, crm_url, tmp_path):
     log = tmp_path / "deliveries.jsonl"
     first = start_worker(crm_url, log)
-    time.sleep(1.5)
+    wait_for(lambda: running_workers(crm) == 1, 120, "the first worker to start")
     second = start_worker(crm_url, log)
-    time.sleep(1.5)
+    wait_for(lambda: running_workers(crm) == 2, 120, "the second worker to start")  # it has checked by then
     stop(first)
     assert "SQLite serializes writes" in stop(second)
