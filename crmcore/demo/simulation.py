@@ -171,9 +171,11 @@ class Simulation:
     def qualify_due(self, day: date) -> None:
         rng = self.rng
         for contact in self.to_qualify.pop(day, []) + self.to_qualify.pop(day - timedelta(days=1), []):
-            rep = rng.choice(REPS)[0]
-            if self.crm.contacts.get(contact).stage != "lead":
+            rep: int | str = rng.choice(REPS)[0]
+            found = self.crm.contacts.get(contact)
+            if found.stage != "lead":
                 continue
+            rep = found.owner_id or rep  # the owning rep works the lead (record rules)
             self.crm.leads.qualify(contact, reason=rng.choice(["asked for a demo", "budget confirmed", "good fit"]),
                                    actor=rep)  # fmt: skip
             self.crm.interactions.log(contact, kind="call", subject="Discovery call",
