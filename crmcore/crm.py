@@ -126,7 +126,12 @@ class CRM:
 
     @contextmanager
     def transaction(
-        self, actor: ActorLike = None, *, session: Session | None = None, readonly: bool = False
+        self,
+        actor: ActorLike = None,
+        *,
+        session: Session | None = None,
+        readonly: bool = False,
+        independent: bool = False,
     ) -> Iterator[HookContext]:
         """Open a unit of work: one transaction, committed when the block ends.
 
@@ -136,10 +141,13 @@ class CRM:
         failure rolls back only the inner part (*readonly* work joins it as is). With *session* (a host
         application's), works inside the host's transaction and leaves the
         commit to the host. *readonly* work never waits for writers on SQLite.
+        *independent* work commits on its own even inside another unit of work
+        (durable progress marks of a long job, such as "this message was handed
+        to the mail server"); on SQLite the outer one must not have written yet.
         """
         if actor is None:
             actor = self._acting.get()
-        outer = self._current.get()
+        outer = None if independent else self._current.get()
         if outer is not None:
             if readonly:  # reads join the outer unit of work: nothing to roll back
                 yield outer

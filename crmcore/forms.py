@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,79}$")
 _CLICK_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 _TRUE = {"1", "true", "on", "yes"}
+#: How long the web routes remember a form's definition.
+FORM_CACHE_SECONDS = 5.0
 
 
 @attrs.frozen(kw_only=True)
@@ -59,6 +62,23 @@ class SubmissionMeta:
     query: Mapping[str, str] = attrs.field(factory=dict)
     #: Anonymous clicks of this browser (from the click cookie), claimed by the new contact.
     touch_ids: Sequence[int] = ()
+
+
+@attrs.define
+class _Cleaned:
+    """A submission after the checks that need no database."""
+
+    fields: dict[str, Any] = attrs.field(factory=dict)
+    answers: dict[str, Any] = attrs.field(factory=dict)
+    touch: dict[str, Any] = attrs.field(factory=dict)
+    consent: bool = False
+    errors: dict[str, str] = attrs.field(factory=dict)
+    #: Contact field (``email``, ``custom.size``) -> the form field that fills it.
+    by_target: dict[str, str] = attrs.field(factory=dict)
+
+    def form_errors(self, errors: Mapping[str, str]) -> dict[str, str]:
+        """Errors keyed by contact field, re-keyed by the form's field names."""
+        return {self.by_target.get(key, key): message for key, message in errors.items()}
 
 
 @attrs.frozen(kw_only=True)
@@ -145,6 +165,10 @@ def _text_value(value: Any) -> str | None:
 class FormService(Service):
     """``crm.forms``: create, list and show forms; capture their submissions."""
 
+    def __init__(self, crm: Any) -> None:
+        super().__init__(crm)
+        self._cache: dict[str, tuple[float, WebForm]] = {}
+
     def create(
         self,
         slug: str,
@@ -180,7 +204,13 @@ class FormService(Service):
             return result
 
         def purposes() -> list[str]:
+            from crmcore.services.consent import parse_purposes
+
             items = [clean_text(p, "consent_purposes", 40, required=True) for p in consent_purposes]
+            try:  # the ledger's purposes, checked here so a visitor never meets a misconfigured form
+                parse_purposes([p for p in items if p])
+            except ValidationError as exc:
+                raise ValidationError({"consent_purposes": "; ".join(exc.errors.values())}) from None
             return [p for p in items if p]
 
         def slug_ok() -> str:
@@ -225,6 +255,18 @@ class FormService(Service):
                 raise NotFound(f"no form {slug!r}")
             return form  # type: ignore[no-any-return]
 
+    def cached(self, slug: str) -> WebForm:
+        """:meth:`get`, remembered for a few seconds (the web routes ask on every request)."""
+        hit = self._cache.get(slug)
+        now = time.monotonic()
+        if hit is not None and now - hit[0] < FORM_CACHE_SECONDS:
+            return hit[1]
+        form = self.get(slug)
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[slug] = (now, form)
+        return form
+
     def submit(self, slug: str, data: Mapping[str, Any], meta: SubmissionMeta | None = None) -> Submission:
         """Validate and capture one submission of form *slug* (see the module docstring).
 
@@ -232,25 +274,22 @@ class FormService(Service):
         field; nothing is written then.
         """
         meta = meta or SubmissionMeta()
-        form = self.get(slug)
+        form = self.cached(slug)
         if data.get(HONEYPOT):
             return Submission(spam=True)
-        contact_fields, answers, touch, consent = self._clean(form, data, meta)
+        cleaned = self._clean(form, data, meta)
         for attempt in range(2):  # a concurrent first submission of the same email: the retry matches it
             try:
-                return self._capture(form, contact_fields, answers, touch, consent, meta)
+                return self._capture(form, cleaned, meta)
             except sa_exc.IntegrityError:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    def _clean(
-        self, form: WebForm, data: Mapping[str, Any], meta: SubmissionMeta
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bool]:
-        errors: dict[str, str] = {}
-        contact_fields: dict[str, Any] = {}
-        answers: dict[str, Any] = {}
-        by_target: dict[str, str] = {}
+    def _clean(self, form: WebForm, data: Mapping[str, Any], meta: SubmissionMeta) -> _Cleaned:
+        """Check the fields that need no database; the contact fields are checked by the capture."""
+        cleaned = _Cleaned()
+        errors = cleaned.errors
         for spec in form.fields:
             name = spec["name"]
             try:
@@ -272,43 +311,26 @@ class FormService(Service):
                 if value is not None and spec["type"] == "select" and value not in spec["choices"]:
                     errors[name] = f"choose one of {', '.join(spec['choices'])}"
                     continue
-                if value is not None and spec["type"] == "email":
-                    try:
-                        normalize_email(value, name)
-                    except ValidationError as exc:
-                        errors.update(exc.errors)
-                        continue
             target = spec["maps_to"]
             if target is None:
                 if value not in (None, ""):
-                    answers[name] = value
+                    cleaned.answers[name] = value
             elif target.startswith("custom."):
-                contact_fields.setdefault("custom", {})[target[7:]] = value
-                by_target[target] = name
+                cleaned.fields.setdefault("custom", {})[target[7:]] = value
+                cleaned.by_target[target] = name
             else:
-                contact_fields[target] = value
-                by_target[target] = name
+                cleaned.fields[target] = value
+                cleaned.by_target[target] = name
         if form.tags:
-            contact_fields["tags"] = list(form.tags)
-        consent = _truthy(data.get(CONSENT)) if form.consent_text else False
-        if form.consent_required and not consent:
+            cleaned.fields["tags"] = list(form.tags)
+        cleaned.consent = _truthy(data.get(CONSENT)) if form.consent_text else False
+        if form.consent_required and not cleaned.consent:
             errors[CONSENT] = "please tick the consent box"
-        touch = self._touch(form, data, meta, errors)
-        if not errors:
-            with self.crm.transaction(readonly=True) as ctx:
-                from crmcore.services.fields import clean_contact
-
-                try:
-                    clean_contact(ctx, contact_fields, creating=True)
-                except ValidationError as exc:
-                    for key, message in exc.errors.items():
-                        errors[by_target.get(key, key)] = message
-            if not contact_fields.get("email") and not contact_fields.get("phone"):
-                target_field = by_target.get("email") or by_target.get("phone") or "email"
-                errors.setdefault(target_field, "give an email address or a phone number")
-        if errors:
-            raise ValidationError(errors)
-        return contact_fields, answers, touch, consent
+        cleaned.touch = self._touch(form, data, meta, errors)
+        if not cleaned.fields.get("email") and not cleaned.fields.get("phone"):
+            target_field = cleaned.by_target.get("email") or cleaned.by_target.get("phone") or "email"
+            errors.setdefault(target_field, "give an email address or a phone number")
+        return cleaned
 
     def _touch(
         self, form: WebForm, data: Mapping[str, Any], meta: SubmissionMeta, errors: dict[str, str]
@@ -346,30 +368,34 @@ class FormService(Service):
         touch["medium"] = touch.get("utm_medium")
         return {k: v for k, v in touch.items() if v is not None}
 
-    def _capture(
-        self,
-        form: WebForm,
-        contact_fields: dict[str, Any],
-        answers: dict[str, Any],
-        touch: dict[str, Any],
-        consent: bool,
-        meta: SubmissionMeta,
-    ) -> Submission:
+    def _capture(self, form: WebForm, cleaned: _Cleaned, meta: SubmissionMeta) -> Submission:
         from crmcore.attribution import refresh_contact
         from crmcore.links import claim_touches
+        from crmcore.services.fields import clean_contact
         from crmcore.services.leads import capture_in
 
+        if cleaned.errors:  # report the contact fields' problems too, all at once
+            with self.crm.transaction(readonly=True) as ctx:
+                try:
+                    clean_contact(ctx, cleaned.fields, creating=True)
+                except ValidationError as exc:
+                    cleaned.errors.update(cleaned.form_errors(exc.errors))
+            raise ValidationError(cleaned.errors)
         with self.crm.transaction() as ctx:
-            repeat = self._recent_submission(ctx, form, contact_fields)
-            if repeat is not None:
-                return Submission(contact_id=repeat.contact_id, touchpoint_id=repeat.id, duplicate=True)
-            touch = {**touch, "details": {**touch.get("details", {}), "form": form.slug,
-                                          "form_version": form.version, "fields": answers}}  # fmt: skip
-            contact = capture_in(ctx, contact_fields, touch)
+            try:
+                repeat = self._recent_submission(ctx, form, cleaned.fields)
+                if repeat is not None:
+                    return Submission(contact_id=repeat.contact_id, touchpoint_id=repeat.id, duplicate=True)
+                details = {**cleaned.touch.get("details", {}), "form": form.slug, "form_version": form.version,
+                           "fields": cleaned.answers}  # fmt: skip
+                touch = {**cleaned.touch, "details": details}
+                contact = capture_in(ctx, cleaned.fields, touch)
+            except ValidationError as exc:  # a contact field, or a plugin's veto: named by form field
+                raise ValidationError(cleaned.form_errors(exc.errors)) from None
+            touchpoint_id = ctx.cache.get("last_touch_id")
             if meta.touch_ids and claim_touches(ctx, contact, list(meta.touch_ids)):
                 refresh_contact(ctx, contact)
-            touchpoint_id = ctx.cache.get("last_touch_id")
-            if consent:
+            if cleaned.consent:
                 proof = {
                     "at": ctx.now.isoformat(), "ip": meta.ip, "source": f"form:{form.slug}",
                     "form_version": form.version, "text": form.consent_text,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -38,6 +39,8 @@ SIGNED_LINK_PURPOSE = "redirect"
 MAX_URL_LENGTH = 2000
 #: Largest ``details`` (as JSON) a signed link may carry.
 MAX_DETAILS_LENGTH = 1000
+#: How long a short link's destination is remembered (a deactivated link stops within this time).
+LINK_CACHE_SECONDS = 5.0
 _CODE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _CLICK_ID = re.compile(r"^[\x21-\x7e]{1,255}$")
 #: Query parameters of a click that are kept on its touchpoint.
@@ -144,8 +147,24 @@ def click_values(info: ClickInfo) -> tuple[dict[str, Any], dict[str, Any]]:
     return values, extra
 
 
+@attrs.frozen(kw_only=True)
+class _LinkFacts:
+    id: int
+    code: str
+    url: str
+    source: str | None
+    medium: str | None
+    campaign: str | None
+    ad: str | None
+    affiliate: str | None
+
+
 class LinkService(Service):
     """``crm.links``: create and list short links, follow short and signed links."""
+
+    def __init__(self, crm: CRM) -> None:
+        super().__init__(crm)
+        self._cache: dict[str, tuple[float, _LinkFacts | None]] = {}
 
     def create(
         self,
@@ -208,14 +227,47 @@ class LinkService(Service):
         """The absolute short URL of *code*."""
         return f"{self.crm.settings.base_url.rstrip('/')}/r/{code}"
 
+    def _link(self, code: str) -> _LinkFacts | None:
+        """The active link *code*, remembered for a few seconds (every click asks)."""
+        now = time.monotonic()
+        hit = self._cache.get(code)
+        if hit is not None and now - hit[0] < LINK_CACHE_SECONDS:
+            return hit[1]
+        with self.crm.transaction(readonly=True) as ctx:
+            link = ctx.first(TrackedLink, TrackedLink.code == code, TrackedLink.active.is_(True))
+            facts = None if link is None else _LinkFacts(
+                id=link.id, code=link.code, url=link.url, source=link.source, medium=link.medium,
+                campaign=link.campaign, ad=link.ad, affiliate=link.affiliate,
+            )  # fmt: skip
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[code] = (now, facts)
+        return facts
+
+    def destination(self, code: str) -> str:
+        """Where short link *code* goes, without recording a click (``HEAD`` requests, link previews)."""
+        link = self._link(code) if _CODE.match(code) else None
+        if link is None:
+            raise NotFound("this link does not exist")
+        return link.url
+
+    def signed_destination(self, token: str) -> str:
+        """Where a signed link goes, without recording or counting anything; InvalidToken otherwise."""
+        max_age = self.crm.settings.signed_link_max_age_days * 86400
+        payload = self.crm.signer.loads(SIGNED_LINK_PURPOSE, token, max_age=max_age)
+        try:
+            return check_url(payload["u"])
+        except (KeyError, TypeError, ValidationError):
+            raise InvalidToken("invalid link") from None
+
     def follow(self, code: str, info: ClickInfo) -> Redirect:
         """Record a click on short link *code* and return where it goes; NotFound for an unknown code."""
         from crmcore.services.leads import record_touch_in
 
+        link = self._link(code) if _CODE.match(code) else None
+        if link is None:
+            raise NotFound("this link does not exist")
         with self.crm.transaction() as ctx:
-            link = ctx.first(TrackedLink, TrackedLink.code == code) if _CODE.match(code) else None
-            if link is None or not link.active:
-                raise NotFound("this link does not exist")
             values, details = click_values(info)
             kind = (
                 TouchKind.AFFILIATE_CLICK if link.affiliate else TouchKind.AD_CLICK if link.ad else TouchKind.LINK_CLICK

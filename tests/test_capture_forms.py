@@ -255,3 +255,20 @@ def test_audit_has_no_invalid_link_noise_from_forms(crm, demo_form):
     crm.forms.submit("demo", {"email": "ada@example.com"})
     with crm.transaction(readonly=True) as ctx:
         assert ctx.scalar(select(func.count(AuditEntry.id)).where(AuditEntry.action == "link.invalid")) == 0
+
+
+def test_concurrent_first_submissions_of_one_email_make_one_contact(crm_factory, clock):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from crmcore.testing.server import live_server
+
+    crm = crm_factory(form_dedupe_seconds=0, form_rate_per_minute=100)
+    crm.forms.create("f", title="F", fields=[{"name": "email", "type": "email", "required": True}])
+    with live_server(crm.asgi_app()) as base_url, httpx.Client(base_url=base_url, timeout=30) as client:
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(lambda _: client.post("/forms/f", json={"email": "ada@example.com"}).status_code,
+                                     range(6)))  # fmt: skip
+    assert statuses == [201] * 6
+    assert _counts(crm) == (1, 6)

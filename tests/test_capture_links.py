@@ -191,3 +191,14 @@ def test_capture_migration_matches_the_models(crm):
 
     assert len(branch_heads(crm, "core")) == 1
     assert schema_diff(crm) == []
+
+
+def test_head_requests_are_answered_but_not_counted(http, crm):
+    crm.links.create("https://example.com/", code="a")
+    ada = crm.leads.capture(email="ada@example.com")
+    signed = signed_redirect_url(crm, "https://example.com/s", contact_id=ada.id).removeprefix("http://127.0.0.1:8000")
+    assert http.head("/r/a").headers["location"] == "https://example.com/"
+    assert http.head(signed).headers["location"] == "https://example.com/s"
+    forged = signed[:-3] + ("AAA" if not signed.endswith("AAA") else "BBB")
+    assert http.head(forged).status_code == 400
+    assert _touches(crm) == [] and crm.links.invalid_count() == 0

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import TYPE_CHECKING, Any
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -33,10 +37,33 @@ from crmcore.web.limits import RateLimiter
 if TYPE_CHECKING:
     from crmcore.crm import CRM
 
+T = TypeVar("T")
+
 #: Cookie holding the (signed) ids of a browser's anonymous clicks, claimed by its first form.
 CLICK_COOKIE = "crm_clicks"
 CLICK_COOKIE_PURPOSE = "click-cookie"
 CLICK_COOKIE_DAYS = 90
+
+
+_WRITE_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+async def _write(crm: CRM, func: Callable[..., T], *args: Any) -> T:
+    """Run a writing service call in the thread pool; on SQLite one at a time per process.
+
+    SQLite has one writer at a time; threads racing for its lock back off in
+    sleeps of up to 100 ms (its busy handler), so under load a queue in
+    Python is far faster than letting them collide.
+    """
+    if crm.engine.dialect.name != "sqlite":
+        return await run_in_threadpool(func, *args)
+    lock = _WRITE_LOCKS.setdefault(crm, threading.Lock())
+
+    def serialized() -> T:
+        with lock:
+            return func(*args)
+
+    return await run_in_threadpool(serialized)
 
 
 def click_info(request: Request) -> ClickInfo:
@@ -69,8 +96,14 @@ async def short_link(request: Request) -> Response:
     """``GET /r/<code>``: record the click, remember it in a cookie, redirect."""
     crm = crm_of(request)
     code = request.path_params["code"]
+    if request.method == "HEAD":  # link previews and mail scanners: answered, not counted as clicks
+        try:
+            url = await run_in_threadpool(crm.links.destination, code)
+        except NotFound as exc:
+            return error_response(request, 404, str(exc))
+        return RedirectResponse(url, status_code=302)
     try:
-        target = crm.links.follow(code, click_info(request))
+        target = await _write(crm, crm.links.follow, code, click_info(request))
     except NotFound as exc:
         return error_response(request, 404, str(exc))
     response = RedirectResponse(target.url, status_code=302)
@@ -87,8 +120,14 @@ async def short_link(request: Request) -> Response:
 async def signed_link(request: Request) -> Response:
     """``GET /r/s/<token>``: verify, record the contact's click, redirect; 400/410 otherwise."""
     crm = crm_of(request)
+    if request.method == "HEAD":  # link previews and mail scanners: answered, not counted as clicks
+        try:
+            url = crm.links.signed_destination(request.path_params["token"])
+        except InvalidToken as exc:
+            return error_response(request, 410 if exc.expired else 400, str(exc))
+        return RedirectResponse(url, status_code=302)
     try:
-        target = crm.links.follow_signed(request.path_params["token"], click_info(request))
+        target = await _write(crm, crm.links.follow_signed, request.path_params["token"], click_info(request))
     except InvalidToken as exc:
         status = 410 if exc.expired else 400
         return error_response(request, status, str(exc))
@@ -205,11 +244,11 @@ def routes(crm: CRM) -> list[BaseRoute]:
     limiter = RateLimiter(crm.settings.form_rate_per_minute, 60.0)
 
     async def form_page(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         return _render_form(request, form, {}, {}, _hidden_tracking(request), 200)
 
     async def form_options(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         response = Response(status_code=204)
         if _cors(request, form, response).headers.get("access-control-allow-origin"):
             response.headers["access-control-allow-methods"] = "POST"
@@ -220,7 +259,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def form_submit(request: Request) -> Response:
         crm = crm_of(request)
         slug = request.path_params["slug"]
-        form = crm.forms.get(slug)
+        form = await run_in_threadpool(crm.forms.cached, slug)
         ip = request.client.host if request.client else "unknown"
         if not _origin_allowed(request, form):
             return error_response(request, 403, "this site may not post to this form")
@@ -239,7 +278,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
         )  # fmt: skip
         as_json = wants_json(request)
         try:
-            result = crm.forms.submit(slug, data, meta)
+            result = await _write(crm, crm.forms.submit, slug, data, meta)
         except ValidationError as exc:
             if as_json:
                 return _cors(request, form, error_response(request, 422, str(exc), exc.errors))
@@ -257,21 +296,23 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def conversions(request: Request) -> Response:
         crm = crm_of(request)
         body = await request.body()
-        crm.conversions.verify(request.headers.get("x-crm-timestamp"), request.headers.get("x-crm-signature"), body)
+        await run_in_threadpool(
+            crm.conversions.verify, request.headers.get("x-crm-timestamp"), request.headers.get("x-crm-signature"), body
+        )
         try:
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return error_response(request, 400, "the body is not valid JSON")
         if not isinstance(data, dict):
             return error_response(request, 422, "the body must be a JSON object")
-        result = crm.conversions.record(data)
+        result = await _write(crm, crm.conversions.record, data)
         return JSONResponse(
             {"ok": True, "conversion_id": result.touchpoint_id, "duplicate": result.duplicate},
             status_code=200 if result.duplicate else 201,
         )
 
     async def thanks(request: Request) -> Response:
-        form = crm_of(request).forms.get(request.path_params["slug"])
+        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
         return render(request, "capture/thanks.html", {"form": form})
 
     return [

@@ -218,4 +218,9 @@ def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
     unused = [p for p in files if not session.scalar(select(func.count()).where(Attachment.path == p))]
     if unused:
         root = attachments.folder(ctx.crm)
-        ctx.on_commit(lambda: [(root / p).unlink(missing_ok=True) for p in unused])  # type: ignore[func-returns-value]
+
+        def remove_files() -> None:
+            for path in unused:
+                (root / path).unlink(missing_ok=True)
+
+        ctx.on_commit(remove_files)
