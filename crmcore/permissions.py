@@ -210,5 +210,7 @@ def reaches(ctx: HookContext, owner_id: int | None) -> bool:
         return True
     if not found.team_ids:
         return False
-    owner = ctx.session.get(User, owner_id)
-    return owner is not None and owner.team_id in found.team_ids
+    teams: dict[int, int | None] = ctx.cache.setdefault("owner_teams", {})
+    if owner_id not in teams:
+        teams[owner_id] = ctx.session.scalar(select(User.team_id).where(User.id == owner_id))
+    return teams[owner_id] in found.team_ids

@@ -362,3 +362,13 @@ def test_every_route_as_every_role_matches_the_roles_grants(crm, site):
             assert ('href="/console/tickets"' in menu) == ("ticketing.view" in granted), email
             assert ('href="/console/reports"' in menu) == ("reports.view" in granted), email
     assert walked >= 5 * 15
+
+
+def test_the_contact_page_shows_consent_from_the_ledger(crm, site):
+    lead = site["rita_lead"].id
+    crm.consent.grant(lead, "marketing", "email", source="form:newsletter")
+    with client_for(site["url"], "rita@example.com") as client:
+        html = client.get(f"/console/contacts/{lead}").text
+    consent = re.search(r'<table class="consent">(.*?)</table>', html, re.S).group(1)
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"<tr><th>(\w+)</th>(.*?)</tr>", consent, re.S)}
+    assert rows["marketing"].count("badge ok") == 1 and "badge ok" not in rows["surveys"]

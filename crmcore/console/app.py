@@ -78,7 +78,8 @@ def staff(permission: str | None = "console.access") -> Callable[[View], Callabl
 def _serve(view: View, permission: str | None, request: Request, form: FormData | None) -> Response:
     crm = crm_of(request)
     session = auth.read_session(crm, request.cookies.get(auth.SESSION_COOKIE))
-    user = auth.session_user(crm, session) if session else None
+    found = auth.session_grants(crm, session) if session else None
+    user = found[0] if found else None
     new_cookie: str | None = None
     if user is None:
         user, new_cookie, session = _host_account(crm, request)
@@ -91,6 +92,9 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
     request.state.user = user
     request.state.csrf = session.csrf
     with crm.acting_as(user.id), ExitStack() as stack:
+        memo = crm._acting_memo.get()
+        if found is not None and memo is not None:  # read with the session check just above
+            memo[f"grants:{user.id}"] = found[1]
         if request.method == "GET":  # a page's reads share one read-only unit of work
             stack.enter_context(crm.transaction(readonly=True))
         with crm.transaction(readonly=True) as ctx:

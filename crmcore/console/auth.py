@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from crmcore.crm import CRM
     from crmcore.models import User
+    from crmcore.permissions import Grants
 
 SESSION_COOKIE = "crm_console"
 LOGIN_CSRF_COOKIE = "crm_console_login"
@@ -87,6 +88,12 @@ def read_session(crm: CRM, token: str | None) -> Session | None:
 
 def session_user(crm: CRM, session: Session) -> User | None:
     """The session's user when still active, allowed in the console, and the epoch matches."""
+    found = session_grants(crm, session)
+    return found[0] if found else None
+
+
+def session_grants(crm: CRM, session: Session) -> tuple[User, Grants] | None:
+    """The session's user and their grants (one read), or None when the session no longer counts."""
     from crmcore import permissions
     from crmcore.models import User
 
@@ -96,9 +103,10 @@ def session_user(crm: CRM, session: Session) -> User | None:
             return None
         ctx.actor = crm.resolve_actor(user, ctx.session)
         ctx.cache.pop("grants", None)
-        if not permissions.has(ctx, "console.access"):
+        grants = permissions.grants(ctx)
+        if not grants.allows("console.access"):
             return None
-    return user
+    return user, grants
 
 
 def login_csrf(crm: CRM, request: Request) -> tuple[str, str | None]:

@@ -41,11 +41,15 @@ def catalog_dirs(crm: CRM) -> list[Path]:
 
 
 def available_languages(crm: CRM) -> list[str]:
-    """English (the source language) and every language with a catalog."""
+    """English (the source language) and every language with a catalog (looked up once per CRM)."""
+    cached: list[str] | None = getattr(crm, "_console_languages", None)
+    if cached is not None:
+        return cached
     found = {"en"}
     for folder in catalog_dirs(crm):
         found.update(p.parent.parent.name for p in folder.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
-    return sorted(found)
+    crm._console_languages = sorted(found)  # type: ignore[attr-defined]
+    return crm._console_languages  # type: ignore[attr-defined,no-any-return]
 
 
 def compile_po(path: Path, lang: str) -> Translations:

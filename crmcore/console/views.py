@@ -274,16 +274,20 @@ def contact_page(request: Request, form: FormData | None) -> Response:
 
 
 def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
+    """Purpose by channel: does the contact hold consent (the ledger's rules, one query)."""
     ledger = getattr(crm, "consent", None)
     if ledger is None:
         return None
+    from crmcore.models import Consent
+
+    pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
+    held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == contact.id).exists()
+                    for purpose, channel in pairs))  # fmt: skip
+    with crm.transaction(readonly=True) as ctx:
+        answers = ctx.session.execute(held).one()
     grid: dict[str, dict[str, bool]] = {}
-    for purpose in CONSENT_PURPOSES:
-        for channel in CONSENT_CHANNELS:
-            try:
-                grid.setdefault(purpose, {})[channel] = bool(ledger.has(contact.id, purpose, channel))
-            except CRMError:
-                grid.setdefault(purpose, {})[channel] = False
+    for (purpose, channel), given in zip(pairs, answers, strict=True):
+        grid.setdefault(purpose, {})[channel] = bool(given)
     return grid
 
 
