@@ -125,7 +125,7 @@ class Simulation:
         """Leads in, touches, qualifications, deals moving and closing, purchases; then the plugins."""
         rng = self.rng
         season = 1.3 if day.month in (3, 4, 9, 10) else 0.8 if day.month in (7, 8, 12) else 1.0
-        new_leads = self.capture_leads(day, max(0, round(rng.gauss(4 * season, 1.5))))
+        new_leads = self.capture_leads(day, max(0, round(rng.gauss(3 * season, 1.2))))
         self.touch_known(day)
         self.qualify_due(day)
         first_purchases = self.close_deals(day)
@@ -166,7 +166,7 @@ class Simulation:
 
     def touch_known(self, day: date) -> None:
         rng = self.rng
-        for _ in range(min(len(self.contacts), rng.randint(3, 8))):
+        for _ in range(min(len(self.contacts), rng.randint(2, 6))):
             contact = rng.choice(self.contacts)
             kind = rng.choices(["visit", "email_open", "email_click", "form"], weights=[5, 6, 2, 1])[0]
             self.crm.touchpoints.record(contact, kind=kind, utm_source="newsletter" if "email" in kind else "direct")

@@ -47,13 +47,13 @@ def simulate(day: DemoDay) -> None:
     agents = [email for email, _ in AGENTS]
     support = ticketing(crm).tickets
     if day.contacts:
-        for _ in range(rng.choice([0, 1, 1, 2, 2, 3])):
+        for _ in range(rng.choice([0, 0, 1, 1, 1, 2])):
             day.at(rng.randint(8, 16), rng.randint(0, 59))
             subject, category, priority = rng.choice(SUBJECTS)
             support.open(subject=subject, body=f"{subject}. Please help.", requester=rng.choice(day.contacts),
                          channel=rng.choice(["email", "web", "web", "phone"]), category=category,
                          priority=priority)  # fmt: skip
-            day.count("tickets opened")
+            day.count("tickets opened by customers")
     day.at(17)
     with crm.transaction(readonly=True) as ctx:
         waiting = list(ctx.session.execute(select(Ticket.id, Ticket.status).where(
