@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PLUGINS := plugins/email_marketing plugins/ticketing plugins/surveys plugins/accounting_bridge
-EXAMPLES := examples/welcome_plugin
+EXAMPLES := examples/welcome_plugin examples/dental_clinic_bundle examples/host_app
 
 # Programs some tests drive for real: Chromium (pages rendered in a browser) and
 # ledger (accounting exports). Installed from Debian's packages when missing;
@@ -45,3 +45,7 @@ lint: venv
 
 clean:
 	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info demo.db*
+
+docs: venv
+	$(BIN)/python -m crmcore.docs
+	$(BIN)/mkdocs build --strict

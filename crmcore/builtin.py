@@ -29,6 +29,7 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
+from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
     from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
@@ -72,6 +74,11 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
     The loads are counted once per unit of work and kept up to date in memory,
     so a batch of captures costs one query, not one per lead.
     """
+    return least_loaded_rep(ctx)
+
+
+def least_loaded_rep(ctx: HookContext) -> int | None:
+    """The core's owner rule on its own (imports use it without building contacts)."""
     loads: dict[int, int] | None = ctx.cache.get("rep_loads")
     if loads is None:
         open_count = (
@@ -212,6 +219,13 @@ def _dormancy_check(call: JobCall) -> None:
 
 
 @hookimpl(trylast=True)
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    from crmcore.bundles import CORE_KINDS
+
+    return list(CORE_KINDS)
+
+
+@hookimpl(trylast=True)
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
@@ -219,10 +233,11 @@ def crm_register_migrations() -> list[Path]:
 
 @hookimpl(trylast=True)
 def crm_register_routes(crm: CRM) -> list[BaseRoute]:
-    """The core's capture routes: tracked links, web forms, conversions (``crmcore.web.capture``)."""
+    """The core's pages: tracked links, web forms, conversions (``crmcore.web.capture``), double opt-in."""
+    from crmcore.privacy import consent_routes
     from crmcore.web.capture import routes
 
-    return routes(crm)
+    return [*routes(crm), *consent_routes(crm)]
 
 
 @hookimpl(trylast=True)
@@ -237,6 +252,22 @@ def crm_affiliate_commission(affiliate: Affiliate, conversion: Touchpoint, ctx: 
 def crm_register_templates() -> list[Path]:
     """The shared templates (``templates/`` in the source tree)."""
     return [PACKAGE_DIR / "templates"]
+
+
+@hookimpl(trylast=True)
+def crm_segment_query(name: str, ctx: HookContext) -> Select[int] | None:
+    """Saved segments (``crm segment create``) compiled to SQL."""
+    from crmcore.services.segments import saved_segment_query
+
+    return saved_segment_query(name, ctx)
+
+
+@hookimpl(trylast=True)
+def crm_segment_names(ctx: HookContext) -> list[str]:
+    """The names of the saved segments."""
+    from crmcore.models import Segment
+
+    return list(ctx.session.scalars(select(Segment.name).order_by(Segment.name)))
 
 
 @hookimpl(trylast=True)

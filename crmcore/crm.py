@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from crmcore.clock import Clock, SystemClock
 from crmcore.context import SYSTEM, Actor, HookContext
 from crmcore.db import create_engine
-from crmcore.errors import ConfigError, CRMError, NotFound, PluginError
+from crmcore.errors import ConfigError, CRMError, DatabaseUnavailable, NotFound, PluginError
 from crmcore.plugins import PluginHost
 from crmcore.registry import SettingSpec
 from crmcore.settings import Settings
@@ -92,6 +92,8 @@ class CRM:
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
         self.custom_fields = services.CustomFieldService(self)
+        self.consent = services.ConsentService(self)
+        self.segments = services.SegmentService(self)
         from crmcore.attribution import AffiliateService, ConversionService
         from crmcore.forms import FormService
         from crmcore.links import LinkService
@@ -103,6 +105,9 @@ class CRM:
         from crmcore.reports.service import ReportService
 
         self.reports = ReportService(self)
+        from crmcore.bundles import BundleService
+
+        self.bundles = BundleService(self)
         if not tolerant:
             self.plugins.call("crm_startup", crm=self)
 
@@ -303,5 +308,5 @@ def _database_errors(crm: CRM) -> Iterator[None]:
             or "unable to open" in str(exc.orig).lower()
         ):
             url = crm.engine.url.render_as_string(hide_password=True)
-            raise ConfigError(f"cannot reach the database {url}: {exc.orig}") from exc
+            raise DatabaseUnavailable(f"cannot reach the database {url}: {exc.orig}") from exc
         raise

@@ -58,6 +58,12 @@ class ConfigError(CRMError):
     http_status = 500
 
 
+class DatabaseUnavailable(ConfigError):
+    """The database cannot be reached right now (down, restarting, network cut); retry later."""
+
+    http_status = 503
+
+
 class PluginError(CRMError):
     """A plugin failed: at load time, or inside a hook (``raise ... from exc``)."""
 

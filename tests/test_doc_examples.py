@@ -11,6 +11,8 @@ starting with ``# doc-test: skip`` is shown only (say why next to it).
 from __future__ import annotations
 
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -31,7 +33,9 @@ def test_doc_examples(page, tmp_path, monkeypatch):
     own = OWN_TEST.search(page.read_text(encoding="utf-8"))
     if own:
         assert (ROOT / own.group(1)).exists(), f"{page.name} names a test that does not exist"
-    namespace: dict[str, object] = {"__name__": f"doc_{page.stem}"}
+    module = types.ModuleType(f"doc_{page.stem.replace('-', '_')}")  # a real module: SQLAlchemy resolves
+    monkeypatch.setitem(sys.modules, module.__name__, module)       # annotations of classes through it
+    namespace = module.__dict__
     for code in blocks(page):
         first, _, rest = code.partition("\n")
         if first.startswith("# doc-test: skip"):

@@ -145,7 +145,12 @@ def test_database_going_away_mid_run_pauses_the_worker_and_loses_nothing(crm, cr
         time.sleep(1)
         assert counts(crm) == stalled, "nothing can finish while the database is away"
         proxy.restore()
-        wait_for(lambda: counts(crm) == (300, 300), 240, "the worker to resume and finish")
+        try:
+            wait_for(lambda: counts(crm) == (300, 300), 120, "the worker to resume and finish")
+        except AssertionError as exc:
+            worker.kill()
+            said = worker.output_path.read_text()[-4000:]
+            raise AssertionError(f"{exc}: {counts(crm)}; worker said:\n{said}") from None
         output = stop(worker)
     finally:
         proxy.close()

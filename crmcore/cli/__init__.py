@@ -153,9 +153,23 @@ def build_cli() -> click.Group:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
     from crmcore import demo
-    from crmcore.cli import capture, contacts, database, jobs, plugins, reports, sales, scaffold, web
+    from crmcore.cli import (
+        bundles,
+        capture,
+        consent,
+        contacts,
+        database,
+        jobs,
+        plugins,
+        reports,
+        sales,
+        scaffold,
+        segments,
+        web,
+    )
 
-    for module in (database, plugins, contacts, capture, sales, jobs, reports, web, scaffold, demo):
+    for module in (database, plugins, contacts, consent, segments, capture, sales, jobs, reports, bundles, web,
+                   scaffold, demo):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)
     return cli

@@ -178,6 +178,51 @@ def contact_erase(ref: str, yes: bool) -> None:
     click.echo(f"contact {target.id} erased")
 
 
+@contact.command("dormant")
+@click.option(
+    "--for", "period", help="Idle for at least this long: 90d, 6w, 18m, 3y (default: the dormant_after_days setting)."
+)
+@click.option("--limit", default=None, type=int, help="At most this many (default: all).")
+@format_option
+def contact_dormant(period: str | None, limit: int | None, fmt: str) -> None:
+    """List customers with no purchase, touchpoint or interaction for the period, longest idle first.
+
+    \b
+    Examples:
+      crm contact dormant
+      crm contact dormant --for 2y --format csv > idle.csv
+    """
+    rows = get_crm().contacts.dormant(period=period, limit=limit)
+    columns = ["id", "email", "first_name", "last_name", "stage", "last_activity_at", "owner_id"]
+    emit([{c: getattr(r, c) for c in columns} for r in rows], fmt, columns)
+
+
+@contact.command("purge")
+@click.option("--dormant-for", "period", required=True, help="Erase customers idle this long: 3y, 36m, ...")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def contact_purge(period: str, yes: bool) -> None:
+    """Erase every customer dormant for the period (personal data everywhere; aggregates kept).
+
+    \b
+    Example:
+      crm contact purge --dormant-for 3y --yes
+    """
+    from crmcore.services.contacts import parse_period
+
+    crm = get_crm()
+    parse_period(period, "dormant-for")
+    found = crm.contacts.dormant(period=period)
+    if not found:
+        click.echo(f"no contacts dormant for {period}")
+        return
+    if not yes:
+        click.confirm(f"Erase {len(found)} contacts dormant for {period}? This cannot be undone", abort=True)
+    result = crm.contacts.purge_dormant(period)
+    click.echo(f"erased {len(result.erased)} contacts")
+    for contact_id, reason in result.refused.items():
+        click.echo(f"contact {contact_id} kept: {reason}", err=True)
+
+
 @contact.command("export")
 @click.argument("ref", required=False)
 @click.option("--output", "-o", type=click.File("w", encoding="utf-8"), default="-", help="File (default: stdout).")
@@ -195,6 +240,78 @@ def contact_export(ref: str | None, output: Any, fmt: str) -> None:
         output.write(to_json(crm.contacts.export_person(ref)) + "\n")
         return
     crm.contacts.export_all(output, fmt)
+
+
+@contact.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--map",
+    "maps",
+    multiple=True,
+    metavar="COLUMN=FIELD",
+    help="Map a column to a field (repeatable); COLUMN= ignores a column.",
+)
+@click.option("--dry-run", is_flag=True, help="Validate and match every row; write nothing.")
+@click.option("--errors", "errors_path", type=click.Path(dir_okay=False), help="Write refused rows here (CSV).")
+@click.option("--encoding", help="The file's encoding when it is not UTF-8 (cp1252, latin-1, ...).")
+@click.option("--delimiter", help="Field delimiter (default: sniffed from the header: , ; tab |).")
+@click.option(
+    "--existing",
+    type=click.Choice(["update", "skip"]),
+    default="update",
+    show_default=True,
+    help="What to do with rows matching an existing contact.",
+)
+@click.option("--source", help="Source of the new contacts (default: import).")
+@click.option("--batch-size", default=2000, show_default=True, help="Rows per transaction.")
+@format_option
+def contact_import(file: str, maps: tuple[str, ...], dry_run: bool, errors_path: str | None, fmt: str,
+                   **options: Any) -> None:  # fmt: skip
+    """Import contacts from a CSV file: streamed, re-runnable, bad rows reported by line.
+
+    Columns named like a field (email, phone, first_name, ..., custom.<name>)
+    map themselves; --map names the others. A row matching an existing contact
+    (same email, else same phone) updates it: importing a file twice creates
+    nobody twice.
+
+    \b
+    Examples:
+      crm contact import people.csv --map "E-Mail=email" --map "Firma=organization" --dry-run
+      crm contact import people.csv --errors refused.csv
+      crm contact import export-from-excel.csv --encoding cp1252
+    """
+    import os
+    import sys
+
+    mapping = {}
+    for pair in maps:
+        column, sep, field = pair.partition("=")
+        if not sep:
+            raise ValidationError({"map": f"{pair!r} is not COLUMN=FIELD"})
+        mapping[column.strip()] = field.strip()
+    crm = get_crm()
+    size = os.path.getsize(file)
+    if sys.stderr.isatty() and size:
+        with click.progressbar(length=size, label="importing", file=sys.stderr) as bar:
+            result = crm.contacts.import_csv(file, mapping=mapping, dry_run=dry_run, errors_to=errors_path,
+                                             progress=bar.update, **options)  # fmt: skip
+    else:
+        result = crm.contacts.import_csv(file, mapping=mapping, dry_run=dry_run, errors_to=errors_path, **options)
+    if fmt == "json":
+        click.echo(to_json(result.as_dict()))
+    else:
+        would = "would be " if dry_run else ""
+        click.echo(f"{result.rows} rows: {result.created} {would}created, {result.updated} {would}updated, "
+                   f"{result.unchanged} unchanged, {result.failed} refused")  # fmt: skip
+        if result.ignored_columns:
+            click.echo(f"ignored columns (no field): {', '.join(result.ignored_columns)}")
+        for error in result.errors[:10]:
+            click.echo(f"line {error.line}: {error.reason}", err=True)
+        if result.failed > 10:
+            click.echo(f"... and {result.failed - 10} more" + (f" (all in {errors_path})" if errors_path else ""),
+                       err=True)  # fmt: skip
+    if result.failed:
+        sys.exit(1 if not (result.created or result.updated or result.unchanged) else 0)
 
 
 @click.group()

@@ -32,6 +32,8 @@ SPEC_MODULES = (
     "crmcore.hooks.mail",
     "crmcore.hooks.web",
     "crmcore.hooks.reports",
+    "crmcore.hooks.bundles",
+    "crmcore.hooks.demo",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

@@ -176,7 +176,7 @@ def crm_contact_timeline(
 
 
 @hookspec(firstresult=True)
-def crm_segment_query(name: str, ctx: HookContext) -> Select[tuple[int]] | None:
+def crm_segment_query(name: str, ctx: HookContext) -> Select[int] | None:
     """Resolve a segment name to a SQL query of its members' contact ids.
 
     Campaigns, reports and surveys target segments through this decision hook;

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
 
+from crmcore.errors import DatabaseUnavailable
 from crmcore.jobs import outbox
 from crmcore.models import JobState, JobWorker
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from crmcore.crm import CRM
 
 log = logging.getLogger("crmcore.jobs")
+
+#: What "the database is away" looks like; the worker waits and retries on these.
+DB_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError, DatabaseUnavailable)
 
 
 class Worker:
@@ -51,6 +55,7 @@ class Worker:
         self.backend = backend or crm.settings.jobs_backend
         self._stopping = threading.Event()
         self._celery = None
+        self._orphans: list[int] = []  # claimed when the database went away; released once it is back
 
     def stop(self, *_args: object) -> None:
         """Ask the loop to end after the job in hand."""
@@ -72,10 +77,13 @@ class Worker:
         try:
             while not self.stopping:
                 try:
+                    if self._orphans:
+                        outbox.release_running(self.crm, self._orphans, self.name)
+                        self._orphans = []
                     self.crm.jobs.schedule_periodic()
                     count = self.run_batch()
                     failures = 0
-                except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DBAPIError) as exc:
+                except DB_ERRORS as exc:
                     failures += 1
                     wait = min(self.poll_interval * 2**failures, 30.0)
                     log.error("worker %s: database unavailable (%s); retrying in %.1fs",
@@ -103,7 +111,13 @@ class Worker:
         claimed = outbox.claim(self.crm, self.name, self.batch_size, self.lease)
         if not claimed:
             return 0
-        return outbox.execute(self.crm, claimed, self.name, stop=lambda: self.stopping)
+        try:
+            return outbox.execute(self.crm, claimed, self.name, stop=lambda: self.stopping)
+        except DB_ERRORS:
+            # Lost the database mid-batch: hand the unfinished claims back as soon as it returns,
+            # instead of leaving them to the lease's expiry.
+            self._orphans = [job.id for job in claimed]
+            raise
 
     def _dispatch(self) -> int:
         """Publish due jobs to Celery; if the broker is down, give them back and wait."""

@@ -12,6 +12,7 @@ from crmcore.models.people import (
     Team,
     User,
 )
+from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
     Activity,
     Feedback,
@@ -23,7 +24,7 @@ from crmcore.models.sales import (
     Purchase,
     PurchaseLine,
 )
-from crmcore.models.system import AuditEntry, Job, JobState, JobWorker, MailDelivery
+from crmcore.models.system import AuditEntry, BundleRecord, Job, JobState, JobWorker, MailDelivery
 from crmcore.models.tracking import INTERACTION_KINDS, AdSpend, Interaction, TouchKind, Touchpoint
 
 __all__ = [
@@ -32,6 +33,10 @@ __all__ = [
     "AdSpend",
     "Affiliate",
     "AuditEntry",
+    "BundleRecord",
+    "Consent",
+    "ConsentEvent",
+    "ConsentRequest",
     "Contact",
     "ContactAttribution",
     "ContactTag",
@@ -52,6 +57,7 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Segment",
     "Stage",
     "Tag",
     "Team",

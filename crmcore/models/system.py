@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmcore.db import Base, BigID, JSONData, UTCDateTime
@@ -97,3 +97,21 @@ class MailDelivery(Base):
     status: Mapped[str] = mapped_column(String(12))
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BundleRecord(Base):
+    """What a bundle applied, per item: the data it wrote and the state that resulted."""
+
+    __tablename__ = "bundle_record"
+    __table_args__ = (UniqueConstraint("bundle", "kind", "key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bundle: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(60))
+    key: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(40))
+    #: Checksum of the bundle's data as last applied (a newer bundle changes it).
+    data_checksum: Mapped[str] = mapped_column(String(64))
+    #: Checksum of the item's state right after that (a user's edit changes it).
+    state_checksum: Mapped[str] = mapped_column(String(64))
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,5 +1,6 @@
 """Services: every lifecycle operation as one unit of work."""
 
+from crmcore.services.consent import ConsentService
 from crmcore.services.contacts import (
     ContactService,
     CustomFieldService,
@@ -9,8 +10,10 @@ from crmcore.services.contacts import (
 from crmcore.services.customers import CustomerService
 from crmcore.services.leads import InteractionService, LeadService, TouchpointService
 from crmcore.services.sales import SalesService
+from crmcore.services.segments import SegmentService
 
 __all__ = [
+    "ConsentService",
     "ContactService",
     "CustomFieldService",
     "CustomerService",
@@ -18,6 +21,7 @@ __all__ = [
     "LeadService",
     "ProductService",
     "SalesService",
+    "SegmentService",
     "TouchpointService",
     "UserService",
 ]

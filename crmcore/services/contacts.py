@@ -4,17 +4,23 @@ products and custom field declarations."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
-from datetime import datetime
-from typing import IO, Any
+import re
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import delete, or_, select, update
+import attrs
+from sqlalchemy import Select, and_, delete, or_, select, update
 
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
 from crmcore.models import (
     Activity,
     AuditEntry,
+    Consent,
+    ConsentEvent,
+    ConsentRequest,
     Contact,
     ContactTag,
     CustomField,
@@ -34,6 +40,9 @@ from crmcore.registry import CustomFieldSpec
 from crmcore.services.base import ContactRef, Service, change_stage, get_contact
 from crmcore.services.fields import clean_contact, custom_field_defs
 from crmcore.validation import clean_text, currency_code, normalize_email, positive_amount
+
+if TYPE_CHECKING:
+    from crmcore.services.imports import ImportResult
 
 #: Stages a contact can be moved back to by hand, and from where.
 BACKWARD_MOVES = {
@@ -224,6 +233,7 @@ class ContactService(Service):
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
                 ctx.session.execute(update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id))
             set_tags(ctx, survivor.id, contact_tags(ctx.session, merged.id), replace=False)
+            _merge_consent(ctx, survivor.id, merged.id)
             filled = {}
             for field in ("phone", "phone_normalized", "first_name", "last_name", "title",
                           "organization_id", "owner_id", "country", "region", "city",
@@ -296,8 +306,48 @@ class ContactService(Service):
                 .where(AuditEntry.entity == "contact", AuditEntry.entity_id == contact.id)
                 .values(changes={})
             )
+            # The ledger keeps what was agreed and when (the record of lawful processing),
+            # not where from: IP addresses go, open double opt-in requests go.
+            ctx.session.execute(update(Consent).where(Consent.contact_id == contact.id).values(ip=None))
+            ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == contact.id).values(ip=None))
+            ctx.session.execute(delete(ConsentRequest).where(ConsentRequest.contact_id == contact.id))
             ctx.audit("contact.erase", "contact", contact.id, {})
             ctx.call("crm_contact_erased", event=ContactErased(contact_id=contact.id, occurred_at=ctx.now))
+
+    def dormant(
+        self, *, period: str | timedelta | None = None, limit: int | None = None, offset: int = 0
+    ) -> builtins.list[Contact]:
+        """Customers without purchase, touchpoint or interaction for *period*, longest idle first.
+
+        *period* defaults to the ``dormant_after_days`` setting; ``"18m"``,
+        ``"3y"``, ``"90d"`` or a timedelta. Customers already moved to the
+        dormant stage and those the daily check has not reached yet both count.
+        """
+        with self.crm.transaction(readonly=True) as ctx:
+            query = dormant_query(ctx, period).order_by(Contact.last_activity_at, Contact.id).offset(offset)
+            if limit is not None:
+                query = query.limit(limit)
+            return list(ctx.session.scalars(query))
+
+    def purge_dormant(self, period: str | timedelta, *, actor: Any = None) -> PurgeResult:
+        """Erase every contact dormant for *period* (``crm contact purge --dormant-for 3y``).
+
+        Each contact is erased in its own transaction, through the erase hooks;
+        one a plugin refuses (a legal hold) is reported and the others go on.
+        """
+        cutoff_period = parse_period(period) if isinstance(period, str) else period
+        with self.crm.transaction(readonly=True) as ctx:
+            ids = list(ctx.session.scalars(
+                dormant_query(ctx, cutoff_period).with_only_columns(Contact.id).order_by(Contact.id)))  # fmt: skip
+        result = PurgeResult()
+        for contact_id in ids:
+            try:
+                self.erase(contact_id, actor=actor)
+            except (ValidationError, Conflict) as exc:
+                result.refused[contact_id] = str(exc)
+            else:
+                result.erased.append(contact_id)
+        return result
 
     def details(self, ref: ContactRef) -> dict[str, Any]:
         """Everything ``crm contact show`` prints: fields, tags, plugins' sections."""
@@ -322,12 +372,47 @@ class ContactService(Service):
                 ("opportunities", Opportunity, Opportunity.created_at),
                 ("activities", Activity, Activity.created_at),
                 ("feedback", Feedback, Feedback.created_at),
+                ("consent", Consent, Consent.id),
+                ("consent_history", ConsentEvent, ConsentEvent.id),
             ):
                 rows = ctx.session.scalars(select(model).where(model.contact_id == contact.id).order_by(order))
                 data[key] = [row_dict(row) for row in rows]
             for plugin, sections in ctx.crm.plugins.collect_by_plugin("crm_contact_details", contact=contact, ctx=ctx):
                 data.setdefault("plugins", {})[plugin] = sections
             return data
+
+    def import_csv(
+        self,
+        path: str | Path,
+        *,
+        mapping: dict[str, str] | None = None,
+        dry_run: bool = False,
+        errors_to: str | Path | IO[str] | None = None,
+        encoding: str | None = None,
+        delimiter: str | None = None,
+        existing: str = "update",
+        source: str | None = None,
+        batch_size: int = 2000,
+        progress: Callable[[int], None] | None = None,
+        actor: Any = None,
+    ) -> ImportResult:
+        """Import contacts from a CSV file, streamed in batches; bad rows are reported, good ones kept.
+
+        *mapping* maps column names to fields (``{"E-Mail": "email"}``); columns
+        named like a field map themselves. Rows matching an existing contact
+        (normalized email, then phone) update it (*existing* ``"update"``) or
+        are left alone (``"skip"``), so a second run creates nobody twice.
+        Refused rows go to *errors_to* (a CSV with line numbers and reasons).
+        *dry_run* validates and matches everything and writes nothing.
+        *progress* is called with the number of bytes read, as they are read.
+        """
+        from crmcore.services.imports import ContactImporter
+
+        return ContactImporter(
+            self.crm, path, mapping=mapping, dry_run=dry_run, errors_to=errors_to, encoding=encoding,
+            delimiter=delimiter, existing=existing, source=source, batch_size=batch_size, progress=progress,
+            actor=actor,
+        ).run()  # fmt: skip
 
     def export_all(self, output: IO[str], fmt: str = "csv") -> int:
         """Stream every live contact to *output* as CSV or a JSON array; memory stays flat."""
@@ -375,6 +460,40 @@ class ContactService(Service):
             return timeline(ctx, get_contact(ctx, ref), limit=limit, before=before)
 
 
+_PERIOD = re.compile(r"(\d+)\s*([dwmy])")
+_PERIOD_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def parse_period(text: str, field: str = "period") -> timedelta:
+    """``"90d"``, ``"6w"``, ``"18m"`` (30-day months), ``"3y"`` (365-day years) as a timedelta."""
+    match = _PERIOD.fullmatch(str(text).strip().lower())
+    if match is None or int(match[1]) == 0:
+        raise ValidationError({field: f"{text!r} is not a period such as 90d, 6w, 18m or 3y"})
+    return timedelta(days=int(match[1]) * _PERIOD_DAYS[match[2]])
+
+
+def dormant_query(ctx: Any, period: str | timedelta | None = None) -> Select[Contact]:
+    """Live customers (or dormant ones) idle since before ``now - period``."""
+    if period is None:
+        period = timedelta(days=ctx.crm.settings.dormant_after_days)
+    elif isinstance(period, str):
+        period = parse_period(period)
+    cutoff = ctx.now - period
+    idle = or_(Contact.last_activity_at < cutoff, and_(Contact.last_activity_at.is_(None), Contact.created_at < cutoff))
+    return select(Contact).where(
+        Contact.stage.in_([Stage.CUSTOMER, Stage.DORMANT]), idle,
+        Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
+    )  # fmt: skip
+
+
+@attrs.define
+class PurgeResult:
+    """What a purge erased, and what plugins refused to let go (id: reason)."""
+
+    erased: builtins.list[int] = attrs.field(factory=list)
+    refused: dict[int, str] = attrs.field(factory=dict)
+
+
 CONTACT_COLUMNS = (
     "id", "email", "phone", "first_name", "last_name", "title", "stage", "score",
     "owner_id", "organization_id", "source", "country", "region", "city", "language",
@@ -398,6 +517,23 @@ def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> Lifec
         contact_id=contact.id, from_stage=None, to_stage=contact.stage,
         reason="created", occurred_at=now, actor_id=actor_id,
     )  # fmt: skip
+
+
+def _merge_consent(ctx: Any, survivor_id: int, merged_id: int) -> None:
+    """Move the merged contact's ledger over; per purpose and channel the latest change wins."""
+    ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == merged_id).values(contact_id=survivor_id))
+    rows = ctx.session.scalars(select(Consent).where(Consent.contact_id == survivor_id))
+    kept = {(c.purpose, c.channel): c for c in rows}
+    for row in ctx.session.scalars(select(Consent).where(Consent.contact_id == merged_id)).all():
+        mine = kept.get((row.purpose, row.channel))
+        if mine is None:
+            row.contact_id = survivor_id
+            continue
+        if row.changed_at > mine.changed_at:
+            for key in ("status", "changed_at", "source", "ip", "form_version", "text"):
+                setattr(mine, key, getattr(row, key))
+        ctx.session.delete(row)
+    ctx.session.flush()
 
 
 def _refuse_erased(contact: Contact) -> None:

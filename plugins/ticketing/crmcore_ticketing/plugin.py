@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import or_
+
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
@@ -15,10 +17,16 @@ if TYPE_CHECKING:
     import click
     from starlette.routing import BaseRoute
 
+    from crmcore.bundles import BundleKind
+    from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.demo.simulation import DemoDay
+    from crmcore.events import ContactErased
     from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
+#: What erased text becomes (``crm contact erase``).
+ERASED = "[erased]"
 plugin_info = PluginInfo(hookspecs=(hookspecs,))
 
 
@@ -70,6 +78,22 @@ def crm_register_settings() -> list[SettingSpec]:
 
 
 @hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """People write in, agents answer (not always in time), tickets get solved."""
+    from crmcore_ticketing.demo import simulate
+
+    simulate(day)
+
+
+@hookimpl
+def crm_register_bundle_kinds() -> list[BundleKind]:
+    """Business calendars and SLA policies, as vendors' bundles ship them."""
+    from crmcore_ticketing.bundles import KINDS
+
+    return KINDS
+
+
+@hookimpl
 def crm_register_migrations() -> list[Path]:
     """The plugin's own Alembic branch, ``ticketing``."""
     return [HERE / "migrations"]
@@ -112,3 +136,39 @@ def crm_register_routes(crm: CRM) -> list[BaseRoute]:
     from crmcore_ticketing.web import routes
 
     return routes(crm)
+
+
+@hookimpl
+def crm_contact_erased(event: ContactErased, ctx: HookContext) -> None:
+    """Erase what the person's tickets say; keep the tickets (counts, SLA figures) for reports.
+
+    Subjects and every message body of tickets they requested (agents' replies
+    quote them) become ``[erased]``; their attachments go, files included once
+    no other message refers to them; subject changes in the history are blanked.
+    """
+    from sqlalchemy import delete, func, select, update
+
+    from crmcore_ticketing import attachments
+    from crmcore_ticketing.models import Attachment, HistoryEntry, Message, Ticket
+
+    session = ctx.session
+    tickets = select(Ticket.id).where(Ticket.requester_id == event.contact_id).scalar_subquery()
+    messages = select(Message.id).where(or_(Message.ticket_id.in_(tickets), Message.contact_id == event.contact_id))
+    files = list(session.scalars(select(Attachment.path).where(Attachment.message_id.in_(messages)).distinct()))
+    session.execute(delete(Attachment).where(Attachment.message_id.in_(messages)))
+    session.execute(update(Message).where(Message.id.in_(messages)).values(body=ERASED))
+    session.execute(update(Ticket).where(Ticket.requester_id == event.contact_id).values(subject=ERASED))
+    session.execute(
+        update(HistoryEntry)
+        .where(HistoryEntry.ticket_id.in_(tickets), HistoryEntry.field == "subject")
+        .values(old_value=None, new_value=None)
+    )
+    unused = [p for p in files if not session.scalar(select(func.count()).where(Attachment.path == p))]
+    if unused:
+        root = attachments.folder(ctx.crm)
+
+        def remove_files() -> None:
+            for path in unused:
+                (root / path).unlink(missing_ok=True)
+
+        ctx.on_commit(remove_files)

@@ -104,6 +104,48 @@ class SlaService(Service):
         none crossing midnight); *holidays* a country code for the ``holidays``
         library, *region* its subdivision; *closed_days* extra ISO dates.
         """
+        values = self._clean_calendar(name, timezone, hours, holidays, region, closed_days)
+        with self.crm.transaction(actor) as ctx:
+            if ctx.first(SlaCalendar, SlaCalendar.name == values["name"]):
+                raise ValidationError({"name": f"a calendar named {values['name']!r} exists"})
+            row = SlaCalendar(created_at=ctx.now, **values)
+            ctx.session.add(row)
+            ctx.session.flush()
+            ctx.audit("ticketing.calendar.add", "ticketing_sla_calendar", row.id, {"name": row.name})
+            return row
+
+    def update_calendar(
+        self,
+        name: str,
+        *,
+        timezone: str,
+        hours: str | Mapping[str, Any],
+        holidays: str | None = None,
+        region: str | None = None,
+        closed_days: Iterable[str | date] = (),
+        actor: Any = None,
+    ) -> SlaCalendar:
+        """Replace a calendar's hours, zone, holidays and closed days (checked as :meth:`add_calendar`).
+
+        Open SLA clocks keep the deadlines they have; new ones follow the new hours.
+        """
+        values = self._clean_calendar(name, timezone, hours, holidays, region, closed_days)
+        with self.crm.transaction(actor) as ctx:
+            row = get_calendar(ctx, name)
+            for key, value in values.items():
+                setattr(row, key, value)
+            ctx.audit("ticketing.calendar.update", "ticketing_sla_calendar", row.id, {"name": row.name})
+            return row
+
+    @staticmethod
+    def _clean_calendar(
+        name: str,
+        timezone: str,
+        hours: str | Mapping[str, Any],
+        holidays: str | None,
+        region: str | None,
+        closed_days: Iterable[str | date],
+    ) -> dict[str, Any]:
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         for check in (
@@ -126,22 +168,14 @@ class SlaService(Service):
                 errors.update(exc.errors)
         if errors:
             raise ValidationError(errors)
-        with self.crm.transaction(actor) as ctx:
-            if ctx.first(SlaCalendar, SlaCalendar.name == values["name"]):
-                raise ValidationError({"name": f"a calendar named {values['name']!r} exists"})
-            row = SlaCalendar(
-                name=values["name"],
-                timezone=timezone,
-                hours={k: [list(i) for i in v] for k, v in values["hours"].items()},
-                holiday_country=values.get("country"),
-                holiday_region=region or None,
-                closed_days=values["closed"],
-                created_at=ctx.now,
-            )
-            ctx.session.add(row)
-            ctx.session.flush()
-            ctx.audit("ticketing.calendar.add", "ticketing_sla_calendar", row.id, {"name": row.name})
-            return row
+        return {
+            "name": values["name"],
+            "timezone": timezone,
+            "hours": {k: [list(i) for i in v] for k, v in values["hours"].items()},
+            "holiday_country": values.get("country"),
+            "holiday_region": region or None,
+            "closed_days": values["closed"],
+        }
 
     def add_closed_days(self, calendar: int | str, days: Iterable[str | date], *, actor: Any = None) -> SlaCalendar:
         """Close a calendar on extra days (a company event, an office move)."""
@@ -188,6 +222,67 @@ class SlaService(Service):
         *conditions* (priority, channel, category, tier, organization) say
         which tickets it applies to; none makes it the catch-all default.
         """
+        with self.crm.transaction(actor) as ctx:
+            values = self._clean_policy(ctx, name, targets, conditions, calendar, pause_statuses, warnings,
+                                        escalations, new=True)  # fmt: skip
+            existing = list(ctx.session.scalars(select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position)))
+            if position is None:
+                catch_all = next((p for p in existing if not p.conditions), None)
+                position = catch_all.position if catch_all and values["conditions"] else len(existing) + 1
+            position = max(1, min(position, len(existing) + 1))
+            self._overlaps(values["name"], values["conditions"], position, existing)
+            for other in existing:
+                if other.position >= position:
+                    other.position += 1
+            policy = SlaPolicy(position=position, active=True, created_at=ctx.now, **values)
+            ctx.session.add(policy)
+            ctx.session.flush()
+            ctx.audit("ticketing.policy.add", "ticketing_sla_policy", policy.id, {"name": policy.name,
+                      "position": position})  # fmt: skip
+            return policy
+
+    def update_policy(
+        self,
+        name: str,
+        *,
+        targets: Mapping[str, Mapping[str, Any]],
+        conditions: Mapping[str, Iterable[Any]] | None = None,
+        calendar: int | str | None = None,
+        pause_statuses: Iterable[str] | None = None,
+        warnings: Iterable[str] = (),
+        escalations: Mapping[str, Iterable[Mapping[str, Any]]] | None = None,
+        actor: Any = None,
+    ) -> SlaPolicy:
+        """Replace a policy's conditions, targets, calendar, pauses, warnings and escalations.
+
+        Checked as :meth:`add_policy`; the policy keeps its position. Running SLA
+        clocks keep their deadlines; tickets opened from now on get the new targets.
+        """
+        with self.crm.transaction(actor) as ctx:
+            policy = get_policy(ctx, name)
+            values = self._clean_policy(ctx, name, targets, conditions, calendar, pause_statuses, warnings,
+                                        escalations, new=False)  # fmt: skip
+            active = select(SlaPolicy).where(SlaPolicy.active, SlaPolicy.id != policy.id).order_by(SlaPolicy.position)
+            others = list(ctx.session.scalars(active))
+            self._overlaps(values["name"], values["conditions"], policy.position, others)
+            for key, value in values.items():
+                setattr(policy, key, value)
+            ctx.audit("ticketing.policy.update", "ticketing_sla_policy", policy.id, {"name": policy.name})
+            return policy
+
+    def _clean_policy(
+        self,
+        ctx: HookContext,
+        name: str,
+        targets: Mapping[str, Mapping[str, Any]],
+        conditions: Mapping[str, Iterable[Any]] | None,
+        calendar: int | str | None,
+        pause_statuses: Iterable[str] | None,
+        warnings: Iterable[str],
+        escalations: Mapping[str, Iterable[Mapping[str, Any]]] | None,
+        *,
+        new: bool,
+    ) -> dict[str, Any]:
         errors: dict[str, str] = {}
         clean_name = None
         try:
@@ -195,50 +290,35 @@ class SlaService(Service):
         except ValidationError as exc:
             errors.update(exc.errors)
         clean_conditions = self._conditions(conditions or {}, errors)
-        with self.crm.transaction(actor) as ctx:
-            calendar_row = None
-            if calendar not in (None, ""):
-                try:
-                    calendar_row = get_calendar(ctx, calendar)
-                except ValidationError as exc:
-                    errors.update(exc.errors)
-            clean_targets = self._targets(targets, calendar_row is not None, errors)
-            clean_warnings: list[str] = []
-            for label in warnings:
-                try:
-                    clean_warnings.append(validate_warning(label))
-                except ValidationError as exc:
-                    errors.update(exc.errors)
-            pauses = list(PAUSABLE if pause_statuses is None else pause_statuses)
-            bad = [s for s in pauses if s not in PAUSABLE]
-            if bad:
-                errors["pause_statuses"] = f"only {' and '.join(PAUSABLE)} can pause the clocks, not {', '.join(bad)}"
-            clean_escalations = self._escalations(ctx, escalations or {}, errors)
-            if not errors:
-                self._contradictions(clean_conditions, clean_targets, clean_warnings, clean_escalations, errors)
-            if clean_name and ctx.first(SlaPolicy, SlaPolicy.name == clean_name):
-                errors["name"] = f"a policy named {clean_name!r} exists"
-            if errors:
-                raise ValidationError(errors)
-            existing = list(ctx.session.scalars(select(SlaPolicy).where(SlaPolicy.active).order_by(SlaPolicy.position)))
-            if position is None:
-                catch_all = next((p for p in existing if not p.conditions), None)
-                position = catch_all.position if catch_all and clean_conditions else len(existing) + 1
-            position = max(1, min(position, len(existing) + 1))
-            self._overlaps(clean_name or "", clean_conditions, position, existing)
-            for other in existing:
-                if other.position >= position:
-                    other.position += 1
-            policy = SlaPolicy(
-                name=clean_name, position=position, active=True, conditions=clean_conditions, targets=clean_targets,
-                calendar_id=calendar_row.id if calendar_row else None, pause_statuses=pauses,
-                warnings=clean_warnings, escalations=clean_escalations, created_at=ctx.now,
-            )  # fmt: skip
-            ctx.session.add(policy)
-            ctx.session.flush()
-            ctx.audit("ticketing.policy.add", "ticketing_sla_policy", policy.id, {"name": policy.name,
-                      "position": position})  # fmt: skip
-            return policy
+        calendar_row = None
+        if calendar not in (None, ""):
+            try:
+                calendar_row = get_calendar(ctx, calendar)
+            except ValidationError as exc:
+                errors.update(exc.errors)
+        clean_targets = self._targets(targets, calendar_row is not None, errors)
+        clean_warnings: list[str] = []
+        for label in warnings:
+            try:
+                clean_warnings.append(validate_warning(label))
+            except ValidationError as exc:
+                errors.update(exc.errors)
+        pauses = list(PAUSABLE if pause_statuses is None else pause_statuses)
+        bad = [s for s in pauses if s not in PAUSABLE]
+        if bad:
+            errors["pause_statuses"] = f"only {' and '.join(PAUSABLE)} can pause the clocks, not {', '.join(bad)}"
+        clean_escalations = self._escalations(ctx, escalations or {}, errors)
+        if not errors:
+            self._contradictions(clean_conditions, clean_targets, clean_warnings, clean_escalations, errors)
+        if new and clean_name and ctx.first(SlaPolicy, SlaPolicy.name == clean_name):
+            errors["name"] = f"a policy named {clean_name!r} exists"
+        if errors:
+            raise ValidationError(errors)
+        return {
+            "name": clean_name, "conditions": clean_conditions, "targets": clean_targets,
+            "calendar_id": calendar_row.id if calendar_row else None, "pause_statuses": pauses,
+            "warnings": clean_warnings, "escalations": clean_escalations,
+        }  # fmt: skip
 
     @staticmethod
     def _conditions(conditions: Mapping[str, Iterable[Any]], errors: dict[str, str]) -> dict[str, list[Any]]:

@@ -1,0 +1,1 @@
+"""A vendor bundle for dental clinics (an example of ``crm bundle apply``)."""

@@ -1,0 +1,1 @@
+"""A small shop that embeds crmcore (the example of docs/embedding.md)."""
