@@ -147,6 +147,24 @@ def _check_fields(fields: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+def _check_type(kind: str, value: str, field: str) -> None:
+    """Check an unmapped answer against its field type (email, date, number)."""
+    from decimal import Decimal, InvalidOperation
+
+    from crmcore.validation import parse_date
+
+    if kind == "email":
+        normalize_email(value, field)
+    elif kind == "date":
+        parse_date(value, field)
+    elif kind == "number":
+        try:
+            if not Decimal(value).is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            raise ValidationError({field: f"{value!r} is not a number"}) from None
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in _TRUE) or value == 1
 
@@ -305,6 +323,12 @@ class FormService(Service):
                 if value is not None and spec["type"] == "select" and value not in spec["choices"]:
                     errors[name] = f"choose one of {', '.join(spec['choices'])}"
                     continue
+                if value is not None and spec["maps_to"] is None:  # mapped fields are checked by the capture
+                    try:
+                        _check_type(spec["type"], value, name)
+                    except ValidationError as exc:
+                        errors.update(exc.errors)
+                        continue
             target = spec["maps_to"]
             if target is None:
                 if value not in (None, ""):
