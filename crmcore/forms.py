@@ -147,6 +147,28 @@ def _check_fields(fields: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+#: Attempts of a capture that collided with a concurrent one.
+RETRIES = 3
+
+
+def retryable(exc: sa_exc.DBAPIError) -> bool:
+    """True for a collision with a concurrent transaction, which a retry resolves.
+
+    A unique key inserted at once by two requests (the same email twice: the
+    retry matches the contact the other created), and the deadlocks and
+    serialization failures databases answer such races with (MariaDB 1213 and
+    1205, PostgreSQL 40P01 and 40001).
+    """
+    if isinstance(exc, sa_exc.IntegrityError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] in (1213, 1205)
+
+
 def _check_type(kind: str, value: str, field: str) -> None:
     """Check an unmapped answer against its field type (email, date, number)."""
     from decimal import Decimal, InvalidOperation
@@ -290,11 +312,11 @@ class FormService(Service):
         if data.get(HONEYPOT):
             return Submission(spam=True)
         cleaned = self._clean(form, data, meta)
-        for attempt in range(2):  # a concurrent first submission of the same email: the retry matches it
+        for attempt in range(RETRIES):
             try:
                 return self._capture(form, cleaned, meta)
-            except sa_exc.IntegrityError:
-                if attempt:
+            except sa_exc.DBAPIError as exc:
+                if attempt == RETRIES - 1 or not retryable(exc):
                     raise
         raise AssertionError("unreachable")
 
