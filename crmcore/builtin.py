@@ -30,7 +30,7 @@ from crmcore.models import (
     User,
 )
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
-from crmcore.registry import JobCall, JobHandler, PeriodicJob
+from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
 from crmcore.services.sales import REMINDER_HANDLER
 
@@ -229,6 +229,14 @@ def crm_register_bundle_kinds() -> list[BundleKind]:
 def crm_register_migrations() -> list[Path]:
     """The core's Alembic revisions."""
     return [PACKAGE_DIR / "migrations" / "versions"]
+
+
+@hookimpl(trylast=True)
+def crm_register_permissions() -> list[PermissionSpec]:
+    """The core's permissions (contacts, opportunities, reports, users, the console)."""
+    from crmcore.permissions import CORE_PERMISSIONS
+
+    return list(CORE_PERMISSIONS)
 
 
 @hookimpl(trylast=True)

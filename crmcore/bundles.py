@@ -203,6 +203,7 @@ class BundleService(Service):
         if checksum(current) != record.state_checksum:
             return ItemOutcome(item.kind, item.key, "kept", "edited since the bundle made it")
         if record.data_checksum == data_sum:
+            record.version = bundle.version  # confirmed by this version
             return ItemOutcome(item.kind, item.key, "unchanged")
         return write("upgraded")
 
@@ -258,13 +259,36 @@ def _write_custom_field(ctx: HookContext, key: str, data: dict[str, Any]) -> Non
     ctx.crm.custom_fields.define(spec, owner="bundle")
 
 
-#: The kinds the core applies: a pipeline (key: its name; data: ``default`` and ``stages``)
-#: and a custom field (key: ``contact.<name>`` or ``organization.<name>``; data: label, type, …).
+def _read_segment(ctx: HookContext, key: str) -> dict[str, Any] | None:
+    from crmcore.models import Segment
+
+    segment = ctx.first(Segment, Segment.name == key)
+    if segment is None:
+        return None
+    return {"definition": segment.definition, "description": segment.description}
+
+
+def _write_segment(ctx: HookContext, key: str, data: dict[str, Any]) -> None:
+    from crmcore.models import Segment
+
+    if "definition" not in data:
+        raise ValidationError({"definition": "a segment needs a definition"})
+    if ctx.first(Segment, Segment.name == key) is None:
+        ctx.crm.segments.create(key, data["definition"], description=data.get("description"))
+    else:
+        ctx.crm.segments.update(key, data["definition"])
+
+
+#: The kinds the core applies: a pipeline (key: its name; data: ``default`` and ``stages``),
+#: a custom field (key: ``contact.<name>`` or ``organization.<name>``; data: label, type, …)
+#: and a saved segment (key: its name; data: ``definition`` and ``description``).
 CORE_KINDS = (
     BundleKind(name="pipeline", read=_read_pipeline, write=_write_pipeline,
                help="a sales pipeline: {default: bool, stages: [{key, name, probability, outcome}]}"),
     BundleKind(name="custom_field", read=_read_custom_field, write=_write_custom_field,
                help="a custom field, key entity.name: {label, type, choices, required, description}"),
+    BundleKind(name="segment", read=_read_segment, write=_write_segment,
+               help="a saved segment: {definition, description} (docs/contacts.md for definitions)"),
 )  # fmt: skip
 
 

@@ -80,6 +80,13 @@ class CRM:
         self._current: contextvars.ContextVar[HookContext | None] = contextvars.ContextVar(
             f"crmcore-uow-{id(self)}", default=None
         )
+        self._acting: contextvars.ContextVar[ActorLike] = contextvars.ContextVar(
+            f"crmcore-actor-{id(self)}", default=None
+        )
+        #: Lookups shared by the units of work of one ``acting_as`` block (the actor's grants).
+        self._acting_memo: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+            f"crmcore-actor-memo-{id(self)}", default=None
+        )
         self._setting_specs = self._collect_setting_specs()
         from crmcore import services
 
@@ -91,6 +98,7 @@ class CRM:
         self.interactions = services.InteractionService(self)
         self.products = services.ProductService(self)
         self.users = services.UserService(self)
+        self.roles = services.RoleService(self)
         self.custom_fields = services.CustomFieldService(self)
         self.consent = services.ConsentService(self)
         self.segments = services.SegmentService(self)
@@ -118,17 +126,32 @@ class CRM:
 
     @contextmanager
     def transaction(
-        self, actor: ActorLike = None, *, session: Session | None = None, readonly: bool = False
+        self,
+        actor: ActorLike = None,
+        *,
+        session: Session | None = None,
+        readonly: bool = False,
+        independent: bool = False,
     ) -> Iterator[HookContext]:
         """Open a unit of work: one transaction, committed when the block ends.
 
+        *actor* defaults to the user of the enclosing :meth:`acting_as` block.
+
         Inside another unit of work on this CRM, joins it with a savepoint, so a
-        failure rolls back only the inner part. With *session* (a host
+        failure rolls back only the inner part (*readonly* work joins it as is). With *session* (a host
         application's), works inside the host's transaction and leaves the
         commit to the host. *readonly* work never waits for writers on SQLite.
+        *independent* work commits on its own even inside another unit of work
+        (durable progress marks of a long job, such as "this message was handed
+        to the mail server"); on SQLite the outer one must not have written yet.
         """
-        outer = self._current.get()
+        if actor is None:
+            actor = self._acting.get()
+        outer = None if independent else self._current.get()
         if outer is not None:
+            if readonly:  # reads join the outer unit of work: nothing to roll back
+                yield outer
+                return
             with outer.session.begin_nested():
                 yield outer
             return
@@ -158,6 +181,23 @@ class CRM:
         if own:
             for callback in ctx._after_commit:
                 callback()
+
+    @contextmanager
+    def acting_as(self, actor: ActorLike) -> Iterator[None]:
+        """Run the block's service calls as *actor* (a user id, email or ``User``).
+
+        Every unit of work opened inside without its own ``actor=`` acts for
+        this user, so the record-level rules of :mod:`crmcore.permissions`
+        apply to reads (``crm.contacts.list()``) as to writes. ``crm --as USER``
+        and the console use it.
+        """
+        token = self._acting.set(actor)
+        memo = self._acting_memo.set({})
+        try:
+            yield
+        finally:
+            self._acting_memo.reset(memo)
+            self._acting.reset(token)
 
     @property
     def current(self) -> HookContext | None:

@@ -75,7 +75,8 @@ def cli_markdown() -> str:
     lines = ["# CLI reference", "", "Generated from the commands' help by `python -m crmcore.docs`.", ""]
 
     def walk(command: click.Command, path: list[str], parent: click.Context | None) -> None:
-        # The root's context settings (``-h``, the width) reach every command, as when the CLI runs.
+        # The root's context settings (``-h`` for help) apply as they do when ``crm`` runs, so the
+        # reference shows what users see, whatever ran before in this process (click caches the option).
         settings = command.context_settings if parent is None else {}
         ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
         lines.extend([f"## `{' '.join(path)}`", "", "```text", command.get_help(ctx), "```", ""])

@@ -244,7 +244,13 @@ class FormService(Service):
             return result
 
         def purposes() -> list[str]:
+            from crmcore.services.consent import parse_purposes
+
             items = [clean_text(p, "consent_purposes", 40, required=True) for p in consent_purposes]
+            try:  # the ledger's purposes, checked here so a visitor never meets a misconfigured form
+                parse_purposes([p for p in items if p])
+            except ValidationError as exc:
+                raise ValidationError({"consent_purposes": "; ".join(exc.errors.values())}) from None
             return [p for p in items if p]
 
         def slug_ok() -> str:

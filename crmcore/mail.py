@@ -15,7 +15,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -261,6 +261,63 @@ class FileTransport:
         yield FileConnection(self.folder)
 
 
+class BatchSender:
+    """Sends many messages over one connection, paced to a rate limit.
+
+    Open it with ``with crm.mail.batch(rate=50) as sender:`` and call
+    :meth:`send` per message. The connection opens on the first message; when
+    the server drops it (or answers 421), :meth:`send` raises
+    :class:`TemporaryMailError` and the next call reconnects, so the caller
+    decides whether to retry that message. ``connections`` counts the sessions
+    opened (one per batch when nothing goes wrong).
+    """
+
+    def __init__(self, transport: SMTPTransport | FileTransport, *, rate: float | None = None) -> None:
+        self.transport = transport
+        self.interval = 1.0 / rate if rate else 0.0
+        self.connections = 0
+        self._stack: ExitStack | None = None
+        self._connection: Connection | None = None
+        self._next_at = 0.0
+
+    def __enter__(self) -> BatchSender:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Say goodbye to the server (QUIT) if a session is open."""
+        self._forget()
+
+    def send(self, mime: EmailMessage) -> None:
+        """Send *mime* on the open session (opening one if needed); MailError on refusal."""
+        if self.interval:
+            wait = self._next_at - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self._next_at = max(self._next_at, time.monotonic()) + self.interval
+        connection = self._connection
+        if connection is None:
+            stack = ExitStack()
+            session: AbstractContextManager[Connection] = self.transport.connect()
+            connection = self._connection = stack.enter_context(session)
+            self._stack = stack
+            self.connections += 1
+        try:
+            connection.send(mime)
+        except TemporaryMailError as exc:
+            if exc.code is None or exc.code == 421:  # the session is gone: reconnect next time
+                self._forget()
+            raise
+
+    def _forget(self) -> None:
+        stack, self._stack, self._connection = self._stack, None, None
+        if stack is not None:
+            with suppress(MailError, smtplib.SMTPException, OSError):
+                stack.close()
+
+
 class Mailer:
     """``crm.mail``: the configured transport, and delivery with an idempotency log."""
 
@@ -272,6 +329,10 @@ class Mailer:
         if self.crm.settings.mail_transport == "smtp":
             return SMTPTransport(self.crm.settings)
         return FileTransport(self.crm.settings)
+
+    def batch(self, *, rate: float | None = None) -> BatchSender:
+        """A :class:`BatchSender`: one connection for many messages, at most *rate* per second."""
+        return BatchSender(self.transport(), rate=rate)
 
     def build(self, message: MailMessage) -> EmailMessage:
         """Build the MIME message of *message* (dated by the CRM's clock)."""

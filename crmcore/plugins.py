@@ -115,6 +115,14 @@ class PluginHost:
             else:
                 wanted.append((_object_name(item), item))
         modules: dict[str, object] = {}
+        seen: set[str] = set()
+        for name, _obj in wanted:
+            if name in seen:
+                raise ConfigError(
+                    f"two enabled plugins are named {name!r}: name each one "
+                    f"(plugin_info = PluginInfo(name=...)) or enable it once"
+                )
+            seen.add(name)
         for name, obj in wanted:
             record = self.plugins.setdefault(name, LoadedPlugin(name=name))
             record.enabled = True

@@ -74,3 +74,17 @@ class PeriodicJob:
     handler: str
     every: timedelta
     payload: dict[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class PermissionSpec:
+    """A permission the core or a plugin declares (``crm_register_permissions``).
+
+    Name it ``<area>.<verb>`` (``ticketing.reply``); *roles* are the built-in
+    roles that hold it until an admin changes their grants (admins hold every
+    permission).
+    """
+
+    name: str
+    description: str
+    roles: tuple[str, ...] = ()

@@ -86,6 +86,17 @@ class Settings:
     conversion_secret: str = ""
     #: Largest request body the web app accepts.
     web_max_body_bytes: int = attrs.field(default=1_000_000, converter=int)
+    #: Mount the staff console under ``/console`` in ``crm.asgi_app()``.
+    console_enabled: bool = attrs.field(default=True, converter=_bool)
+    #: Hours a console session lasts after sign-in.
+    console_session_hours: int = attrs.field(default=12, converter=int)
+    #: Mark console cookies ``Secure`` (HTTPS only): ``auto`` means everywhere but development.
+    console_secure_cookies: str = "auto"
+    #: Sign-in attempts allowed per client address and per email in ``console_login_window`` seconds.
+    console_login_attempts: int = attrs.field(default=5, converter=int)
+    console_login_window: int = attrs.field(default=300, converter=int)
+    #: The console's default language (``en``, ``fa``).
+    console_locale: str = "en"
     #: Job backend: ``inline`` (the ``crm worker`` loop) or ``celery``.
     jobs_backend: str = "inline"
     #: Celery broker URL when ``jobs_backend`` is ``celery``.
@@ -124,6 +135,8 @@ class Settings:
             raise ConfigError(f"jobs_backend must be inline or celery, not {self.jobs_backend!r}")
         if self.mail_transport not in {"smtp", "file"}:
             raise ConfigError(f"mail_transport must be smtp or file, not {self.mail_transport!r}")
+        if self.console_secure_cookies not in {"auto", "true", "false"}:
+            raise ConfigError("console_secure_cookies must be auto, true or false")
         if self.smtp_security not in {"none", "starttls", "ssl"}:
             raise ConfigError("smtp_security must be none, starttls or ssl")
 

@@ -208,3 +208,20 @@ def test_web_form_consent_goes_through_double_opt_in(crm, http, smtp_server, run
     path = _link(smtp_server.to("ada@example.com")[0])
     assert http.post(path).status_code == 200
     assert crm.consent.has(ada.id, "marketing", "email")
+
+
+def test_a_form_with_purposes_the_ledger_does_not_know_is_refused_when_created(crm):
+    with pytest.raises(ValidationError) as error:
+        crm.forms.create("odd", title="Odd", fields=[{"name": "email", "type": "email"}],
+                         consent_text="Yes", consent_purposes=["newsletter"])  # fmt: skip
+    assert "purposes: marketing" in error.value.errors["consent_purposes"]
+
+
+def test_consent_from_a_form_without_email_stays_pending_with_its_proof(crm, run_due_jobs, smtp_server):
+    bob = crm.contacts.add(phone="+1 212 555 0100", first_name="Bob")
+    _form_consent(crm, bob.id, ["marketing:sms"])
+    run_due_jobs()
+    assert smtp_server.messages == []
+    [state] = crm.consent.status(bob.id)
+    assert (state["channel"], state["status"], state["ip"]) == ("sms", "pending", "198.51.100.7")
+    assert not crm.consent.has(bob.id, "marketing", "sms")

@@ -60,7 +60,7 @@ def test_bom_semicolons_quoted_newlines_and_line_numbers(crm, tmp_path):
     assert count(crm, Organization) == 1 and count(crm, LifecycleChange) == 2
 
 
-def test_rerun_creates_nobody_twice_and_updates_what_changed(crm, tmp_path):
+def test_rerun_creates_nobody_twice_and_updates_what_changed(crm, tmp_path, clock):
     crm.contacts.add(email="Old@Example.com", phone="+442079460958", first_name="Olga")
     text = "email,phone,first_name,city\nold@example.com,,Olga,London\nnew@example.com,,Nina,Paris\n"
     first = crm.contacts.import_csv(write(tmp_path, text))
@@ -68,10 +68,12 @@ def test_rerun_creates_nobody_twice_and_updates_what_changed(crm, tmp_path):
     second = crm.contacts.import_csv(write(tmp_path, text))
     assert (second.created, second.updated, second.unchanged) == (0, 0, 2)
     assert count(crm) == 2 and crm.contacts.get("old@example.com").city == "London"
+    clock.advance(days=1)
     # matched on the normalized phone when the row has no email
     phone_only = crm.contacts.import_csv(write(tmp_path, "phone,city\n+44 20 7946 0958,Leeds\n", "p.csv"))
     assert (phone_only.created, phone_only.updated) == (0, 1)
-    assert crm.contacts.get("old@example.com").city == "Leeds" and count(crm) == 2
+    old = crm.contacts.get("old@example.com")
+    assert (old.city, old.updated_at) == ("Leeds", clock.now()) and count(crm) == 2
 
 
 def test_duplicates_inside_one_file_are_reported(crm, tmp_path):
@@ -232,3 +234,11 @@ def test_random_rows_never_crash_and_never_write_partial_rows(crm, tmp_path, row
         orphans = ctx.scalar(select(func.count()).select_from(Contact).where(
             ~Contact.id.in_(select(LifecycleChange.contact_id))))  # fmt: skip
     assert incomplete == 0 and orphans == 0
+
+
+@pytest.mark.databases("sqlite")
+def test_progress_reports_every_byte_read(crm, tmp_path):
+    path = write(tmp_path, "email\n" + "".join(f"p{i}@example.com\n" for i in range(3000)))
+    seen = []
+    crm.contacts.import_csv(path, batch_size=500, progress=seen.append)
+    assert sum(seen) == path.stat().st_size and len(seen) > 1

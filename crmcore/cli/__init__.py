@@ -91,6 +91,13 @@ class CRMGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            acting = ctx.params.get("as_user")
+            if acting:
+                if ctx.obj is None:
+                    ctx.obj = CLIState(dict(ctx.params))
+                state: CLIState = ctx.obj
+                with state.crm.acting_as(acting):
+                    return super().invoke(ctx)
             return super().invoke(ctx)
         except CRMError as exc:
             if ctx.params.get("debug"):
@@ -131,6 +138,13 @@ def build_cli() -> click.Group:
         metavar="FILE",
         help="Settings file (default: ./crm.toml if present).",
     )
+    @click.option(
+        "--as",
+        "as_user",
+        envvar="CRMCORE_AS",
+        metavar="USER",
+        help="Act as this user (email or id): their permissions and record rules apply, the audit names them.",
+    )
     @click.option("--trace", is_flag=True, help="Log every hook call with its duration.")
     @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
     @click.version_option(package_name="crmcore", prog_name="crm")
@@ -144,6 +158,7 @@ def build_cli() -> click.Group:
           crm lead capture --email ada@example.com --source google
           crm contact show ada@example.com --timeline
           crm --database-url postgresql://127.0.0.1/crm db upgrade
+          crm --as rita@example.com contact list
         """
         if ctx.obj is None:
             ctx.obj = CLIState(params)
@@ -165,10 +180,11 @@ def build_cli() -> click.Group:
         sales,
         scaffold,
         segments,
+        users,
         web,
     )
 
-    for module in (database, plugins, contacts, consent, segments, capture, sales, jobs, reports, bundles, web,
+    for module in (database, plugins, contacts, users, consent, segments, capture, sales, jobs, reports, bundles, web,
                    scaffold, demo):  # fmt: skip
         for command in module.COMMANDS:
             cli.add_command(command)

@@ -1,4 +1,4 @@
-"""Contacts, leads, touchpoints, interactions and users on the command line."""
+"""Contacts, leads, touchpoints and interactions on the command line."""
 
 from __future__ import annotations
 
@@ -421,40 +421,4 @@ def interaction_log(ref: str, actor: str | None, **options: Any) -> None:
     click.echo(f"interaction {logged.id} logged")
 
 
-@click.group()
-def user() -> None:
-    """Users: the reps, agents and managers who work in the CRM."""
-
-
-@user.command("add")
-@click.argument("email")
-@click.option("--name", required=True)
-@click.option(
-    "--role", default="rep", show_default=True, type=click.Choice(["rep", "agent", "marketer", "manager", "admin"])
-)
-@click.option("--team")
-def user_add(email: str, name: str, role: str, team: str | None) -> None:
-    """Add a user.
-
-    \b
-    Example:
-      crm user add rep@example.com --name "Rita Rep" --role rep --team east
-    """
-    created = get_crm().users.add(email, name, role=role, team=team)
-    click.echo(f"user {created.id} added")
-
-
-@user.command("list")
-@format_option
-def user_list(fmt: str) -> None:
-    """List users.
-
-    \b
-    Example:
-      crm user list --format json
-    """
-    columns = ["id", "email", "name", "role", "team_id", "active"]
-    emit([{c: getattr(u, c) for c in columns} for u in get_crm().users.list()], fmt, columns)
-
-
-COMMANDS = [contact, lead, touch, interaction, user]
+COMMANDS = [contact, lead, touch, interaction]

@@ -53,7 +53,8 @@ def run_demo(
     try:
         upgrade(crm)
         fresh = "Replaced the previous demo: a fresh" if replaced else "A fresh"
-        echo(f"{fresh} CRM in {database} with plugins {', '.join(crm.plugins.names)}; "
+        named = [name for name in crm.plugins.names if name in crm.plugins.plugins]  # installed, not helpers
+        echo(f"{fresh} CRM in {database} with plugins {', '.join(named)}; "
              f"simulating {days} days from {START}...")  # fmt: skip
         simulation = Simulation(crm, clock, START, days)
         if progress:

@@ -156,6 +156,10 @@ class Simulation:
             captured.append(contact.id)
             self.contacts.append(contact.id)
             self.counts["leads captured"] += 1
+            if kind == "form" and rng.random() < 0.7:  # ticked the form's newsletter box
+                self.crm.consent.grant(contact.id, "marketing", "email", source=f"form:{source}",
+                                       text="Send me the monthly newsletter")  # fmt: skip
+                self.counts["marketing consents given"] += 1
             if rng.random() < 0.35:
                 self.to_qualify.setdefault(day + timedelta(days=rng.randint(2, 20)), []).append(contact.id)
         return captured
@@ -171,9 +175,10 @@ class Simulation:
     def qualify_due(self, day: date) -> None:
         rng = self.rng
         for contact in self.to_qualify.pop(day, []) + self.to_qualify.pop(day - timedelta(days=1), []):
-            rep = rng.choice(REPS)[0]
-            if self.crm.contacts.get(contact).stage != "lead":
+            record = self.crm.contacts.get(contact)
+            if record.stage != "lead":
                 continue
+            rep = record.owner_id  # the owning rep works the lead (record rules: reps act on their own contacts)
             self.crm.leads.qualify(contact, reason=rng.choice(["asked for a demo", "budget confirmed", "good fit"]),
                                    actor=rep)  # fmt: skip
             self.crm.interactions.log(contact, kind="call", subject="Discovery call",

@@ -34,6 +34,7 @@ SPEC_MODULES = (
     "crmcore.hooks.reports",
     "crmcore.hooks.bundles",
     "crmcore.hooks.demo",
+    "crmcore.hooks.console",
 )
 
 __all__ = ["SPEC_MODULES", "hookimpl", "hookspec"]

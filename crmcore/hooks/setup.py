@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from crmcore.crm import CRM
-    from crmcore.registry import CustomFieldSpec, SettingSpec
+    from crmcore.registry import CustomFieldSpec, PermissionSpec, SettingSpec
 
 
 @hookspec
@@ -81,6 +81,21 @@ def crm_startup(crm: CRM) -> None:
     All implementations run; return values are ignored.
 
     :param crm: The CRM that started.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_register_permissions() -> list[PermissionSpec]:
+    """Declare the permissions a plugin checks, with the built-in roles that hold them.
+
+    Called once at start-up (collector: every plugin answers, the lists are
+    joined). Check them with ``crmcore.permissions.require(ctx, name)`` in a
+    service; the console hides what the signed-in user's role does not grant.
+    A permission named twice is a start-up error.
+
+    :returns: A list of :class:`~crmcore.registry.PermissionSpec`.
 
     .. versionadded:: 0.1
     """

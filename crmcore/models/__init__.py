@@ -7,10 +7,14 @@ from crmcore.models.people import (
     CustomField,
     LifecycleChange,
     Organization,
+    Role,
+    RolePermission,
     Stage,
     Tag,
     Team,
+    TeamManager,
     User,
+    UserPermission,
 )
 from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
 from crmcore.models.sales import (
@@ -57,13 +61,17 @@ __all__ = [
     "Product",
     "Purchase",
     "PurchaseLine",
+    "Role",
+    "RolePermission",
     "Segment",
     "Stage",
     "Tag",
     "Team",
+    "TeamManager",
     "TouchKind",
     "Touchpoint",
     "TrackedLink",
     "User",
+    "UserPermission",
     "WebForm",
 ]

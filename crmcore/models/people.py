@@ -44,6 +44,60 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     external_id: Mapped[str | None] = mapped_column(String(200), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: Argon2 hash of the console password; ``None`` means no console sign-in.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Bumped when the password changes or the user is disabled: older sessions end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The console's language for this user (``en``, ``fa``); ``None`` follows the browser.
+    locale: Mapped[str | None] = mapped_column(String(16))
+
+
+class Role(Base):
+    """A role that is not built in, or a built-in role whose grants were changed.
+
+    Built-in roles (rep, agent, marketer, manager, admin) need no row: their
+    grants come from the permissions' declared defaults until someone grants
+    or revokes on them, which stores the role here with ``customized`` set.
+    """
+
+    __tablename__ = "crm_role"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    description: Mapped[str] = mapped_column(String(255), default="")
+    #: Which records its users reach: ``own`` (theirs), ``team``, ``managed`` (teams they manage) or ``all``.
+    scope: Mapped[str] = mapped_column(String(10), default="team")
+    #: True when the stored grants replace the declared defaults.
+    customized: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class RolePermission(Base):
+    """A permission a stored role grants."""
+
+    __tablename__ = "crm_role_permission"
+
+    role_id: Mapped[int] = mapped_column(ForeignKey("crm_role.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
+class UserPermission(Base):
+    """A permission granted to one user on top of their role's."""
+
+    __tablename__ = "crm_user_permission"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("crm_user.id", ondelete="CASCADE"), primary_key=True)
+    permission: Mapped[str] = mapped_column(String(80), primary_key=True)
+
+
+class TeamManager(Base):
+    """A manager of a team: with the ``managed`` scope they reach its members' records."""
+
+    __tablename__ = "crm_team_manager"
+
+    team_id: Mapped[int] = mapped_column(ForeignKey("team.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("crm_user.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class Organization(Base):

@@ -79,6 +79,22 @@ def json_text(result: ReportResult) -> str:
 
 def html_page(crm: CRM, results: Sequence[ReportResult], *, title: str | None = None) -> str:
     """One self-contained HTML page (inline CSS and SVG charts, no scripts, no network) for *results*."""
+    sections = html_sections(results)
+    plugins: dict[str, list[dict[str, Any]]] = {}
+    for section in sections:
+        plugins.setdefault(section["result"].report.plugin, []).append(section)
+    template = crm.templates.get_template("reports/dashboard.html" if len(results) != 1 else "reports/report.html")
+    return template.render(
+        title=title or (results[0].report.title if len(results) == 1 else "Dashboard"),
+        sections=sections,
+        plugins=plugins,
+        generated_at=results[0].generated_at if results else None,
+        timezone=crm.settings.timezone,
+    )
+
+
+def html_sections(results: Sequence[ReportResult]) -> list[dict[str, Any]]:
+    """What ``reports/_section.html`` renders for each result: chart, headers, formatted rows."""
     from crmcore.reports.charts import chart_svg
 
     sections: list[dict[str, Any]] = []
@@ -92,17 +108,7 @@ def html_page(crm: CRM, results: Sequence[ReportResult], *, title: str | None = 
             "rows": [[cell(c, row[c.name], key=i == 0) for i, c in enumerate(result.columns)] for row in result.rows],
             "parameters": {k: v for k, v in result.parameters.items() if v not in (None, "")},
         })  # fmt: skip
-    plugins: dict[str, list[dict[str, Any]]] = {}
-    for section in sections:
-        plugins.setdefault(section["result"].report.plugin, []).append(section)
-    template = crm.templates.get_template("reports/dashboard.html" if len(results) != 1 else "reports/report.html")
-    return template.render(
-        title=title or (results[0].report.title if len(results) == 1 else "Dashboard"),
-        sections=sections,
-        plugins=plugins,
-        generated_at=results[0].generated_at if results else None,
-        timezone=crm.settings.timezone,
-    )
+    return sections
 
 
 def _markup(svg: str) -> Any:

@@ -76,6 +76,9 @@ class ReportService(Service):
         """
         report = self.get(name)
         with self.crm.transaction() as ctx:
+            from crmcore import permissions
+
+            permissions.require(ctx, "reports.view")
             query = self._query(report, ctx, start, end, by, segment, params or {})
             statement = report.build(query)
             records = ctx.session.execute(statement).mappings().all()

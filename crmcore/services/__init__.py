@@ -5,12 +5,12 @@ from crmcore.services.contacts import (
     ContactService,
     CustomFieldService,
     ProductService,
-    UserService,
 )
 from crmcore.services.customers import CustomerService
 from crmcore.services.leads import InteractionService, LeadService, TouchpointService
 from crmcore.services.sales import SalesService
 from crmcore.services.segments import SegmentService
+from crmcore.services.users import RoleService, UserService
 
 __all__ = [
     "ConsentService",
@@ -20,6 +20,7 @@ __all__ = [
     "InteractionService",
     "LeadService",
     "ProductService",
+    "RoleService",
     "SalesService",
     "SegmentService",
     "TouchpointService",

@@ -26,7 +26,10 @@ ContactRef = int | str | Contact
 
 
 def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
-    """Find a contact by id, email or instance; raise NotFound otherwise."""
+    """Find a contact by id, email or instance; raise NotFound otherwise.
+
+    For a user, a contact out of their reach (``crmcore.permissions``) is not found.
+    """
     if isinstance(ref, Contact):
         found = ctx.session.get(Contact, ref.id)
     elif isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
@@ -37,6 +40,21 @@ def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
         raise NotFound(f"contact {ref!r} not found: give an id or an email")
     if found is None:
         raise NotFound(f"contact {ref!r} not found")
+    if ctx.actor.user_id is not None:
+        from crmcore import permissions
+
+        permissions.require(ctx, "contacts.view")
+        if not permissions.reaches(ctx, found.owner_id):
+            raise NotFound(f"contact {ref!r} not found")
+    return found
+
+
+def editable_contact(ctx: HookContext, ref: ContactRef) -> Contact:
+    """A contact the actor may change (``contacts.edit`` and within reach); see :func:`get_contact`."""
+    from crmcore import permissions
+
+    found = get_contact(ctx, ref)
+    permissions.require(ctx, "contacts.edit")
     return found
 
 

@@ -167,12 +167,11 @@ def request_in(
 ) -> ConsentRequest | None:
     """Start a double opt-in inside *ctx*: pending consents, a request row, a confirmation mail.
 
-    Returns ``None`` (and sends nothing) when every purpose is already granted.
-    Needs the contact's email: the confirmation goes there and only there.
+    Returns ``None`` (and sends nothing) when every purpose is already granted,
+    or when the contact has no email: the confirmation goes to that address
+    and only there, so without one the consent stays pending, its proof kept.
     """
     pairs = parse_purposes(purposes)
-    if not contact.email_normalized:
-        raise ValidationError({"email": "double opt-in needs an email address"})
     proof = dict(proof or {})
     source = proof.get("source") or (f"form:{form_slug}" if form_slug else "double-opt-in")
     states = {
@@ -185,6 +184,8 @@ def request_in(
     for purpose, channel in missing:
         record_in(ctx, contact, purpose, channel, "requested", source=source, ip=proof.get("ip"),
                   form_version=proof.get("form_version"), text=proof.get("text"))  # fmt: skip
+    if not contact.email_normalized:
+        return None  # no address to confirm: the request stays pending (with its proof) until granted by hand
     stored_proof = {
         "at": proof["at"].isoformat() if hasattr(proof.get("at"), "isoformat") else proof.get("at"),
         "ip": _ip(proof.get("ip")),

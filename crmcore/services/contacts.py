@@ -1,5 +1,5 @@
-"""Contacts: add, find, list, update, tag, move back, merge and erase; plus users,
-products and custom field declarations."""
+"""Contacts: add, find, list, update, tag, move back, merge and erase; plus products
+and custom field declarations."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import Select, and_, delete, or_, select, update
 
+from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
 from crmcore.models import (
@@ -32,14 +33,12 @@ from crmcore.models import (
     Purchase,
     Stage,
     Tag,
-    Team,
     Touchpoint,
-    User,
 )
 from crmcore.registry import CustomFieldSpec
-from crmcore.services.base import ContactRef, Service, change_stage, get_contact
+from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact, custom_field_defs
-from crmcore.validation import clean_text, currency_code, normalize_email, positive_amount
+from crmcore.validation import clean_text, currency_code, positive_amount
 
 if TYPE_CHECKING:
     from crmcore.services.imports import ImportResult
@@ -93,7 +92,10 @@ class ContactService(Service):
         ``crm.leads.capture`` instead: it matches duplicates.
         """
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.edit")
             values = clean_contact(ctx, fields, creating=True)
+            if values.get("owner_id") is None and ctx.actor.user_id is not None:
+                values["owner_id"] = ctx.actor.user_id
             if (
                 not values.get("email_normalized")
                 and not values.get("phone_normalized")
@@ -142,6 +144,10 @@ class ContactService(Service):
                 raise ValidationError({"stage": f"unknown stage {stage!r}"})
             query = query.where(Contact.stage == stage)
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "contacts.view")
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            if reach is not None:
+                query = query.where(reach)
             if owner is not None:
                 from crmcore.services.base import get_user
 
@@ -169,7 +175,7 @@ class ContactService(Service):
         if "stage" in fields:
             raise ValidationError({"stage": "use qualify, convert or move_stage to change stages"})
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             _refuse_erased(contact)
             values = clean_contact(ctx, fields, creating=False, custom_before=contact.custom)
             email = values.get("email_normalized")
@@ -186,6 +192,18 @@ class ContactService(Service):
             ctx.audit("contact.update", "contact", contact.id, _public(changes))
         return contact
 
+    def names(self, ids: Iterable[int]) -> dict[int, str]:
+        """Display names of the contacts *ids* within the actor's reach (one query)."""
+        wanted = sorted({int(i) for i in ids if i is not None})
+        if not wanted:
+            return {}
+        with self.crm.transaction(readonly=True) as ctx:
+            query = select(Contact).where(Contact.id.in_(wanted))
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            if reach is not None:
+                query = query.where(reach)
+            return {c.id: c.name for c in ctx.session.scalars(query)}
+
     def tags(self, ref: ContactRef) -> builtins.list[str]:
         """The contact's tags."""
         with self.crm.transaction(readonly=True) as ctx:
@@ -198,7 +216,7 @@ class ContactService(Service):
         """
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             _refuse_erased(contact)
             try:
                 target = Stage(to_stage)
@@ -221,6 +239,7 @@ class ContactService(Service):
     def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
         """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.merge")
             survivor = get_contact(ctx, survivor_ref)
             merged = get_contact(ctx, merged_ref)
             if survivor.id == merged.id:
@@ -275,6 +294,7 @@ class ContactService(Service):
         Plugins erase their own rows in ``crm_contact_erased``.
         """
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "contacts.erase")
             contact = get_contact(ctx, ref)
             if contact.erased_at is not None:
                 raise Conflict(f"contact {contact.id} was already erased")
@@ -423,6 +443,7 @@ class ContactService(Service):
 
         count = 0
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "contacts.export")
             rows = ctx.session.scalars(
                 select(Contact)
                 .where(Contact.erased_at.is_(None), Contact.merged_into_id.is_(None))
@@ -543,56 +564,6 @@ def _refuse_erased(contact: Contact) -> None:
 
 def _public(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not k.endswith("_normalized")}
-
-
-class UserService(Service):
-    """The people who work in the CRM (reps, agents, managers)."""
-
-    ROLES = ("rep", "agent", "marketer", "manager", "admin")
-
-    def add(
-        self, email: str, name: str, *, role: str = "rep", team: str | None = None,
-        external_id: str | None = None, actor: Any = None,
-    ) -> User:  # fmt: skip
-        """Add a user; the email must be unique."""
-        _, normalized = normalize_email(email)
-        name_text = clean_text(name, "name", 200, required=True)
-        if role not in self.ROLES:
-            raise ValidationError({"role": f"unknown role {role!r}; roles: {', '.join(self.ROLES)}"})
-        with self.crm.transaction(actor) as ctx:
-            if ctx.first(User, User.email == normalized):
-                raise Conflict(f"a user with email {normalized} already exists")
-            team_id = None
-            if team:
-                team_row = ctx.first(Team, Team.name == team)
-                if team_row is None:
-                    team_row = Team(name=clean_text(team, "team", 120, required=True))
-                    ctx.session.add(team_row)
-                    ctx.session.flush()
-                team_id = team_row.id
-            user = User(email=normalized, name=name_text, role=role, team_id=team_id,
-                        active=True, external_id=external_id, created_at=ctx.now)  # fmt: skip
-            ctx.session.add(user)
-            ctx.session.flush()
-            ctx.audit("user.create", "user", user.id, {"email": normalized, "role": role})
-        return user
-
-    def get(self, ref: int | str) -> User:
-        """A user by id or email."""
-        with self.crm.transaction(readonly=True) as ctx:
-            from crmcore.services.base import get_user
-
-            try:
-                user = get_user(ctx, ref, "user")
-            except ValidationError:
-                raise NotFound(f"no user {ref!r}") from None
-            assert user is not None
-            return user
-
-    def list(self) -> builtins.list[User]:
-        """Every user, by id."""
-        with self.crm.transaction(readonly=True) as ctx:
-            return list(ctx.session.scalars(select(User).order_by(User.id)))
 
 
 class ProductService(Service):

@@ -13,7 +13,7 @@ from crmcore.context import HookContext
 from crmcore.errors import Conflict, ValidationError
 from crmcore.events import CustomerConverted, FeedbackRecorded, PurchaseRecorded
 from crmcore.models import Contact, Feedback, Product, Purchase, PurchaseLine, Stage
-from crmcore.services.base import ContactRef, Service, change_stage, get_contact, get_user
+from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact, get_user
 from crmcore.validation import clean_text, currency_code, parse_datetime, positive_amount
 
 #: Stages from which a contact becomes a customer (dormant and former customers return).
@@ -52,7 +52,7 @@ class CustomerService(Service):
         """Make a lead or prospect a customer by hand (a contract signed offline)."""
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             if contact.stage == Stage.CUSTOMER:
                 raise Conflict(f"contact {contact.id} is already a customer")
             convert_in(ctx, contact, reason=reason_text or "")
@@ -88,7 +88,7 @@ class CustomerService(Service):
             raise ValidationError({"lines": "a purchase needs at least one line"})
         code = currency_code(currency, self.crm.settings.currency)
         with self.crm.transaction(actor) as ctx:
-            target = get_contact(ctx, contact)
+            target = editable_contact(ctx, contact)
             if target.erased_at is not None:
                 raise ValidationError({"contact": "this contact was erased"})
             reference = clean_text(external_ref, "external_ref", 120)

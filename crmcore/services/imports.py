@@ -41,7 +41,7 @@ from crmcore.models import (
     Tag,
     User,
 )
-from crmcore.validation import clean_text, country_code, normalize_email, normalize_phone, parse_date
+from crmcore.validation import _CONTROL, clean_text, country_code, normalize_email, normalize_phone, parse_date
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -323,7 +323,8 @@ class ContactImporter:
         self.result.mapping = dict(self.mapping)
         if self._error_writer is not None:
             self._error_writer.writerow(["line", "error", *self.header])
-        self.columns = [(index, self.mapping.get(column)) for index, column in enumerate(self.header)]
+        self.plan = [(index, field, TEXT_LIMITS.get(field, 0)) for index, column in enumerate(self.header)
+                     if (field := self.mapping.get(column)) is not None]  # fmt: skip
         batch: list[tuple[int, list[str], dict[str, Any]]] = []
         previous_line = reader.line_num  # type: ignore[attr-defined]
         for cells in reader:
@@ -353,12 +354,15 @@ class ContactImporter:
         values: dict[str, Any] = {}
         custom: dict[str, Any] = {}
         problems: list[str] = []
-        for index, field in self.columns:
-            if field is None:
-                continue
+        for index, field, limit in self.plan:
             raw = cells[index].strip()
+            if limit and (not raw or (len(raw) <= limit and not _CONTROL.search(raw))):
+                values[field] = raw or None  # plain text, as clean_text takes it (its errors come below)
+                continue
             try:
-                if field.startswith("custom."):
+                if limit:
+                    values[field] = clean_text(raw, field, limit)
+                elif field.startswith("custom."):
                     self._custom_value(field[7:], raw, custom)
                 else:
                     self._field(field, raw, values)
@@ -461,6 +465,7 @@ class ContactImporter:
                 else:
                     change = self._changes(existing, values)
                     if change:
+                        change["updated_at"] = ctx.now
                         changes.append(change)
                         self.result.updated += 1
                     else:
@@ -475,9 +480,9 @@ class ContactImporter:
                 ctx.session.execute(update(Contact), changes)
             if rows:
                 created = self._insert(ctx, rows)
-                for (_, values), contact_id in zip(rows, created, strict=True):
-                    if values.get("tags"):
-                        tag_rows.append((contact_id, values["tags"]))
+                for (_, _, tags), contact_id in zip(rows, created, strict=True):
+                    if tags:
+                        tag_rows.append((contact_id, tags))
                 self.result.created += len(created)
             else:
                 created = []
@@ -486,10 +491,11 @@ class ContactImporter:
                 "file": self.path.name, "lines": [batch[0][0], batch[-1][0]], "created": len(created),
                 "updated": len(changes),
             })  # fmt: skip
-            for contact_id, (_, values) in zip(created, rows, strict=True):
-                event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, source=values["source"],
-                                     occurred_at=ctx.now)  # fmt: skip
-                ctx.call("crm_lead_captured", event=event)
+            if ctx.crm.plugins.pm.hook.crm_lead_captured.get_hookimpls():
+                for contact_id, (_, row, _) in zip(created, rows, strict=True):
+                    event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, source=row["source"],
+                                         occurred_at=ctx.now)  # fmt: skip
+                    ctx.call("crm_lead_captured", event=event)
 
     def _match(
         self, ctx: HookContext, batch: list[tuple[int, list[str], dict[str, Any]]], *, per_row: bool
@@ -546,20 +552,22 @@ class ContactImporter:
 
     def _new_rows(
         self, ctx: HookContext, fresh: list[tuple[int, list[str], dict[str, Any]]], plugin_hooks: set[str]
-    ) -> list[tuple[int, dict[str, Any]]]:
+    ) -> list[tuple[int, dict[str, Any], list[str] | None]]:
+        """The new contacts' varying columns (the batch's constants go in once, see :meth:`_insert`)."""
         from crmcore.builtin import least_loaded_rep
 
         rows = []
+        through_hooks = bool(plugin_hooks & {"crm_owner_assign", "crm_lead_before_capture"})
+        lead, source = Stage.LEAD.value, self.source
         for line, cells, values in fresh:
-            row = {column: values.get(column) for column in _INSERT_COLUMNS}
-            row.update(
-                stage=values.get("stage") or Stage.LEAD.value, source=values.get("source") or self.source,
-                custom=values["custom"], score=0, created_at=ctx.now, updated_at=ctx.now,
-                stage_changed_at=ctx.now, last_activity_at=ctx.now,
-                do_not_contact=bool(values.get("do_not_contact")), do_not_track=bool(values.get("do_not_track")),
-            )  # fmt: skip
-            if plugin_hooks & {"crm_owner_assign", "crm_lead_before_capture"}:
-                contact = Contact(**row)
+            get = values.get
+            row = dict(zip(_INSERT_COLUMNS, map(get, _INSERT_COLUMNS), strict=True))
+            row["stage"] = row["stage"] or lead
+            row["source"] = row["source"] or source
+            row["do_not_contact"] = bool(row["do_not_contact"])
+            row["do_not_track"] = bool(row["do_not_track"])
+            if through_hooks:
+                contact = Contact(**row, **self._constants(ctx))
                 try:
                     if contact.owner_id is None:
                         contact.owner_id = ctx.call("crm_owner_assign", contact=contact)
@@ -568,21 +576,26 @@ class ContactImporter:
                     reason = "; ".join(f"{k}: {v}" for k, v in exc.errors.items()) or str(exc)
                     self._error(line, f"refused by plugin {exc.plugin}: {reason}", cells)
                     continue
-                row.update({column: getattr(contact, column) for column in row})
+                row = {column: getattr(contact, column) for column in row}
             elif row["owner_id"] is None:
                 row["owner_id"] = least_loaded_rep(ctx)
-            rows.append((line, {**row, "tags": values.get("tags")}))
+            rows.append((line, row, get("tags")))
         return rows
 
-    def _insert(self, ctx: HookContext, rows: list[tuple[int, dict[str, Any]]]) -> list[int]:
+    @staticmethod
+    def _constants(ctx: HookContext) -> dict[str, Any]:
+        now = ctx.now
+        return {"score": 0, "created_at": now, "updated_at": now, "stage_changed_at": now, "last_activity_at": now}
+
+    def _insert(self, ctx: HookContext, rows: list[tuple[int, dict[str, Any], list[str] | None]]) -> list[int]:
         """Bulk insert (one executemany), then read the new ids back by their unique keys.
 
         ``INSERT ... RETURNING`` in parameter order would make SQLite insert row
         by row; reading back keeps the insert batched on every database.
         """
         table = Contact.__table__
-        params = [{k: v for k, v in row.items() if k != "tags"} for _, row in rows]
-        bulk_insert(ctx, table, params)
+        params = [row for _, row, _ in rows]
+        bulk_insert(ctx, table, params, self._constants(ctx))
         emails = [p["email_normalized"] for p in params if p["email_normalized"]]
         phones = [p["phone_normalized"] for p in params if not p["email_normalized"]]
         by_key: dict[str, int] = {}
@@ -598,11 +611,11 @@ class ContactImporter:
             )  # fmt: skip
             by_key.update((phone, contact_id) for contact_id, phone in ctx.session.execute(query))
         ids = [by_key[p["email_normalized"] or p["phone_normalized"]] for p in params]
-        bulk_insert(ctx, LifecycleChange.__table__, [
-            {"contact_id": contact_id, "from_stage": None, "to_stage": row["stage"], "reason": "imported",
-             "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}
-            for contact_id, (_, row) in zip(ids, rows, strict=True)
-        ])  # fmt: skip
+        bulk_insert(
+            ctx, LifecycleChange.__table__,
+            [{"contact_id": contact_id, "to_stage": row["stage"]} for contact_id, row in zip(ids, params, strict=True)],
+            {"from_stage": None, "reason": "imported", "occurred_at": ctx.now, "actor_id": ctx.actor.user_id},
+        )  # fmt: skip
         return ids
 
     def _organizations(self, ctx: HookContext, batch: list[tuple[int, list[str], dict[str, Any]]]) -> None:
@@ -668,51 +681,58 @@ class ContactImporter:
         return users
 
 
-def bulk_insert(ctx: HookContext, table: Any, rows: list[dict[str, Any]]) -> None:
+def bulk_insert(
+    ctx: HookContext, table: Any, rows: list[dict[str, Any]], constants: Mapping[str, Any] | None = None
+) -> None:
     """One ``executemany`` of *rows* (dicts with the same keys) straight to the driver.
 
-    The values go through each column type's bind processor once per distinct
-    object (the unit of work's ``now`` is converted once per batch, not once
-    per row), skipping SQLAlchemy's per-row parameter building, which costs
-    more than the insert itself on large imports.
+    *constants* (the batch's time, a fixed reason) are converted once and
+    appended to every row; only the varying values go through their column
+    type's bind processor row by row. This skips SQLAlchemy's per-row
+    parameter building, which costs more than the insert itself on large
+    imports, while keeping each dialect's conversions (JSON, dates, booleans).
     """
-    if not rows:
-        return
     from operator import itemgetter
 
+    if not rows:
+        return
     connection = ctx.session.connection()
     dialect = connection.dialect
-    keys = list(rows[0])
-    compiled = insert(table).compile(dialect=dialect, column_keys=keys)
-    order = list(compiled.positiontup or ()) if dialect.positional else list(compiled.construct_params())
-    getter = itemgetter(*order)
-    converted: list[tuple[int, Any, dict[int, tuple[Any, Any]]]] = [
-        (index, processor, {})
-        for index, key in enumerate(order)
-        if (processor := table.c[key].type.bind_processor(dialect)) is not None
-    ]
-    params: list[Any] = []
+    varying = list(rows[0])
+    fixed = dict(constants or {})
+
+    def processor(key: str) -> Any:
+        return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
+
+    fixed_values = tuple(
+        value if value is None or (convert := processor(key)) is None else convert(value)
+        for key, value in fixed.items()
+    )
+    converters = [(index, convert) for index, key in enumerate(varying) if (convert := processor(key)) is not None]
+    names = [*varying, *fixed]
+    quote = dialect.identifier_preparer.quote
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"  # psycopg and PyMySQL both take %s
+    statement = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+                 f"VALUES ({', '.join([mark] * len(names))})")  # fmt: skip
+    getter = itemgetter(*varying)
+    params: list[tuple[Any, ...]] = []
+    append = params.append
     for row in rows:
-        values = list(getter(row))
-        for index, processor, memo in converted:
-            value = values[index]
-            if value is None:
-                continue
-            key = id(value)
-            hit = memo.get(key)
-            if hit is not None and hit[0] is value:
-                values[index] = hit[1]
-            else:
-                values[index] = processor(value)
-                if len(memo) < 64:  # constants (the batch's time) repeat; other values don't
-                    memo[key] = (value, values[index])
-        params.append(tuple(values) if dialect.positional else dict(zip(order, values, strict=True)))
-    connection.exec_driver_sql(compiled.string, params)
+        values = getter(row)
+        if len(varying) == 1:
+            values = (values,)
+        if converters:
+            values = list(values)
+            for index, convert in converters:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+        append((*values, *fixed_values))
+    connection.exec_driver_sql(statement, params)
 
 
 _INSERT_COLUMNS = ("email", "email_normalized", "phone", "phone_normalized", "first_name", "last_name", "title",
                    "organization_id", "owner_id", "country", "region", "city", "language", "timezone",
-                   "birth_date")  # fmt: skip
+                   "birth_date", "stage", "source", "custom", "do_not_contact", "do_not_track")  # fmt: skip
 
 
 def _non_core_impls(ctx: HookContext, names: Sequence[str]) -> set[str]:

@@ -19,7 +19,16 @@ from crmcore.events import (
     TouchpointRecorded,
 )
 from crmcore.models import INTERACTION_KINDS, Contact, Interaction, LifecycleChange, Stage, TouchKind, Touchpoint
-from crmcore.services.base import ContactRef, Service, change_stage, get_contact, get_user, rescore, score_contributions
+from crmcore.services.base import (
+    ContactRef,
+    Service,
+    change_stage,
+    editable_contact,
+    get_contact,
+    get_user,
+    rescore,
+    score_contributions,
+)
 from crmcore.services.contacts import set_tags
 from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, parse_datetime, positive_amount
@@ -168,6 +177,10 @@ class LeadService(Service):
         contact, with ``contact.created`` False when an existing one matched.
         """
         with self.crm.transaction(actor) as ctx:
+            if ctx.actor.user_id is not None:
+                from crmcore import permissions
+
+                permissions.require(ctx, "leads.capture")
             return self._capture_in(ctx, fields, touch)
 
     def capture_many(
@@ -264,7 +277,7 @@ class LeadService(Service):
         reason_text = clean_text(reason, "reason", 255, required=True)
         assert reason_text is not None
         with self.crm.transaction(actor) as ctx:
-            contact = get_contact(ctx, ref)
+            contact = editable_contact(ctx, ref)
             qualify_in(ctx, contact, reason_text)
         return contact
 
@@ -290,7 +303,7 @@ class TouchpointService(Service):
             values = clean_touch(ctx, touch)
             if values["kind"] in (TouchKind.CALL, TouchKind.VISIT, TouchKind.MEETING) and "user_id" not in values:
                 values["user_id"] = ctx.actor.user_id
-            target = get_contact(ctx, contact) if contact is not None else None
+            target = editable_contact(ctx, contact) if contact is not None else None
             if target is not None and target.erased_at is not None:
                 raise ValidationError({"contact": "this contact was erased"})
             if values.get("external_id") and ctx.first(Touchpoint, Touchpoint.external_id == values["external_id"]):
@@ -339,7 +352,7 @@ class InteractionService(Service):
         if errors:
             raise ValidationError(errors)
         with self.crm.transaction(actor) as ctx:
-            target = get_contact(ctx, contact)
+            target = editable_contact(ctx, contact)
             interaction = Interaction(
                 contact_id=target.id, kind=kind, direction=direction,
                 subject=clean_text(subject, "subject", 255), body=clean_text(body, "body", 20000),

@@ -9,11 +9,12 @@ from typing import Any
 import attrs
 from sqlalchemy import select
 
+from crmcore import permissions
 from crmcore.context import HookContext
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import OpportunityClosed, OpportunityCreated, OpportunityStageChanged
 from crmcore.models import Activity, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
-from crmcore.services.base import ContactRef, Service, get_contact, get_user
+from crmcore.services.base import ContactRef, Service, editable_contact, get_contact, get_user
 from crmcore.services.customers import convert_in
 from crmcore.validation import clean_text, currency_code, parse_date, parse_datetime, positive_amount
 
@@ -136,6 +137,7 @@ class SalesService(Service):
         code = currency_code(currency, self.crm.settings.currency)
         close_on = parse_date(expected_close_on, "expected_close_on")
         with self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "opportunities.edit")
             target = get_contact(ctx, contact) if contact is not None else None
             found = _pipeline(ctx, pipeline)
             if stage is None:
@@ -184,18 +186,55 @@ class SalesService(Service):
         with self.crm.transaction(readonly=True) as ctx:
             return _opportunity(ctx, opportunity_id)
 
-    def list_opportunities(self, *, status: str | None = "open", limit: int = 100) -> list[Opportunity]:
-        """Opportunities, newest first."""
+    def list_opportunities(
+        self, *, status: str | None = "open", limit: int = 100, pipeline: str | None = None,
+        search: str | None = None, contact: ContactRef | None = None,
+    ) -> list[Opportunity]:  # fmt: skip
+        """Opportunities within the actor's reach, newest first (by name text or contact)."""
         query = select(Opportunity).order_by(Opportunity.id.desc()).limit(limit)
         if status:
             query = query.where(Opportunity.status == status)
+        if search:
+            query = query.where(Opportunity.name.ilike(f"%{_like(search)}%", escape="\\"))
         with self.crm.transaction(readonly=True) as ctx:
+            permissions.require(ctx, "opportunities.view")
+            reach = permissions.owner_condition(ctx, Opportunity.owner_id)
+            if reach is not None:
+                query = query.where(reach)
+            if pipeline is not None:
+                query = query.where(Opportunity.pipeline_id == _pipeline(ctx, pipeline).id)
+            if contact is not None:
+                query = query.where(Opportunity.contact_id == get_contact(ctx, contact).id)
+            return list(ctx.session.scalars(query))
+
+    def list_activities(
+        self, *, owner: int | str | None = None, due_before: datetime | None = None,
+        open_only: bool = True, contact: ContactRef | None = None, limit: int = 100,
+    ) -> list[Activity]:  # fmt: skip
+        """Activities (of one owner, or one contact), earliest due first; the actor's reach applies."""
+        query = select(Activity).order_by(Activity.due_at.is_(None), Activity.due_at, Activity.id).limit(limit)
+        if open_only:
+            query = query.where(Activity.done_at.is_(None))
+        if due_before is not None:
+            query = query.where(Activity.due_at < due_before)
+        with self.crm.transaction(readonly=True) as ctx:
+            if owner is not None:
+                user = get_user(ctx, owner)
+                if user is None or not permissions.reaches(ctx, user.id):
+                    raise NotFound(f"no user {owner!r}")
+                query = query.where(Activity.owner_id == user.id)
+            if contact is not None:
+                query = query.where(Activity.contact_id == get_contact(ctx, contact).id)
+            reach = permissions.owner_condition(ctx, Activity.owner_id)
+            if reach is not None:
+                query = query.where(reach)
             return list(ctx.session.scalars(query))
 
     def move(self, opportunity_id: int, stage: str, *, reason: str | None = None, actor: Any = None) -> Opportunity:
         """Move an opportunity to *stage*; a won or lost stage closes it."""
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             self._move_in(ctx, opportunity, _stage(ctx, opportunity.pipeline_id, stage), reason)
         return opportunity
 
@@ -203,6 +242,7 @@ class SalesService(Service):
         """Mark an opportunity won; its contact becomes a customer."""
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             target = ctx.first(PipelineStage, PipelineStage.pipeline_id == opportunity.pipeline_id,
                                PipelineStage.outcome == "won")  # fmt: skip
             self._move_in(ctx, opportunity, target, None)
@@ -213,6 +253,7 @@ class SalesService(Service):
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
             opportunity = _opportunity(ctx, opportunity_id)
+            permissions.require(ctx, "opportunities.edit")
             target = ctx.first(PipelineStage, PipelineStage.pipeline_id == opportunity.pipeline_id,
                                PipelineStage.outcome == "lost")  # fmt: skip
             self._move_in(ctx, opportunity, target, reason_text)
@@ -280,7 +321,7 @@ class SalesService(Service):
         due = parse_datetime(due_at, "due_at")
         remind = parse_datetime(remind_at, "remind_at")
         with self.crm.transaction(actor) as ctx:
-            target = get_contact(ctx, contact) if contact is not None else None
+            target = editable_contact(ctx, contact) if contact is not None else None
             if opportunity_id is not None:
                 _opportunity(ctx, opportunity_id)
             owner_user = get_user(ctx, owner)
@@ -301,7 +342,7 @@ class SalesService(Service):
         """Mark an activity done; its pending reminder is cancelled."""
         with self.crm.transaction(actor) as ctx:
             activity = ctx.session.get(Activity, activity_id)
-            if activity is None:
+            if activity is None or not permissions.reaches(ctx, activity.owner_id):
                 raise NotFound(f"no activity {activity_id}")
             if activity.done_at is not None:
                 raise Conflict(f"activity {activity_id} is already done")
@@ -315,4 +356,13 @@ def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
     opportunity = ctx.session.get(Opportunity, opportunity_id)
     if opportunity is None:
         raise NotFound(f"no opportunity {opportunity_id}")
+    if ctx.actor.user_id is not None:
+        permissions.require(ctx, "opportunities.view")
+        if not permissions.reaches(ctx, opportunity.owner_id):
+            raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
+
+
+def _like(text: str) -> str:
+    """*text* with LIKE wildcards escaped (backslash is the escape character)."""
+    return text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -1,6 +1,9 @@
 """The ASGI app (Starlette): ``crm.asgi_app()``, which a host can mount anywhere.
 
-Plugins add routes through ``crm_register_routes``. Errors are answered as
+Plugins add routes through ``crm_register_routes``; the staff console
+(:mod:`crmcore.console`) is mounted at ``/console`` unless ``console_enabled``
+is false (a host with its own UI leaves it out, or mounts
+``crmcore.console.console_app(crm)`` elsewhere). Errors are answered as
 JSON for JSON clients and as a small HTML page otherwise; a CRMError keeps its
 status (422 with per-field messages for validation), anything else is a 500
 with no details shown.
@@ -31,6 +34,12 @@ def create_app(crm: CRM, *, max_body_bytes: int = 1_000_000) -> Starlette:
     routes: list[BaseRoute] = [Route("/healthz", _health)]
     for group in crm.plugins.call("crm_register_routes", crm=crm):
         routes.extend(group)
+    if crm.settings.console_enabled:
+        from starlette.routing import Mount
+
+        from crmcore.console import console_app
+
+        routes.append(Mount("/console", app=console_app(crm)))
     app = Starlette(
         routes=routes,
         middleware=[Middleware(BodySizeLimit, max_bytes=max_body_bytes)],

@@ -1,7 +1,7 @@
 """What vendor bundles applied: one row per bundle item.
 
 Revision ID: core_0007
-Revises: core_0005
+Revises: core_0006
 Create Date: 2026-11-29 03:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from crmcore.db import UTCDateTime
 
 revision = "core_0007"
-down_revision = "core_0005"
+down_revision = "core_0006"
 branch_labels = None
 depends_on = None
 

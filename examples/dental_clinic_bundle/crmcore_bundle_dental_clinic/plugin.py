@@ -2,8 +2,10 @@
 
 Treatment plans move through a pipeline from consultation to completed
 treatment; patients carry a few custom fields; the front desk answers within
-business hours, emergencies faster. The bundle's own wording of the
-acknowledgement mail overrides ticketing's (``templates/ticketing/``).
+business hours, emergencies faster; patients due for a check-up form a segment
+that a recall email targets; a short survey follows every treatment. The
+bundle's own wording of the acknowledgement mail overrides ticketing's
+(``templates/ticketing/``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from crmcore.plugins import PluginInfo
 
 HERE = Path(__file__).resolve().parent
 VERSION = "1.0"
-plugin_info = PluginInfo(requires=("ticketing",))
+plugin_info = PluginInfo(requires=("ticketing", "surveys", "email_marketing"))
 
 
 def items() -> list[BundleItem]:
@@ -47,6 +49,24 @@ def items() -> list[BundleItem]:
         BundleItem(kind="ticketing.sla_policy", key="Front desk", data={
             "calendar": "Clinic hours",
             "targets": {"*": {"first_reply": "4h", "resolution": "3d"}}, "warnings": ["1h"]}),
+        BundleItem(kind="segment", key="Recall due", data={
+            "description": "Patients whose last treatment was over six months ago.",
+            "definition": {"all": [{"field": "stage", "value": "customer"},
+                                   {"not": {"purchase": {"within_days": 182}}}]}}),
+        BundleItem(kind="email_marketing.template", key="recall-reminder", data={
+            "subject": "Time for your check-up, {{ contact.first_name or 'dear patient' }}",
+            "html": "<p>Hello {{ contact.first_name or 'there' }},</p><p>your last check-up was six months ago. "
+                    "Book your next visit online or call the practice.</p>"}),
+        BundleItem(kind="surveys.survey", key="after-treatment", data={
+            "key": "after-treatment", "title": {"en": "How was your visit?", "de": "Wie war Ihr Besuch?"},
+            "default_language": "en",
+            "questions": [
+                {"key": "score", "kind": "nps", "required": True,
+                 "text": {"en": "How likely are you to recommend our practice?",
+                          "de": "Wie wahrscheinlich empfehlen Sie unsere Praxis weiter?"}},
+                {"key": "comment", "kind": "text", "text": "Anything we could do better?"},
+            ],
+            "triggers": [{"hook": "crm_purchase_recorded", "delay": "1d", "sample": "100%"}]}),
     ]  # fmt: skip
 
 

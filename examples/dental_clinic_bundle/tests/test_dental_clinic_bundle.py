@@ -7,6 +7,8 @@ import email
 import attrs
 import pytest
 from crmcore_bundle_dental_clinic import plugin as dental
+from crmcore_email_marketing import email_marketing
+from crmcore_surveys import surveys
 from crmcore_ticketing import ticketing
 
 from crmcore import CRM, hookimpl
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.databases("sqlite", "postgresql", "mariadb")
 
 @pytest.fixture
 def crm_plugins() -> list[str]:
-    return ["ticketing", "dental_clinic"]
+    return ["ticketing", "surveys", "email_marketing", "dental_clinic"]
 
 
 @pytest.fixture
@@ -52,8 +54,8 @@ def after_update(crm, crm_url, clock, crm_settings):
     made = []
 
     def make(bundle: Bundle) -> CRM:
-        made.append(CRM(database_url=crm_url, plugins=["ticketing", NewerBundle(bundle)], clock=clock,
-                        environment="test", **crm_settings))  # fmt: skip
+        plugins = ["ticketing", "surveys", "email_marketing", NewerBundle(bundle)]
+        made.append(CRM(database_url=crm_url, plugins=plugins, clock=clock, environment="test", **crm_settings))
         return made[-1]
 
     yield make
@@ -73,6 +75,9 @@ def test_applying_creates_everything_and_applying_again_changes_nothing(crm, cli
     fields = {f.name: f for f in crm.custom_fields.list()}
     assert fields["insurance"].choices == ["public", "private", "none"]
     assert [p.name for p in ticketing(crm).sla.policies()] == ["Dental emergencies", "Front desk"]
+    assert crm.segments.get("Recall due").description.startswith("Patients")
+    assert email_marketing(crm).templates.get("recall-reminder").subject.startswith("Time for your check-up")
+    assert str(surveys(crm).surveys.get("after-treatment").state) == "active"
     listed = cli("bundle", "list", "--format", "json")
     assert '"applied": "1.0"' in listed.output
 
@@ -120,7 +125,7 @@ def test_a_newer_version_upgrades_what_it_owns_and_keeps_a_users_edit(crm, after
 def test_an_item_the_owner_refuses_rolls_the_whole_apply_back(crm_factory):
     broken = newer({("ticketing.sla_policy", "Front desk"): {"calendar": "Clinic hours",
                                                              "targets": {"*": {"first_reply": "soon"}}}})
-    other = crm_factory(plugins=["ticketing", NewerBundle(broken)])
+    other = crm_factory(plugins=["ticketing", "surveys", "email_marketing", NewerBundle(broken)])
     with pytest.raises(ValidationError) as refused:
         other.bundles.apply("dental-clinic")
     assert "ticketing.sla_policy Front desk" in refused.value.errors

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
+from crmcore_accounting_bridge import hookspecs
+from crmcore_accounting_bridge import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
+
+if TYPE_CHECKING:
+    import click
+    from sqlalchemy import Select
+
+    from crmcore.context import HookContext
+    from crmcore.demo.simulation import DemoDay
+    from crmcore.events import OpportunityClosed, PurchaseRecorded
+    from crmcore.models import Contact
+    from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+    from crmcore.reports import Report, ReportQuery
+    from crmcore_accounting_bridge.connectors import Connector
 
 HERE = Path(__file__).resolve().parent
-plugin_info = PluginInfo()
+plugin_info = PluginInfo(hookspecs=(hookspecs,))
+
+
+@hookimpl
+def crm_register_settings() -> list[SettingSpec]:
+    """Automatic invoicing, rounding, taxes, payment terms, the chart of accounts, connectors."""
+    from crmcore_accounting_bridge.config import setting_specs
+
+    return setting_specs()
+
+
+@hookimpl
+def crm_demo_day(day: DemoDay) -> None:
+    """The day's purchases invoiced; customers pay (some late, a few overpay, some never)."""
+    from crmcore_accounting_bridge.demo import simulate
+
+    simulate(day)
 
 
 @hookimpl
@@ -21,3 +53,116 @@ def crm_register_migrations() -> list[Path]:
 def crm_register_templates() -> list[Path]:
     """Templates under ``accounting_bridge/``."""
     return [HERE / "templates"]
+
+
+@hookimpl
+def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
+    """Connector pushes and the daily overdue check."""
+    from crmcore_accounting_bridge import connectors, payments
+
+    return [*connectors.registrations(), *payments.registrations()]
+
+
+@hookimpl
+def crm_register_commands(cli: click.Group) -> None:
+    """``crm accounting``."""
+    from crmcore_accounting_bridge.cli import make_group
+
+    cli.add_command(make_group())
+
+
+@hookimpl
+def crm_register_reports() -> list[Report]:
+    """Invoiced revenue, receivables ageing, days to pay."""
+    from crmcore_accounting_bridge.reports import registered_reports
+
+    return registered_reports()
+
+
+@hookimpl
+def crm_register_accounting_connectors() -> list[Connector]:
+    """The file-drop connector (Beancount and ledger include files)."""
+    from crmcore_accounting_bridge.connectors import FileDropConnector
+
+    return [FileDropConnector()]
+
+
+@hookimpl
+def crm_opportunity_won(event: OpportunityClosed, ctx: HookContext) -> None:
+    """Invoice a won opportunity when ``auto_invoice`` is ``won`` or ``both`` (once per sale)."""
+    from crmcore_accounting_bridge.config import Config
+    from crmcore_accounting_bridge.invoices import already_invoiced_sale, invoice_opportunity
+
+    if Config.of(ctx.crm).auto_invoice not in ("won", "both") or event.contact_id is None or event.amount <= 0:
+        return
+    if not already_invoiced_sale(ctx, opportunity_id=event.opportunity_id):
+        invoice_opportunity(ctx, event.opportunity_id)
+
+
+@hookimpl
+def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
+    """Invoice a recorded purchase when ``auto_invoice`` is ``purchase`` or ``both`` (once per sale)."""
+    from crmcore.models import Purchase
+    from crmcore_accounting_bridge.config import Config
+    from crmcore_accounting_bridge.invoices import already_invoiced_sale, invoice_purchase
+
+    if Config.of(ctx.crm).auto_invoice not in ("purchase", "both"):
+        return
+    purchase = ctx.session.get(Purchase, event.purchase_id)
+    if purchase is not None and not already_invoiced_sale(ctx, opportunity_id=purchase.opportunity_id):
+        invoice_purchase(ctx, event.purchase_id)
+
+
+@hookimpl
+def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
+    """``open_balance``, ``customer_credit`` and ``overdue_invoices`` on ``crm contact show``."""
+    from crmcore_accounting_bridge.payments import balance_in
+
+    found = balance_in(ctx, contact.id)
+    return found if any(found.values()) else None
+
+
+@hookimpl
+def crm_contact_timeline(
+    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+) -> list[dict[str, Any]]:
+    """Invoices, credit notes and payments on the contact's timeline."""
+    from sqlalchemy import select
+
+    from crmcore_accounting_bridge.calc import round_money
+    from crmcore_accounting_bridge.models import Invoice, Payment
+
+    invoices = select(Invoice).where(Invoice.contact_id == contact.id)
+    payments = select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id).where(
+        Payment.contact_id == contact.id)  # fmt: skip
+    if before is not None:
+        invoices = invoices.where(Invoice.created_at < before)
+        payments = payments.where(Payment.created_at < before)
+    items: list[dict[str, Any]] = []
+    for invoice in ctx.session.scalars(invoices.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)):
+        what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
+        items.append({"at": invoice.created_at, "kind": invoice.kind, "invoice_id": invoice.id,
+                      "text": f"{what} {invoice.number}: {round_money(invoice.total, invoice.currency)} "
+                              f"{invoice.currency}, due {invoice.due_on}"})  # fmt: skip
+    payments = payments.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)
+    for payment, number in ctx.session.execute(payments):
+        amount = round_money(payment.amount, payment.currency)
+        items.append({"at": payment.created_at, "kind": "payment", "payment_id": payment.id,
+                      "text": f"Payment {payment.reference}: {amount} {payment.currency} for {number}"})  # fmt: skip
+    items.sort(key=lambda item: item["at"], reverse=True)
+    return items[:limit]
+
+
+@hookimpl
+def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | None:
+    """Attribution credits invoiced revenue (invoices less credit notes) when sales are invoiced automatically.
+
+    With ``auto_invoice = "off"`` not every sale has an invoice, so the recorded
+    purchases stay the revenue (the core's answer).
+    """
+    from crmcore_accounting_bridge.config import Config
+    from crmcore_accounting_bridge.reports import revenue_events
+
+    if Config.of(ctx.crm).auto_invoice == "off":
+        return None
+    return revenue_events()  # type: ignore[no-any-return]

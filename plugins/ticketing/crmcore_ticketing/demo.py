@@ -29,7 +29,7 @@ def setup(day: DemoDay) -> None:
 
     sla = ticketing(day.crm).sla
     for email, name in AGENTS:
-        day.crm.users.add(email, name)
+        day.crm.users.add(email, name, role="agent")
     sla.add_calendar("Support hours", timezone="Europe/Berlin", hours="mon-fri 09:00-17:00", holidays="DE")
     sla.add_policy("Urgent", conditions={"priority": ["urgent"]}, calendar="Support hours",
                    targets={"urgent": {"first_reply": "1h", "resolution": "8h"}}, warnings=["15m"])  # fmt: skip

@@ -9,7 +9,7 @@ from sqlalchemy import or_
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
-from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
 from crmcore_ticketing import hookspecs
 from crmcore_ticketing import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from crmcore.bundles import BundleKind
+    from crmcore.console import MenuEntry, Panel, SearchHit
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.demo.simulation import DemoDay
     from crmcore.events import ContactErased
+    from crmcore.models import Contact, User
     from crmcore.reports import Report
 
 HERE = Path(__file__).resolve().parent
@@ -128,6 +130,56 @@ def crm_register_reports() -> list[Report]:
     from crmcore_ticketing.reports import registered_reports
 
     return registered_reports()
+
+
+@hookimpl
+def crm_register_permissions() -> list[PermissionSpec]:
+    """See the ticket queue; reply, note, assign and change tickets."""
+    return [
+        PermissionSpec(name="ticketing.view", description="See tickets and the queue", roles=("agent", "manager")),
+        PermissionSpec(name="ticketing.reply", description="Reply to, note, assign and change tickets",
+                       roles=("agent", "manager")),
+    ]  # fmt: skip
+
+
+@hookimpl
+def crm_console_routes(crm: CRM) -> list[BaseRoute]:
+    """The ticket queue and the ticket page with its composer, under ``/console/tickets``."""
+    from crmcore_ticketing.console import routes
+
+    return routes(crm)
+
+
+@hookimpl
+def crm_console_menu(crm: CRM) -> list[MenuEntry]:
+    """"Tickets" in the console's menu."""
+    from crmcore_ticketing.console import menu
+
+    return menu()
+
+
+@hookimpl
+def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
+    """The contact's tickets on their console page."""
+    from crmcore_ticketing.console import contact_panels
+
+    return contact_panels(contact, ctx)
+
+
+@hookimpl
+def crm_console_my_day(user: User, ctx: HookContext) -> list[Panel]:
+    """SLA deadlines at risk on "my day"."""
+    from crmcore_ticketing.console import my_day
+
+    return my_day(user, ctx)
+
+
+@hookimpl
+def crm_console_search(text: str, ctx: HookContext) -> list[SearchHit]:
+    """Tickets by tracking number or subject in the console's search."""
+    from crmcore_ticketing.console import search
+
+    return search(text, ctx)
 
 
 @hookimpl

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 
+from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.mail import MailMessage, queue_mail
 from crmcore.models import Contact, Organization, Team, User
@@ -98,7 +99,48 @@ def get_ticket(ctx: HookContext, ref: int | str | Ticket) -> Ticket:
         found = ctx.first(Ticket, Ticket.number == number) if number else None
     if found is None:
         raise NotFound(f"no ticket {ref!r}")
+    if ctx.actor.user_id is not None:
+        permissions.require(ctx, "ticketing.view")
+        if not _reaches(ctx, found):
+            raise NotFound(f"no ticket {ref!r}")
     return found
+
+
+#: Scopes that reach every ticket (support leads supervise the whole queue).
+TICKET_WIDE_SCOPES = ("managed", "all")
+
+
+def _reaches(ctx: HookContext, ticket: Ticket) -> bool:
+    grants = permissions.grants(ctx)
+    if grants.scope in TICKET_WIDE_SCOPES or ticket.assignee_id == grants.user_id or ticket.team_id in grants.team_ids:
+        return True
+    if ticket.assignee_id is None and ticket.team_id is None:
+        return True
+    requester = ctx.session.get(Contact, ticket.requester_id)
+    return requester is not None and permissions.reaches(ctx, requester.owner_id)
+
+
+def ticket_reach(ctx: HookContext) -> ColumnElement[bool] | None:
+    """A WHERE condition limiting tickets to the acting user's reach (None: every ticket).
+
+    Managers (scope ``managed``) and roles reaching every record see every
+    ticket; a user with a narrower scope (``team``, ``own``) sees the shared
+    queue (tickets assigned to no one and no group), the tickets assigned to
+    them or their teams, and those of requesters they reach.
+    """
+    grants = permissions.grants(ctx)
+    if grants.user_id is None or grants.scope in TICKET_WIDE_SCOPES:
+        return None
+    conditions: list[ColumnElement[bool]] = [
+        Ticket.assignee_id == grants.user_id,
+        and_(Ticket.assignee_id.is_(None), Ticket.team_id.is_(None)),
+    ]
+    if grants.team_ids:
+        conditions.append(Ticket.team_id.in_(sorted(grants.team_ids)))
+    owners = permissions.owner_condition(ctx, Contact.owner_id)
+    if owners is not None:
+        conditions.append(Ticket.requester_id.in_(select(Contact.id).where(owners)))
+    return or_(*conditions)
 
 
 def _choice(value: Any, field: str, allowed: Sequence[str], errors: dict[str, str]) -> str | None:
@@ -680,6 +722,7 @@ class TicketService(Service):
         text = _body(body)
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             _writable(row)
             errors: dict[str, str] = {}
             via = _choice(channel, "channel", CHANNELS, errors) or "email"
@@ -694,6 +737,7 @@ class TicketService(Service):
         text = _body(body)
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             return add_message_in(ctx, row, author_type="agent", body=text, public=False, channel="api",
                                   user_id=ctx.actor.user_id, attachments=attachments)  # fmt: skip
 
@@ -705,6 +749,7 @@ class TicketService(Service):
         text = _body(body)
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             _writable(row)
             errors: dict[str, str] = {}
             via = _choice(channel, "channel", CHANNELS, errors) or "api"
@@ -719,6 +764,7 @@ class TicketService(Service):
             raise ValidationError({"assignee": "give an assignee or a team"})
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             _writable(row)
             assign_in(ctx, row, assignee, team)
             return row
@@ -727,6 +773,7 @@ class TicketService(Service):
         """Change the status (new, open, pending, on_hold, solved, closed)."""
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             set_status_in(ctx, row, status)
             return row
 
@@ -738,6 +785,7 @@ class TicketService(Service):
         """Change subject, priority, category, product, tags or organization (re-targets the SLA)."""
         with self.crm.transaction(actor) as ctx:
             row = get_ticket(ctx, ticket)
+            permissions.require(ctx, "ticketing.reply")
             _writable(row)
             change_fields_in(ctx, row, changes)
             return row
@@ -793,7 +841,12 @@ class TicketService(Service):
     ) -> builtins.list[Ticket]:
         """Tickets, newest first; ``breaching=True``: running deadlines before now + *within*, earliest first."""
         with self.crm.transaction() as ctx:
+            if ctx.actor.user_id is not None:
+                permissions.require(ctx, "ticketing.view")
             query = select(Ticket)
+            reach = ticket_reach(ctx)
+            if reach is not None:
+                query = query.where(reach)
             if breaching:
                 query = query.where(Ticket.next_due_at.is_not(None), Ticket.next_due_at <= ctx.now + within)
                 query = query.order_by(Ticket.next_due_at, Ticket.id)

@@ -1,0 +1,219 @@
+"""Benchmark: the console's contact page and search on PostgreSQL, beside hand-written queries.
+
+    python bench/console.py                          # 50,000 contacts, 250,000 touchpoints (a minute or two)
+    python bench/console.py --contacts 1000000       # the target: 1,000,000 contacts, 5,000,000 touchpoints
+
+A rep of a ten-team sales floor signs in; the benchmark times the whole console
+page (``GET /console/contacts/ID`` and ``GET /console/search?q=...`` through the
+ASGI app, rendering included: what the rep waits for, minus the network) and the
+hand-written SQL that fetches the same data in one connection (the contact row
+with the reach check, tags, owner, the last 200 touchpoints for the score, the
+first timeline page, the opportunities and stages; for search the same matching
+and reach predicates). Medians and 95th percentiles; the ratio is page over
+hand-written. Data is generated once per size with ``generate_series`` and kept
+in a database named after the size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PG_ADMIN, Report
+
+from crmcore import CRM
+
+SECRET = "bench-console-secret-key-0123456789"
+REPS, TEAMS = 50, 10
+FIRST = ["Ali", "Sara", "Reza", "Maryam", "Omid", "Leila", "Nima", "Zahra", "Hamid", "Nadia", "Karim", "Yasmin"]
+LAST = ["Ahmadi", "Karimi", "Hosseini", "Rahimi", "Moradi", "Jafari", "Haddad", "Mansour", "Saleh", "Nasser"]
+
+
+def database(contacts: int, touches: int) -> str:
+    """A migrated PostgreSQL database with the generated data (made on first use)."""
+    name = f"crm_bench_console_c{contacts}_t{touches}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    url = admin.url.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        if connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
+            probe = create_engine(url)
+            with probe.connect() as db:
+                ready = db.execute(text("SELECT to_regclass('bench_done') IS NOT NULL")).scalar()
+            probe.dispose()
+            if ready:
+                return url
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    crm = CRM(database_url=url, plugins=[], environment="test", secret_key=SECRET)
+    crm.db_upgrade()
+    started = time.perf_counter()
+    first = "ARRAY[" + ",".join(f"'{n}'" for n in FIRST) + "]"
+    last = "ARRAY[" + ",".join(f"'{n}'" for n in LAST) + "]"
+    statements = [
+        f"INSERT INTO team (id, name) SELECT t, 'team ' || t FROM generate_series(1, {TEAMS}) t",
+        f"""INSERT INTO crm_user (id, email, name, role, team_id, active, created_at, session_epoch)
+            SELECT u, 'rep' || u || '@example.com', 'Rep ' || u, 'rep', 1 + (u - 1) % {TEAMS}, true, now(), 0
+            FROM generate_series(1, {REPS}) u""",
+        f"""INSERT INTO contact (id, email, email_normalized, first_name, last_name, owner_id, stage,
+                                 stage_changed_at, custom, score, do_not_contact, do_not_track, created_at,
+                                 updated_at, last_activity_at, phone_normalized)
+            SELECT c, 'c' || c || '@example.com', 'c' || c || '@example.com',
+                   ({first})[1 + c % {len(FIRST)}], ({last})[1 + (c / 7) % {len(LAST)}] || (c % 997),
+                   1 + c % {REPS}, (ARRAY['lead','prospect','customer'])[1 + c % 3],
+                   now() - (c % 900) * interval '1 hour', '{{}}', 0, false, false,
+                   now() - (c % 900) * interval '1 hour', now(), now(), '+98912' || lpad((c % 10000000)::text, 7, '0')
+            FROM generate_series(1, {contacts}) c""",
+        f"""INSERT INTO touchpoint (id, contact_id, kind, occurred_at, source, quantity, details)
+            SELECT t, 1 + t % {contacts}, (ARRAY['visit','email_open','email_click','form','ad_click'])[1 + t % 5],
+                   now() - (t % 5000) * interval '1 hour', (ARRAY['google','newsletter','partner'])[1 + t % 3],
+                   1, '{{}}'
+            FROM generate_series(1, {contacts * touches}) t""",
+        f"""INSERT INTO interaction (id, contact_id, kind, subject, occurred_at, user_id)
+            SELECT i, 1 + (i * 2) % {contacts}, 'call', 'Call ' || i, now() - (i % 3000) * interval '1 hour',
+                   1 + i % {REPS}
+            FROM generate_series(1, {contacts // 2}) i""",
+        f"""INSERT INTO lifecycle_change (id, contact_id, from_stage, to_stage, reason, occurred_at)
+            SELECT c, c, NULL, 'lead', 'created', now() - (c % 900) * interval '1 hour'
+            FROM generate_series(1, {contacts}) c""",
+    ]
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+            print(f"  {statement.split()[2]} done after {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        for table in ("team", "crm_user", "contact", "touchpoint", "interaction", "lifecycle_change"):
+            connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                    f"(SELECT max(id) FROM {table}))"))  # fmt: skip
+    pipeline = crm.sales.stages()
+    with engine.begin() as connection:
+        connection.execute(text(f"""
+            INSERT INTO opportunity (name, contact_id, pipeline_id, stage_id, amount, currency, status, owner_id,
+                                     created_at, stage_entered_at)
+            SELECT 'Deal ' || c, c, {pipeline[0].pipeline_id}, {pipeline[0].id}, 100 + c % 900, 'USD', 'open',
+                   1 + c % {REPS}, now(), now()
+            FROM generate_series(1, {contacts}, 10) c"""))  # fmt: skip
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE"))
+        connection.execute(text("CREATE TABLE bench_done (at timestamptz)"))
+    engine.dispose()
+    crm.dispose()
+    print(f"  generated in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    return url
+
+
+#: The contact page's data, hand-written: what a careful engineer would send for the same page.
+HAND_CONTACT = [
+    """SELECT c.* FROM contact c WHERE c.id = :id AND (c.owner_id = :me OR c.owner_id IN
+         (SELECT id FROM crm_user WHERE team_id = :team))""",
+    "SELECT t.name FROM tag t JOIN contact_tag ct ON ct.tag_id = t.id WHERE ct.contact_id = :id ORDER BY t.name",
+    "SELECT id, name, email FROM crm_user WHERE id = (SELECT owner_id FROM contact WHERE id = :id)",
+    """SELECT kind, occurred_at FROM touchpoint WHERE contact_id = :id ORDER BY occurred_at DESC LIMIT 200""",
+    """(SELECT occurred_at AS at, 'stage' AS kind, to_stage AS text FROM lifecycle_change WHERE contact_id = :id
+         ORDER BY occurred_at DESC LIMIT 21)
+       UNION ALL (SELECT occurred_at, kind, source FROM touchpoint WHERE contact_id = :id
+         ORDER BY occurred_at DESC LIMIT 21)
+       UNION ALL (SELECT occurred_at, kind, subject FROM interaction WHERE contact_id = :id
+         ORDER BY occurred_at DESC LIMIT 21)
+       UNION ALL (SELECT purchased_at, 'purchase', currency FROM purchase WHERE contact_id = :id
+         ORDER BY purchased_at DESC LIMIT 21)
+       ORDER BY at DESC LIMIT 21""",
+    """SELECT o.* FROM opportunity o WHERE o.contact_id = :id AND (o.owner_id = :me OR o.owner_id IN
+         (SELECT id FROM crm_user WHERE team_id = :team)) ORDER BY o.id DESC LIMIT 20""",
+    "SELECT id, name FROM pipeline_stage WHERE pipeline_id = (SELECT id FROM pipeline WHERE is_default)",
+]
+
+HAND_SEARCH = [
+    """SELECT * FROM contact WHERE erased_at IS NULL AND merged_into_id IS NULL
+         AND (owner_id = :me OR owner_id IN (SELECT id FROM crm_user WHERE team_id = :team))
+         AND (email_normalized LIKE :pattern OR first_name ILIKE :pattern OR last_name ILIKE :pattern)
+       ORDER BY id DESC LIMIT 20""",
+    "SELECT * FROM organization WHERE name ILIKE :pattern OR domain ILIKE :pattern ORDER BY name LIMIT 20",
+    """SELECT * FROM opportunity WHERE name ILIKE :pattern
+         AND (owner_id = :me OR owner_id IN (SELECT id FROM crm_user WHERE team_id = :team))
+       ORDER BY id DESC LIMIT 20""",
+]
+
+
+def timings(func: Callable[[Any], Any], inputs: list[Any]) -> list[float]:
+    """Wall times in milliseconds of *func* on each input (after one warm-up call)."""
+    func(inputs[0])
+    result = []
+    for value in inputs:
+        start = time.perf_counter()
+        func(value)
+        result.append((time.perf_counter() - start) * 1000)
+    return result
+
+
+def p95(values: list[float]) -> float:
+    """The 95th percentile."""
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, default=50_000)
+    parser.add_argument("--touches-per-contact", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=60, help="Pages timed per benchmark.")
+    args = parser.parse_args()
+    from starlette.testclient import TestClient
+
+    from crmcore.console.auth import SESSION_COOKIE, issue_session
+
+    url = database(args.contacts, args.touches_per_contact)
+    crm = CRM(database_url=url, plugins=[], environment="test", secret_key=SECRET, console_secure_cookies="false")
+    rep = crm.users.get(7)
+    token, _ = issue_session(crm, rep)
+    client = TestClient(crm.asgi_app(), base_url="http://testserver")
+    client.__enter__()  # one event loop for every request, as a real server has
+    client.cookies.set(SESSION_COOKIE, token)
+    rng = random.Random(3)
+    team_owners = [u for u in range(1, REPS + 1) if 1 + (u - 1) % TEAMS == rep.team_id]
+    mine = [c for c in (rng.randrange(1, args.contacts) for _ in range(20_000)) if 1 + c % REPS in team_owners]
+    contacts = mine[: args.samples]
+    terms = [f"{rng.choice(LAST)[:4].lower()}{rng.randrange(10, 99)}" for _ in range(args.samples)]
+    hand = create_engine(url)
+    report = Report(f"Console on PostgreSQL: {args.contacts:,} contacts, "
+                    f"{args.contacts * args.touches_per_contact:,} touchpoints (p95 in ms)")  # fmt: skip
+
+    def page(path: str) -> None:
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.status_code)
+
+    def by_hand(statements: list[str], params: dict[str, Any]) -> None:
+        with hand.connect() as connection:
+            for statement in statements:
+                connection.execute(text(statement), params).all()
+
+    who = {"me": rep.id, "team": rep.team_id}
+    for name, paged, handed in (
+        ("contact page", timings(lambda c: page(f"/console/contacts/{c}"), contacts),
+         timings(lambda c: by_hand(HAND_CONTACT, {"id": c, **who}), contacts)),
+        ("search", timings(lambda q: page(f"/console/search?q={q}"), terms),
+         timings(lambda q: by_hand(HAND_SEARCH, {"pattern": f"%{q}%", **who}), terms)),
+    ):  # fmt: skip
+        print(f"  {name}: median {statistics.median(paged):.1f} ms (hand-written {statistics.median(handed):.1f})")
+        report.add(f"{name}, p95", p95(paged), "ms", p95(handed), "< 100 ms, <= 1.5x", higher_is_better=False)
+        report.add(f"{name}, median", statistics.median(paged), "ms", statistics.median(handed), "",
+                   higher_is_better=False)  # fmt: skip
+    report.print()
+    print("\n(the page includes sign-in checks, permission checks, hooks and Jinja2 rendering;"
+          " the hand-written queries only fetch the rows)")  # fmt: skip
+    client.__exit__(None, None, None)
+    crm.dispose()
+    hand.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""The console's Starlette app: sign-in, the staff wrapper every page goes through, rendering."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from crmcore import permissions
+from crmcore.console import auth
+from crmcore.console.i18n import Environments, available_languages, negotiate
+from crmcore.console.menu import MenuEntry
+from crmcore.errors import CRMError, NotFound, PermissionDenied, ValidationError
+from crmcore.settings import DEV_SECRET
+
+if TYPE_CHECKING:
+    from crmcore.crm import CRM
+    from crmcore.models import User
+
+log = logging.getLogger("crmcore.console")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+#: A console view: ``view(request, form)`` (sync, runs in a worker thread acting for the user).
+View = Callable[[Request, FormData | None], Response]
+
+CORE_MENU = (
+    MenuEntry(label="My day", path="", permission="console.access", order=10),
+    MenuEntry(label="Search", path="search", permission="contacts.view", order=20),
+    MenuEntry(label="Pipeline", path="pipeline", permission="opportunities.view", order=30),
+    MenuEntry(label="Reports", path="reports", permission="reports.view", order=90),
+)
+
+
+def crm_of(request: Request) -> CRM:
+    """The CRM the console serves."""
+    crm: CRM = request.app.state.crm
+    return crm
+
+
+def base_path(request: Request) -> str:
+    """The console's URL prefix without the trailing slash (``/console``)."""
+    return auth.cookie_path(request).rstrip("/")
+
+
+def staff(permission: str | None = "console.access") -> Callable[[View], Callable[[Request], Any]]:
+    """Turn *view* into a console endpoint behind sign-in, CSRF and a permission check.
+
+    The view runs in a worker thread inside ``crm.acting_as(user)``, so every
+    service it calls obeys the user's permissions and record rules. POSTs must
+    carry the session's CSRF token (form field ``csrf`` or header
+    ``X-CSRF-Token``).
+    """
+
+    def decorate(view: View) -> Callable[[Request], Any]:
+        async def endpoint(request: Request) -> Response:
+            form = await request.form() if request.method == "POST" else None
+            return await run_in_threadpool(_serve, view, permission, request, form)
+
+        endpoint.__name__ = view.__name__
+        endpoint.__doc__ = view.__doc__
+        endpoint.permission = permission  # type: ignore[attr-defined]
+        return endpoint
+
+    return decorate
+
+
+def _serve(view: View, permission: str | None, request: Request, form: FormData | None) -> Response:
+    crm = crm_of(request)
+    session = auth.read_session(crm, request.cookies.get(auth.SESSION_COOKIE))
+    user = auth.session_user(crm, session) if session else None
+    new_cookie: str | None = None
+    if user is None:
+        user, new_cookie, session = _host_account(crm, request)
+    if user is None or session is None:
+        return _signed_out(crm, request)
+    if request.method == "POST":
+        given = (form.get("csrf") if form else None) or request.headers.get("x-csrf-token")
+        if not auth.tokens_match(session.csrf, given):
+            return error_page(request, 403, "The form expired or did not come from this site. Reload and try again.")
+    request.state.user = user
+    request.state.csrf = session.csrf
+    with crm.acting_as(user.id), ExitStack() as stack:
+        if request.method == "GET":  # a page's reads share one read-only unit of work
+            stack.enter_context(crm.transaction(readonly=True))
+        with crm.transaction(readonly=True) as ctx:
+            request.state.grants = permissions.grants(ctx)
+        if permission and not request.state.grants.allows(permission):
+            response = error_page(request, 403, "You may not see this page.")
+        else:
+            try:
+                response = view(request, form)
+            except ValidationError as exc:
+                response = error_page(request, 422, str(exc), exc.errors)
+            except (NotFound, PermissionDenied, CRMError) as exc:
+                status = exc.http_status if 400 <= exc.http_status < 500 else 500
+                response = error_page(request, status, str(exc) if status < 500 else "Something went wrong.")
+    if new_cookie:
+        auth.set_cookie(crm, request, response, auth.SESSION_COOKIE, new_cookie,
+                        crm.settings.console_session_hours * 3600)  # fmt: skip
+    response.headers.setdefault("cache-control", "no-store")
+    return response
+
+
+def _host_account(crm: CRM, request: Request) -> tuple[User | None, str | None, auth.Session | None]:
+    """Behind a host's authentication (``request.user``), map its account to a CRM user."""
+    account = request.scope.get("user")
+    if account is None or not getattr(account, "is_authenticated", False):
+        return None, None, None
+    try:
+        user = crm.users.for_host_account(account)
+    except CRMError:
+        return None, None, None
+    token, session = auth.issue_session(crm, user)
+    if auth.session_user(crm, session) is None:
+        return None, None, None
+    return user, token, session
+
+
+def _signed_out(crm: CRM, request: Request) -> Response:
+    login = f"{base_path(request)}/login"
+    if request.method == "GET" and "hx-request" not in request.headers:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        response: Response = RedirectResponse(f"{login}?next={_quote(target)}", status_code=303)
+    else:
+        response = PlainTextResponse("sign in again", status_code=401, headers={"HX-Redirect": login})
+    if request.cookies.get(auth.SESSION_COOKIE):
+        auth.clear_cookie(crm, request, response, auth.SESSION_COOKIE)
+    return response
+
+
+def _quote(value: str) -> str:
+    from urllib.parse import quote
+
+    return quote(value, safe="/")
+
+
+def environments(crm: CRM) -> Environments:
+    """The per-language template environments of *crm*'s console (made once)."""
+    found: Environments | None = getattr(crm, "_console_environments", None)
+    if found is None:
+        found = Environments(crm)
+        crm._console_environments = found  # type: ignore[attr-defined]
+    return found
+
+
+def language(request: Request) -> str:
+    """The language of this request (chosen, the user's, the browser's, the default)."""
+    user = getattr(request.state, "user", None)
+    return negotiate(crm_of(request), cookie=request.cookies.get(auth.LANGUAGE_COOKIE),
+                     user_locale=user.locale if user is not None else None,
+                     accept=request.headers.get("accept-language"))  # fmt: skip
+
+
+def menu(request: Request) -> list[MenuEntry]:
+    """The menu entries the signed-in user may use, in order."""
+    crm = crm_of(request)
+    grants = getattr(request.state, "grants", None)
+    entries = [*CORE_MENU, *crm.plugins.collect("crm_console_menu", crm=crm)]
+    allowed = [e for e in entries if grants is not None and (e.permission is None or grants.allows(e.permission))]
+    return sorted(allowed, key=lambda e: (e.order, e.label))
+
+
+def page(request: Request, template: str, context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+    """Render a console page (autoescaped) with the menu, CSRF token, language and formatting filters."""
+    crm = crm_of(request)
+    lang = language(request)
+    env = environments(crm).get(lang)
+    grants = getattr(request.state, "grants", None)
+    base = base_path(request)
+
+    def url(path: str = "") -> str:
+        return f"{base}/{path.lstrip('/')}"
+
+    def can(permission_name: str) -> bool:
+        return grants is not None and bool(grants.allows(permission_name))
+
+    values = {
+        "request": request, "user": getattr(request.state, "user", None),
+        "csrf": getattr(request.state, "csrf", ""), "menu": menu(request) if grants is not None else [],
+        "url": url, "can": can, "base": base, "query": request.query_params.get("q", ""),
+        "languages": available_languages(crm),
+        **(context or {}),
+    }  # fmt: skip
+    body = env.get_template(template).render(**values)
+    return HTMLResponse(body, status_code=status)
+
+
+def error_page(request: Request, status: int, message: str, errors: dict[str, str] | None = None) -> Response:
+    """An error inside the console, in its layout (a plain page if even that fails)."""
+    try:
+        return page(request, "console/error.html", {"status": status, "message": message, "errors": errors or {}},
+                    status)  # fmt: skip
+    except Exception:  # the error page itself must never fail
+        log.exception("console error page failed")
+        return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
+
+
+async def _crm_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CRMError)
+    status = exc.http_status if 400 <= exc.http_status < 500 else 500
+    return error_page(request, status, str(exc) if status < 500 else "Something went wrong on our side.")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("console request %s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_page(request, 500, "Something went wrong on our side.")
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return error_page(request, 404, "This page does not exist.")
+
+
+class SecurityHeaders:
+    """Headers on every console response: no framing, no inline or foreign scripts, no referrer leaks."""
+
+    POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+              "form-action 'self'; frame-ancestors 'none'; base-uri 'self'")  # fmt: skip
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                for name, value in ((b"content-security-policy", self.POLICY.encode()),
+                                    (b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
+                                    (b"referrer-policy", b"same-origin")):  # fmt: skip
+                    if name not in names:
+                        headers.append((name, value))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def console_app(crm: CRM) -> Starlette:
+    """The staff console as its own Starlette app; ``crm.asgi_app()`` mounts it at ``/console``.
+
+    Outside development it refuses to run with the default secret key: every
+    page answers 503 with the reason, and no account is ever created by itself.
+    """
+    from starlette.middleware import Middleware
+
+    from crmcore.console import views
+
+    if crm.settings.secret_key == DEV_SECRET and crm.settings.environment != "development":
+
+        async def refuse(request: Request) -> Response:
+            return PlainTextResponse("the console needs a secret key: set CRMCORE_SECRET_KEY", status_code=503)
+
+        app = Starlette(routes=[Route("/{path:path}", refuse, methods=["GET", "POST"])])
+        app.state.crm = crm
+        return app
+    routes: list[BaseRoute] = [*views.routes(), Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static")]
+    for group in crm.plugins.call("crm_console_routes", crm=crm):
+        routes.extend(group)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={404: _not_found, CRMError: _crm_error, Exception: _server_error},
+    )
+    app.state.crm = crm
+    return app
+
+
+__all__ = ["base_path", "console_app", "crm_of", "error_page", "menu", "page", "staff"]

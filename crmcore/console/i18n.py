@@ -1,0 +1,185 @@
+"""The console's languages: gettext catalogs (Babel), per-locale formatting, text direction.
+
+Catalogs are ``locale/<lang>/LC_MESSAGES/console.po`` next to each template
+folder (the core's in ``crmcore/console/locale``, a plugin's beside its
+``templates``). They are compiled in memory with Babel when first needed, so a
+fresh checkout needs no build step and an edited ``.po`` is never stale.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import threading
+from collections.abc import Iterable
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import jinja2
+    from babel.support import Translations
+
+    from crmcore.crm import CRM
+
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "console"
+#: Languages written right to left.
+RTL_LANGUAGES = {"ar", "fa", "he", "ur"}
+
+_lock = threading.Lock()
+
+
+def catalog_dirs(crm: CRM) -> list[Path]:
+    """Folders holding console catalogs: the core's, then each template folder's ``../locale``."""
+    dirs = [LOCALE_DIR]
+    for template_dir in crm.template_dirs:
+        candidate = Path(template_dir).resolve().parent / "locale"
+        if candidate.is_dir() and candidate not in dirs:
+            dirs.append(candidate)
+    return dirs
+
+
+def available_languages(crm: CRM) -> list[str]:
+    """English (the source language) and every language with a catalog."""
+    found = {"en"}
+    for folder in catalog_dirs(crm):
+        found.update(p.parent.parent.name for p in folder.glob(f"*/LC_MESSAGES/{DOMAIN}.po"))
+    return sorted(found)
+
+
+def compile_po(path: Path, lang: str) -> Translations:
+    """Compile one ``.po`` file in memory into gettext translations."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.support import Translations
+
+    with path.open("rb") as handle:
+        catalog = read_po(handle, locale=lang, domain=DOMAIN)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return Translations(fp=buffer, domain=DOMAIN)
+
+
+def translations(crm: CRM, lang: str) -> Translations:
+    """The merged translations of every catalog for *lang* (empty for English)."""
+    from babel.support import Translations
+
+    merged = Translations(domain=DOMAIN)
+    for folder in catalog_dirs(crm):
+        path = folder / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if path.exists():
+            merged.merge(compile_po(path, lang))
+    return merged
+
+
+def text_direction(lang: str) -> str:
+    """``rtl`` for Arabic, Persian, Hebrew and Urdu, else ``ltr``."""
+    return "rtl" if lang.split("_")[0].split("-")[0] in RTL_LANGUAGES else "ltr"
+
+
+def negotiate(crm: CRM, *, cookie: str | None, user_locale: str | None, accept: str | None) -> str:
+    """The language of a request: the chosen one, the user's, the browser's, else the default."""
+    languages = available_languages(crm)
+    for choice in (cookie, user_locale):
+        if choice and choice in languages:
+            return choice
+    if accept:
+        wanted = []
+        for part in accept.split(","):
+            tag, _, quality = part.strip().partition(";q=")
+            try:
+                weight = float(quality) if quality else 1.0
+            except ValueError:
+                weight = 0.0
+            wanted.append((weight, tag.strip().lower()))
+        for _weight, tag in sorted(wanted, reverse=True):
+            base = tag.split("-")[0]
+            if base in languages:
+                return base
+    default = crm.settings.console_locale
+    return default if default in languages else "en"
+
+
+class Formatter:
+    """Dates, numbers and money written the way *lang* writes them (Babel)."""
+
+    def __init__(self, lang: str, timezone: str) -> None:
+        from zoneinfo import ZoneInfo
+
+        self.lang = lang
+        self.zone = ZoneInfo(timezone)
+
+    def datetime(self, value: dt.datetime | None, format: str = "medium") -> str:
+        """A moment in the CRM's time zone."""
+        from babel.dates import format_datetime
+
+        return "" if value is None else format_datetime(value, format=format, tzinfo=self.zone, locale=self.lang)
+
+    def date(self, value: dt.date | dt.datetime | None, format: str = "medium") -> str:
+        """A calendar date."""
+        from babel.dates import format_date
+
+        if value is None:
+            return ""
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(self.zone).date()
+        return format_date(value, format=format, locale=self.lang)
+
+    def number(self, value: int | float | Decimal | None) -> str:
+        """A number with the locale's separators."""
+        from babel.numbers import format_decimal
+
+        return "" if value is None else format_decimal(value, locale=self.lang)
+
+    def money(self, value: int | float | Decimal | None, currency: str) -> str:
+        """An amount with its currency."""
+        from babel.numbers import format_currency
+
+        return "" if value is None else format_currency(value, currency, locale=self.lang)
+
+
+class Environments:
+    """One Jinja2 environment per language: the CRM's templates with gettext installed."""
+
+    def __init__(self, crm: CRM) -> None:
+        self.crm = crm
+        self._envs: dict[str, jinja2.Environment] = {}
+
+    def get(self, lang: str) -> jinja2.Environment:
+        """The environment rendering console pages in *lang*."""
+        env = self._envs.get(lang)
+        if env is not None:
+            return env
+        with _lock:
+            env = self._envs.get(lang)
+            if env is None:
+                env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n"])
+                # An overlay shares its parent's dicts: give each language its own.
+                env.filters = dict(env.filters)
+                env.globals = dict(env.globals)
+                env.install_gettext_translations(translations(self.crm, lang), newstyle=True)  # type: ignore[attr-defined]
+                fmt = Formatter(lang, self.crm.settings.timezone)
+                env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
+                                    "money": fmt.money})  # fmt: skip
+                env.globals.update({"lang": lang, "dir": text_direction(lang)})
+                self._envs[lang] = env
+        return env
+
+
+def messages_in(paths: Iterable[Path]) -> set[str]:
+    """Every translatable message in the console templates under *paths* (for catalog checks)."""
+    from babel.messages.extract import extract_from_dir
+
+    found: set[str] = set()
+    for path in paths:
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(path), method_map=[("**.html", "jinja2")],
+            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
+        ):  # fmt: skip
+            found.add(message if isinstance(message, str) else message[0])
+    return found
+
+
+__all__ = ["Environments", "Formatter", "available_languages", "negotiate", "text_direction", "translations"]

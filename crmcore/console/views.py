@@ -1,0 +1,425 @@
+"""The core's console pages: sign-in, my day, search, the contact page, the pipeline board, reports."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from crmcore import permissions
+from crmcore.console import auth
+from crmcore.console.app import base_path, crm_of, error_page, page, staff
+from crmcore.console.menu import Panel, SearchHit
+from crmcore.errors import CRMError, ValidationError
+from crmcore.web.limits import RateLimiter
+
+if TYPE_CHECKING:
+    from crmcore.crm import CRM
+
+#: Timeline items per page on the contact page.
+TIMELINE_PAGE = 20
+#: Purposes and channels shown in the consent box (when the consent ledger is installed).
+CONSENT_PURPOSES = ("marketing", "surveys", "tracking")
+CONSENT_CHANNELS = ("email", "sms", "phone")
+
+
+def _field(form: FormData | None, name: str, *, required: bool = False, label: str | None = None) -> str:
+    value = form.get(name) if form is not None else None
+    text = value.strip() if isinstance(value, str) else ""
+    if required and not text:
+        raise ValidationError({name: f"{label or name} is required"})
+    return text
+
+
+def _back(request: Request, path: str) -> Response:
+    return RedirectResponse(f"{base_path(request)}/{path.lstrip('/')}", status_code=303)
+
+
+# -- sign-in -------------------------------------------------------------------------
+
+
+def _limiters(crm: CRM) -> tuple[RateLimiter, RateLimiter]:
+    found: tuple[RateLimiter, RateLimiter] | None = getattr(crm, "_console_login_limiters", None)
+    if found is None:
+        limit, window = crm.settings.console_login_attempts, crm.settings.console_login_window
+        found = (RateLimiter(limit * 4, window), RateLimiter(limit, window))
+        crm._console_login_limiters = found  # type: ignore[attr-defined]
+    return found
+
+
+async def login(request: Request) -> Response:
+    """The sign-in page (GET) and the sign-in itself (POST)."""
+    crm = crm_of(request)
+    token, new_cookie = auth.login_csrf(crm, request)
+    target = auth.safe_next(request, request.query_params.get("next"))
+    error: str | None = None
+    status = 200
+    email = ""
+    if request.method == "POST":
+        form = await request.form()
+        email = str(form.get("email") or "").strip().lower()[:320]
+        target = auth.safe_next(request, str(form.get("next") or ""))
+        by_address, by_email = _limiters(crm)
+        if new_cookie is not None or not auth.tokens_match(token, form.get("csrf")):
+            error, status = "The form expired. Please try again.", 403
+        elif not by_address.allow(auth.client_address(request)) or not by_email.allow(email):
+            error, status = "Too many sign-in attempts. Wait a few minutes and try again.", 429
+        else:
+            user = await run_in_threadpool(crm.users.authenticate, email, str(form.get("password") or ""))
+            session = auth.issue_session(crm, user) if user is not None else None
+            if user is None or session is None or auth.session_user(crm, session[1]) is None:
+                error, status = "Wrong email or password, or no access to the console.", 401
+            else:
+                done = RedirectResponse(target, status_code=303)
+                auth.set_cookie(crm, request, done, auth.SESSION_COOKIE, session[0],
+                                crm.settings.console_session_hours * 3600)  # fmt: skip
+                auth.clear_cookie(crm, request, done, auth.LOGIN_CSRF_COOKIE)
+                return done
+    response = page(request, "console/login.html", {"login_csrf": token, "next": target, "error": error,
+                                                    "email": email}, status)  # fmt: skip
+    if new_cookie is not None:
+        auth.set_cookie(crm, request, response, auth.LOGIN_CSRF_COOKIE, new_cookie, 3600)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+@staff(permission=None)
+def logout(request: Request, form: FormData | None) -> Response:
+    """Sign out: this and every other session of the user end (the session epoch moves on)."""
+    crm = crm_of(request)
+    crm.users.end_sessions(request.state.user.id)
+    response = RedirectResponse(f"{base_path(request)}/login", status_code=303)
+    auth.clear_cookie(crm, request, response, auth.SESSION_COOKIE)
+    return response
+
+
+async def set_language(request: Request) -> Response:
+    """Switch the console's language (a cookie), then go back."""
+    crm = crm_of(request)
+    from crmcore.console.i18n import available_languages
+
+    code = request.path_params["code"]
+    target = auth.safe_next(request, request.query_params.get("next"))
+    response = RedirectResponse(target, status_code=303)
+    if code in available_languages(crm):
+        auth.set_cookie(crm, request, response, auth.LANGUAGE_COOKIE, code, 365 * 86400)
+    return response
+
+
+# -- my day ---------------------------------------------------------------------------
+
+
+@staff()
+def my_day(request: Request, form: FormData | None) -> Response:
+    """Activities and follow-ups due today or overdue, new leads, and plugins' panels (SLA at risk)."""
+    crm = crm_of(request)
+    user = request.state.user
+    now = crm.clock.now()
+    local = now.astimezone(crm.settings.zone)
+    end_of_day = (local.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)).astimezone(now.tzinfo)
+    activities = crm.sales.list_activities(owner=user.id, due_before=end_of_day, limit=50)
+    leads = crm.contacts.list(owner=user.id, stage="lead", limit=10) if can(request, "contacts.view") else []
+    names = crm.contacts.names(a.contact_id for a in activities if a.contact_id)
+    with crm.transaction(readonly=True) as ctx:
+        ctx.cache["console_base"] = base_path(request)
+        panels: list[Panel] = sorted(
+            (p for group in crm.plugins.call("crm_console_my_day", user=user, ctx=ctx) for p in group),
+            key=lambda p: p.order,
+        )
+    return page(request, "console/my_day.html", {
+        "activities": [a for a in activities if a.kind != "follow_up"],
+        "follow_ups": [a for a in activities if a.kind == "follow_up"],
+        "names": names, "leads": leads, "panels": panels, "now": now,
+    })  # fmt: skip
+
+
+@staff("console.access")
+def activity_done(request: Request, form: FormData | None) -> Response:
+    """Mark an activity done."""
+    crm_of(request).sales.complete_activity(request.path_params["activity_id"])
+    return _back(request, "")
+
+
+def can(request: Request, permission: str) -> bool:
+    """Whether the signed-in user holds *permission*."""
+    grants = getattr(request.state, "grants", None)
+    return grants is not None and bool(grants.allows(permission))
+
+
+# -- search ---------------------------------------------------------------------------
+
+
+@staff("contacts.view")
+def search(request: Request, form: FormData | None) -> Response:
+    """One box across contacts, organizations, opportunities and what plugins add (tickets)."""
+    crm = crm_of(request)
+    text = request.query_params.get("q", "").strip()[:200]
+    groups: dict[str, list[SearchHit]] = {}
+    if len(text) >= 2:
+        groups = core_search(crm, request, text)
+        with crm.transaction(readonly=True) as ctx:
+            for group in crm.plugins.call("crm_console_search", text=text, ctx=ctx):
+                for hit in group:
+                    groups.setdefault(hit.kind, []).append(hit)
+    template = "console/_results.html" if "hx-request" in request.headers else "console/search.html"
+    return page(request, template, {"text": text, "groups": groups})
+
+
+def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchHit]]:
+    """Contacts, organizations and opportunities matching *text*, within the user's reach."""
+    from crmcore.models import Contact, Organization
+
+    groups: dict[str, list[SearchHit]] = {}
+    contacts = crm.contacts.list(search=text, limit=20)
+    if text.isdigit():
+        with suppress(CRMError):
+            contacts.insert(0, crm.contacts.get(int(text)))
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) >= 6:
+        with crm.transaction(readonly=True) as ctx:
+            query = select(Contact).where(Contact.phone_normalized.like(f"%{digits}"), Contact.merged_into_id.is_(None))
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            contacts.extend(ctx.session.scalars(query.where(reach) if reach is not None else query).all()[:20])
+    seen: set[int] = set()
+    for contact in contacts:
+        if contact.id in seen:
+            continue
+        seen.add(contact.id)
+        detail = f"{contact.email or ''} · {contact.stage}"
+        groups.setdefault("Contacts", []).append(
+            SearchHit(kind="Contacts", title=contact.name, path=f"contacts/{contact.id}", detail=detail)
+        )
+    with crm.transaction(readonly=True) as ctx:
+        pattern = f"%{text.lower()}%"
+        organizations = ctx.session.scalars(
+            select(Organization).where(or_(Organization.name.ilike(pattern), Organization.domain.ilike(pattern)))
+            .order_by(Organization.name).limit(20)
+        ).all()
+        org_contacts: dict[int, int] = {}
+        for organization in organizations:
+            first_id = select(Contact.id).where(Contact.organization_id == organization.id).order_by(Contact.id)
+            reach = permissions.owner_condition(ctx, Contact.owner_id)
+            first = ctx.session.scalar((first_id.where(reach) if reach is not None else first_id).limit(1))
+            if first is not None:
+                org_contacts[organization.id] = first
+    for organization in organizations:
+        if organization.id in org_contacts:
+            groups.setdefault("Organizations", []).append(SearchHit(
+                kind="Organizations", title=organization.name, path=f"contacts/{org_contacts[organization.id]}",
+                detail=organization.domain or ""))  # fmt: skip
+    if can(request, "opportunities.view"):
+        for opportunity in crm.sales.list_opportunities(status=None, search=text, limit=20):
+            groups.setdefault("Opportunities", []).append(SearchHit(
+                kind="Opportunities", title=opportunity.name, path=f"pipeline#opportunity-{opportunity.id}",
+                detail=f"{opportunity.amount} {opportunity.currency} · {opportunity.status}"))  # fmt: skip
+    return groups
+
+
+# -- the contact page -----------------------------------------------------------------
+
+
+def _before(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValidationError({"before": "not a timestamp"}) from None
+    if parsed.tzinfo is None:
+        raise ValidationError({"before": "give a time zone"})
+    return parsed
+
+
+def _timeline(crm: CRM, contact_id: int, before: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
+    items = crm.contacts.timeline(contact_id, limit=TIMELINE_PAGE + 1, before=before)
+    more = len(items) > TIMELINE_PAGE
+    items = items[:TIMELINE_PAGE]
+    return items, (items[-1]["at"].isoformat() if more and items else None)
+
+
+@staff("contacts.view")
+def contact_page(request: Request, form: FormData | None) -> Response:
+    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions."""
+    crm = crm_of(request)
+    contact_id = request.path_params["contact_id"]
+    details = crm.contacts.details(contact_id)
+    contact = crm.contacts.get(contact_id)
+    score, contributions = crm.leads.score(contact_id)
+    items, more = _timeline(crm, contact_id, None)
+    consent = _consent(crm, contact)
+    owner = crm.users.get(contact.owner_id) if contact.owner_id else None
+    opportunities = (crm.sales.list_opportunities(status=None, contact=contact_id, limit=20)
+                     if can(request, "opportunities.view") else [])  # fmt: skip
+    stage_names = {s.id: s.name for s in crm.sales.stages()} if opportunities else {}
+    with crm.transaction(readonly=True) as ctx:
+        ctx.cache["console_base"] = base_path(request)
+        panels: list[Panel] = sorted(
+            (p for group in crm.plugins.call("crm_contact_panels", contact=ctx.session.merge(contact), ctx=ctx)
+             for p in group),
+            key=lambda p: p.order,
+        )  # fmt: skip
+    return page(request, "console/contact.html", {
+        "contact": contact, "details": details, "score": score, "contributions": contributions,
+        "items": items, "more": more, "consent": consent, "owner": owner, "panels": panels,
+        "opportunities": opportunities, "stage_names": stage_names,
+    })  # fmt: skip
+
+
+def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
+    ledger = getattr(crm, "consent", None)
+    if ledger is None:
+        return None
+    grid: dict[str, dict[str, bool]] = {}
+    for purpose in CONSENT_PURPOSES:
+        for channel in CONSENT_CHANNELS:
+            try:
+                grid.setdefault(purpose, {})[channel] = bool(ledger.has(contact.id, purpose, channel))
+            except CRMError:
+                grid.setdefault(purpose, {})[channel] = False
+    return grid
+
+
+@staff("contacts.view")
+def timeline_page(request: Request, form: FormData | None) -> Response:
+    """The next page of a contact's timeline (an htmx fragment, or a whole page without JS)."""
+    crm = crm_of(request)
+    contact_id = request.path_params["contact_id"]
+    crm.contacts.get(contact_id)  # reach check first
+    items, more = _timeline(crm, contact_id, _before(request.query_params.get("before")))
+    template = "console/_timeline.html" if "hx-request" in request.headers else "console/timeline.html"
+    return page(request, template, {"items": items, "more": more, "contact_id": contact_id})
+
+
+@staff("contacts.edit")
+def log_interaction(request: Request, form: FormData | None) -> Response:
+    """Log a call or add a note."""
+    crm = crm_of(request)
+    contact_id = request.path_params["contact_id"]
+    kind = _field(form, "kind") or "note"
+    if kind not in ("call", "note"):
+        raise ValidationError({"kind": "log a call or a note"})
+    minutes = _field(form, "minutes")
+    if minutes and not minutes.isdigit():
+        raise ValidationError({"minutes": "give whole minutes"})
+    body = _field(form, "body", required=kind == "note", label="the note")
+    crm.interactions.log(contact_id, kind=kind, subject=_field(form, "subject") or None, body=body or None,
+                         duration_minutes=int(minutes) if minutes else None,
+                         direction="out" if kind == "call" else None)  # fmt: skip
+    return _back(request, f"contacts/{contact_id}")
+
+
+@staff("contacts.edit")
+def qualify(request: Request, form: FormData | None) -> Response:
+    """Make a lead a prospect, with a reason."""
+    contact_id = request.path_params["contact_id"]
+    crm_of(request).leads.qualify(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    return _back(request, f"contacts/{contact_id}")
+
+
+@staff("contacts.edit")
+def convert(request: Request, form: FormData | None) -> Response:
+    """Make a contact a customer by hand, with a reason."""
+    contact_id = request.path_params["contact_id"]
+    crm_of(request).customers.convert(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    return _back(request, f"contacts/{contact_id}")
+
+
+@staff("contacts.merge")
+def merge(request: Request, form: FormData | None) -> Response:
+    """Fold a duplicate (id or email) into this contact."""
+    contact_id = request.path_params["contact_id"]
+    other = _field(form, "other", required=True, label="the duplicate's id or email")
+    crm_of(request).contacts.merge(contact_id, other)
+    return _back(request, f"contacts/{contact_id}")
+
+
+@staff("opportunities.edit")
+def open_opportunity(request: Request, form: FormData | None) -> Response:
+    """Open an opportunity for this contact."""
+    contact_id = request.path_params["contact_id"]
+    amount = _field(form, "amount") or "0"
+    try:
+        Decimal(amount)
+    except InvalidOperation:
+        raise ValidationError({"amount": "give an amount like 1200.50"}) from None
+    crm_of(request).sales.create_opportunity(contact_id, name=_field(form, "name", required=True, label="a name"),
+                                             amount=amount)  # fmt: skip
+    return _back(request, f"contacts/{contact_id}")
+
+
+# -- the pipeline board ---------------------------------------------------------------
+
+
+def _board(request: Request) -> dict[str, Any]:
+    crm = crm_of(request)
+    stages = crm.sales.stages()
+    opportunities = crm.sales.list_opportunities(status="open", limit=500)
+    names = crm.contacts.names(o.contact_id for o in opportunities if o.contact_id)
+    columns = [{"stage": s, "cards": [o for o in opportunities if o.stage_id == s.id]}
+               for s in stages if s.outcome == "open"]  # fmt: skip
+    return {"columns": columns, "stages": stages, "names": names}
+
+
+@staff("opportunities.view")
+def pipeline(request: Request, form: FormData | None) -> Response:
+    """The open opportunities as a board, one column per stage; cards move with a form."""
+    return page(request, "console/pipeline.html", _board(request))
+
+
+@staff("opportunities.edit")
+def move_opportunity(request: Request, form: FormData | None) -> Response:
+    """Move a card to another stage (won and lost close it); htmx gets the new board back."""
+    crm = crm_of(request)
+    stage = _field(form, "stage", required=True, label="a stage")
+    crm.sales.move(request.path_params["opportunity_id"], stage, reason=_field(form, "reason") or None)
+    if "hx-request" in request.headers:
+        return page(request, "console/_board.html", _board(request))
+    return _back(request, "pipeline")
+
+
+# -- reports --------------------------------------------------------------------------
+
+
+@staff("reports.view")
+def reports(request: Request, form: FormData | None) -> Response:
+    """The report dashboard: every enabled plugin's main reports over a date range."""
+    from crmcore.reports.render import html_sections
+
+    crm = crm_of(request)
+    start = request.query_params.get("from") or None
+    end = request.query_params.get("to") or None
+    sections = html_sections(crm.reports.dashboard(start=start, end=end))
+    return page(request, "console/reports.html", {"sections": sections, "start": start or "", "end": end or ""})
+
+
+def routes() -> list[BaseRoute]:
+    """The core's console routes (paths relative to the console's mount point)."""
+    return [
+        Route("/", my_day, name="console.my_day"),
+        Route("/login", login, methods=["GET", "POST"], name="console.login"),
+        Route("/logout", logout, methods=["POST"], name="console.logout"),
+        Route("/lang/{code}", set_language, name="console.language"),
+        Route("/search", search, name="console.search"),
+        Route("/contacts/{contact_id:int}", contact_page, name="console.contact"),
+        Route("/contacts/{contact_id:int}/timeline", timeline_page, name="console.timeline"),
+        Route("/contacts/{contact_id:int}/interactions", log_interaction, methods=["POST"]),
+        Route("/contacts/{contact_id:int}/qualify", qualify, methods=["POST"]),
+        Route("/contacts/{contact_id:int}/convert", convert, methods=["POST"]),
+        Route("/contacts/{contact_id:int}/merge", merge, methods=["POST"]),
+        Route("/contacts/{contact_id:int}/opportunities", open_opportunity, methods=["POST"]),
+        Route("/activities/{activity_id:int}/done", activity_done, methods=["POST"]),
+        Route("/pipeline", pipeline, name="console.pipeline"),
+        Route("/opportunities/{opportunity_id:int}/move", move_opportunity, methods=["POST"]),
+        Route("/reports", reports, name="console.reports"),
+    ]
+
+
+__all__ = ["can", "error_page", "routes"]

@@ -1,0 +1,364 @@
+"""The staff console over real HTTP: sign-in, pages, actions, and what each user may reach."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from crmcore.console import console_app
+from crmcore.models import Interaction
+from crmcore.settings import DEV_SECRET
+from crmcore.testing.server import live_server
+
+from .console_support import PASSWORD, SETTINGS, client_for, csrf_of, seed, sign_in
+
+
+@pytest.fixture
+def crm_plugins():
+    return ["ticketing"]
+
+
+@pytest.fixture
+def crm_settings():
+    return dict(SETTINGS)
+
+
+@pytest.fixture
+def site(crm):
+    from crmcore_ticketing import ticketing
+
+    data = seed(crm)
+    data["ticket"] = ticketing(crm).tickets.open(subject="Printer jams", body="It jams on page 2.",
+                                                 requester=data["rita_lead"].id)  # fmt: skip
+    with live_server(crm.asgi_app()) as base_url:
+        data["url"] = base_url
+        yield data
+
+
+def interactions(crm):
+    with crm.transaction() as ctx:
+        return ctx.session.scalar(select(func.count(Interaction.id)))
+
+
+def test_sign_in_my_day_contact_and_sign_out(crm, site):
+    with client_for(site["url"]) as client:
+        assert client.get("/console/").headers["location"] == "/console/login?next=/console/"
+        response = sign_in(client, "rita@example.com", next_path="/console/pipeline")
+        assert response.status_code == 303 and response.headers["location"] == "/console/pipeline"
+        cookie = response.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/console" in cookie
+        assert "Secure" not in cookie  # console_secure_cookies=false in these tests
+        day = client.get("/console/")
+        assert day.status_code == 200 and "Rita Rep" in day.text and "My day" in day.text
+        assert day.headers["content-security-policy"].startswith("default-src 'self'")
+        contact = client.get(f"/console/contacts/{site['rita_lead'].id}")
+        assert contact.status_code == 200
+        assert "Leila Ahmadi" in contact.text and "First call" in contact.text and "Score" in contact.text
+        assert client.get("/console/static/htmx.min.js").status_code == 200
+        logout = client.post("/console/logout", data={"csrf": csrf_of(day.text)})
+        assert logout.status_code == 303
+        assert client.get("/console/").status_code == 303
+
+
+def test_cookies_are_secure_outside_development(crm_factory):
+    crm = crm_factory(console_secure_cookies="auto")  # the "test" environment is not development
+    with live_server(crm.asgi_app()) as url, httpx.Client(base_url=url) as client:
+        cookie = client.get("/console/login").headers["set-cookie"]
+        assert cookie.startswith("crm_console_login=") and "Secure" in cookie and "HttpOnly" in cookie
+
+
+def test_wrong_password_and_the_login_rate_limit(crm, site):
+    with client_for(site["url"]) as client:
+        for _ in range(5):
+            response = sign_in(client, "rita@example.com", "wrong password!!")
+            assert response.status_code == 401 and "Wrong email or password" in response.text
+            assert "crm_console=" not in response.headers.get("set-cookie", "")
+        response = sign_in(client, "rita@example.com")  # right password, but too many tries
+        assert response.status_code == 429 and "Too many" in response.text
+
+
+def test_a_post_without_or_with_a_wrong_csrf_token_is_refused(crm, site):
+    lead = site["rita_lead"].id
+    before = interactions(crm)
+    with client_for(site["url"], "rita@example.com") as client:
+        page = client.get(f"/console/contacts/{lead}")
+        for data in ({}, {"csrf": "forged"}, {"csrf": csrf_of(page.text) + "x"}):
+            form = {**data, "kind": "note", "body": "hi"}
+            response = client.post(f"/console/contacts/{lead}/interactions", data=form)
+            assert response.status_code == 403
+        assert interactions(crm) == before
+        ok = client.post(f"/console/contacts/{lead}/interactions",
+                         data={"csrf": csrf_of(page.text), "kind": "note", "body": "hi"})  # fmt: skip
+        assert ok.status_code == 303 and interactions(crm) == before + 1
+    with client_for(site["url"]) as client:  # the sign-in form has its own token
+        client.get("/console/login")
+        response = client.post("/console/login", data={"email": "rita@example.com", "password": PASSWORD})
+        assert response.status_code == 403
+
+
+def test_forged_expired_and_foreign_cookies_are_refused(crm, crm_factory, site, clock):
+    with client_for(site["url"], "rita@example.com") as client:
+        token = client.cookies["crm_console"]
+    for value in ("garbage", token[:-2] + ("AA" if not token.endswith("AA") else "BB")):
+        with client_for(site["url"]) as client:
+            client.cookies.set("crm_console", value, path="/console")
+            response = client.get("/console/")
+            assert response.status_code == 303 and "/console/login" in response.headers["location"]
+    other = crm_factory(secret_key="another-secret-key-of-another-crm")
+    user = crm.users.get("rita@example.com")
+    from crmcore.console.auth import issue_session
+
+    foreign, _ = issue_session(other, user)
+    with client_for(site["url"]) as client:
+        client.cookies.set("crm_console", foreign, path="/console")
+        assert client.get("/console/").status_code == 303
+    with client_for(site["url"]) as client:
+        client.cookies.set("crm_console", token, path="/console")
+        assert client.get("/console/").status_code == 200
+        clock.advance(timedelta(hours=12, minutes=1))
+        assert client.get("/console/").status_code == 303
+
+
+def test_a_user_disabled_mid_session_loses_access(crm, site):
+    with client_for(site["url"], "rita@example.com") as client:
+        assert client.get("/console/").status_code == 200
+        crm.users.disable("rita@example.com")
+        response = client.get("/console/")
+        assert response.status_code == 303 and "/console/login" in response.headers["location"]
+        crm.users.enable("rita@example.com")
+        assert client.get("/console/").status_code == 303  # the old session stays dead
+    with client_for(site["url"], "rita@example.com") as client:
+        assert client.get("/console/").status_code == 200
+
+
+@pytest.mark.parametrize("target", [
+    "https://evil.example/", "//evil.example/x", "/\\evil.example", "\\\\evil.example", "javascript:alert(1)",
+    "/elsewhere", "http://127.0.0.1/console/", "/console\r\nSet-Cookie: x=1",
+])
+def test_next_never_leaves_the_console(crm, site, target):
+    with client_for(site["url"]) as client:
+        response = sign_in(client, "rita@example.com", next_path=target)
+        assert response.status_code == 303 and response.headers["location"] == "/console/"
+        page = client.get("/console/login", params={"next": target})
+        assert 'name="next" value="/console/"' in page.text
+
+
+def test_another_reps_records_are_not_found(crm, site):
+    with client_for(site["url"], "rita@example.com") as client:
+        page = client.get("/console/")
+        csrf = csrf_of(page.text)
+        assert client.get(f"/console/contacts/{site['wes_lead'].id}").status_code == 404
+        assert client.get(f"/console/contacts/{site['wes_lead'].id}/timeline").status_code == 404
+        assert client.get("/console/contacts/999999").status_code == 404
+        response = client.post(f"/console/opportunities/{site['other_deal'].id}/move",
+                               data={"csrf": csrf, "stage": "proposal"})  # fmt: skip
+        assert response.status_code == 404
+        response = client.post(f"/console/contacts/{site['wes_lead'].id}/interactions",
+                               data={"csrf": csrf, "kind": "note", "body": "peek"})  # fmt: skip
+        assert response.status_code == 404
+        found = client.get("/console/search", params={"q": "order"})
+        assert "Leila&#39;s order" in found.text and "Omar" not in found.text
+        assert "Omar" not in client.get("/console/pipeline").text
+    with client_for(site["url"], "wes@example.com") as client:
+        assert client.get(f"/console/contacts/{site['rita_lead'].id}").status_code == 404
+
+
+def test_the_actions_of_the_contact_page_and_the_board(crm, site):
+    lead = site["rita_lead"].id
+    with client_for(site["url"], "mia@example.com") as client:  # a manager of east: may merge
+        csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
+        post = lambda path, **data: client.post(f"/console/contacts/{lead}/{path}", data={"csrf": csrf, **data})  # noqa: E731
+        assert post("interactions", kind="call", subject="Pricing call", minutes="12").status_code == 303
+        assert post("interactions", kind="note", body="").status_code == 422
+        assert post("qualify", reason="Asked for a quote").status_code == 303
+        assert crm.contacts.get(lead).stage == "prospect"
+        dup = crm.contacts.add(email="leila.dup@example.org", first_name="Leila", owner=site["users"]["rita"].id)
+        assert post("merge", other=str(dup.id)).status_code == 303
+        assert crm.contacts.get(dup.id).merged_into_id == lead
+        assert post("opportunities", name="Second order", amount="abc").status_code == 422
+        assert post("opportunities", name="Second order", amount="300").status_code == 303
+        page = client.get(f"/console/contacts/{lead}")
+        assert "Pricing call" in page.text and "Second order" in page.text and "prospect" in page.text
+        deal = site["deal"].id
+        board = client.post(f"/console/opportunities/{deal}/move", data={"csrf": csrf, "stage": "proposal"},
+                            headers={"HX-Request": "true"})  # fmt: skip
+        assert board.status_code == 200 and board.text.lstrip().startswith('<div class="board"')
+        column = re.search(r'data-stage="proposal">(.*?)</section>', board.text, re.S).group(1)
+        assert "Leila&#39;s order" in column
+        lost = client.post(f"/console/opportunities/{deal}/move", data={"csrf": csrf, "stage": "lost"})
+        assert lost.status_code == 422 and "reason" in lost.text
+        assert post("convert", reason="Signed offline").status_code == 303
+        assert crm.contacts.get(lead).stage == "customer"
+
+
+def test_the_ticket_queue_and_composer(crm, site, smtp_server):
+    from crmcore_ticketing import ticketing
+
+    number = site["ticket"].number
+    with client_for(site["url"], "alex@example.com") as client:
+        queue = client.get("/console/tickets")
+        assert queue.status_code == 200 and number in queue.text and "badge" in queue.text
+        page = client.get(f"/console/tickets/{number}")
+        assert "It jams on page 2." in page.text
+        csrf = csrf_of(page.text)
+        assert client.post(f"/console/tickets/{number}/answer",
+                           data={"csrf": csrf, "body": "Try the rear tray.", "status": "pending"}).status_code == 303
+        assert client.post(f"/console/tickets/{number}/answer",
+                           data={"csrf": csrf, "body": "Customer sounded upset", "kind": "note"}).status_code == 303
+        assert client.post(f"/console/tickets/{number}/answer", data={"csrf": csrf, "body": " "}).status_code == 422
+        found = client.get("/console/search", params={"q": number.lower()})
+        assert f"tickets/{number}" in found.text
+    messages = ticketing(crm).tickets.messages(number)
+    assert [(m.body, m.public) for m in messages[1:]] == [("Try the rear tray.", True),
+                                                           ("Customer sounded upset", False)]
+    assert ticketing(crm).tickets.get(number).status == "pending"
+    with client_for(site["url"], "rita@example.com") as client:  # reps do not work tickets
+        assert client.get("/console/tickets").status_code == 403
+        panel = client.get(f"/console/contacts/{site['rita_lead'].id}")
+        assert number not in panel.text
+
+
+XSS = "<script>alert('x')</script><img src=x onerror=alert(1)>"
+
+
+def test_html_typed_in_every_field_is_escaped_everywhere(crm, site):
+    from crmcore_ticketing import ticketing
+
+    rita = site["users"]["rita"]
+    evil = crm.contacts.add(first_name=XSS, last_name=XSS, title=XSS, city=XSS, source=XSS, tags=[XSS[:100]],
+                            organization=XSS, phone="+98 912 000 1111", owner=rita.id)  # fmt: skip
+    crm.interactions.log(evil.id, kind="call", subject=XSS, body=XSS, actor=rita.id)
+    crm.sales.create_opportunity(evil.id, name=XSS, owner=rita.id)
+    crm.sales.add_activity(kind="call", subject=XSS, contact=evil.id, owner=rita.id, due_at=crm.clock.now())
+    ticket = ticketing(crm).tickets.open(subject=XSS, body=XSS, requester=evil.id)
+    ticketing(crm).tickets.note(ticket.number, XSS, actor="alex@example.com")
+    pages = {
+        "rita@example.com": ["/console/", f"/console/contacts/{evil.id}", f"/console/contacts/{evil.id}/timeline",
+                             "/console/pipeline", "/console/search?q=script", "/console/search?q=alert"],
+        "alex@example.com": ["/console/tickets", f"/console/tickets/{ticket.number}",
+                             f"/console/contacts/{evil.id}", "/console/search?q=script"],
+    }  # fmt: skip
+    for email, paths in pages.items():
+        with client_for(site["url"], email) as client:
+            for path in paths:
+                html = client.get(path).text
+                assert "<script>alert" not in html and "<img src=x" not in html, path
+                assert "&lt;script&gt;" in html, path
+        with client_for(site["url"]) as client:
+            html = client.get("/console/login", params={"next": XSS}).text
+            assert "<script>alert" not in html
+
+
+def test_right_to_left_persian_pages_with_local_numbers_and_dates(crm, site):
+    with client_for(site["url"], "rita@example.com") as client:
+        client.headers["accept-language"] = "fa-IR,fa;q=0.9,en;q=0.5"
+        page = client.get(f"/console/contacts/{site['rita_lead'].id}")
+        assert '<html lang="fa" dir="rtl">' in page.text
+        assert "روز من" in page.text and "سابقه" in page.text  # "My day", "Timeline"
+        board = client.get("/console/pipeline")
+        from babel.numbers import format_currency
+
+        assert format_currency(1250.5, "USD", locale="fa") in board.text
+        switched = client.get("/console/lang/en", params={"next": "/console/pipeline"})
+        assert switched.status_code == 303 and switched.headers["location"] == "/console/pipeline"
+        assert '<html lang="en" dir="ltr">' in client.get("/console/pipeline").text
+        assert "$1,250.50" in client.get("/console/pipeline").text
+
+
+def test_every_template_text_has_a_persian_translation():
+    from pathlib import Path
+
+    from crmcore.console.i18n import LOCALE_DIR, compile_po, messages_in
+
+    root = Path(__file__).resolve().parent.parent
+    core = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa")
+    for message in messages_in([root / "templates" / "console"]):
+        assert core.gettext(message) != message or message == "CRM", message
+    plugin_dir = root / "plugins" / "ticketing" / "crmcore_ticketing"
+    tickets = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
+    for message in messages_in([plugin_dir / "templates" / "ticketing" / "console"]):
+        assert tickets.gettext(message) != message, message
+
+
+def test_the_console_can_be_left_out_and_refuses_the_default_secret(crm_factory):
+    crm = crm_factory(console_enabled=False, secret_key=SETTINGS["secret_key"])
+    with live_server(crm.asgi_app()) as url:
+        assert httpx.get(f"{url}/console/login").status_code == 404
+    crm = crm_factory(secret_key=DEV_SECRET)  # environment "test" with the development secret
+    with live_server(crm.asgi_app()) as url:
+        response = httpx.get(f"{url}/console/login")
+        assert response.status_code == 503 and "secret key" in response.text
+    assert crm.users.list() == []  # and no account was made
+
+
+def test_behind_a_hosts_authentication_accounts_map_to_users(crm_factory):
+    from starlette.applications import Starlette
+    from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
+    from starlette.middleware import Middleware
+    from starlette.middleware.authentication import AuthenticationMiddleware
+    from starlette.routing import Mount
+
+    from crmcore import hookimpl
+
+    class HostAccounts:
+        @hookimpl
+        def crm_host_account_user(self, account, ctx):
+            return {"host-ada": "ada@example.com"}.get(account.username)
+
+    class HeaderAuth(AuthenticationBackend):
+        async def authenticate(self, conn):
+            name = conn.headers.get("x-host-user")
+            return (AuthCredentials(["authenticated"]), SimpleUser(name)) if name else None
+
+    crm = crm_factory(plugins=[HostAccounts()], **SETTINGS)
+    crm.users.add("ada@example.com", "Ada Admin", role="admin")  # no password: the host signs her in
+    host = Starlette(routes=[Mount("/crm", app=console_app(crm))],
+                     middleware=[Middleware(AuthenticationMiddleware, backend=HeaderAuth())])  # fmt: skip
+    with live_server(host) as url, httpx.Client(base_url=url) as client:
+        assert client.get("/crm/", headers={"x-host-user": "stranger"}).status_code == 303
+        page = client.get("/crm/", headers={"x-host-user": "host-ada"})
+        assert page.status_code == 200 and "Ada Admin" in page.text and 'href="/crm/pipeline"' in page.text
+
+
+def _console_routes(crm):
+    from starlette.routing import Mount, Route
+
+    app = crm.asgi_app()
+    mount = next(r for r in app.routes if isinstance(r, Mount) and r.path == "/console")
+    return [r for r in mount.app.routes if isinstance(r, Route)]
+
+
+def test_every_route_as_every_role_matches_the_roles_grants(crm, site):
+    """Walk each console route as each built-in role: reachable exactly when the role grants it."""
+    params = {"contact_id": site["rita_lead"].id, "number": site["ticket"].number,
+              "opportunity_id": 999999, "activity_id": 999999}  # fmt: skip
+    routes = _console_routes(crm)
+    guarded = [r for r in routes if hasattr(r.endpoint, "permission")]
+    public = {r.path for r in routes} - {r.path for r in guarded}
+    assert public == {"/login", "/lang/{code}"}
+    walked = 0
+    for email in ("rita@example.com", "mia@example.com", "alex@example.com", "mark@example.com", "ada@example.com"):
+        granted = set(crm.users.permissions_of(email))
+        with client_for(site["url"], email) as client:
+            csrf = csrf_of(client.get("/console/").text)
+            for route in guarded:
+                if route.path == "/logout":
+                    continue
+                path = "/console" + re.sub(r"\{(\w+)(:\w+)?\}", lambda m: str(params[m.group(1)]), route.path)
+                allowed = route.endpoint.permission is None or route.endpoint.permission in granted
+                for method in sorted(route.methods - {"HEAD"}):
+                    if method == "GET":
+                        status = client.get(path).status_code
+                        assert status == (200 if allowed else 403), (email, method, path, status)
+                    else:
+                        status = client.post(path, data={"csrf": csrf}).status_code
+                        assert (status != 403) if allowed else (status == 403), (email, method, path, status)
+                    walked += 1
+            menu = client.get("/console/").text
+            assert ('href="/console/tickets"' in menu) == ("ticketing.view" in granted), email
+            assert ('href="/console/reports"' in menu) == ("reports.view" in granted), email
+    assert walked >= 5 * 15
