@@ -372,7 +372,7 @@ class ConversionService(Service):
         for name in ("gclid", "fbclid", "msclkid"):
             if data.get(name) and "click_id" not in touch:
                 touch["click_id"], touch["click_id_kind"] = str(data[name]), name
-        from crmcore.forms import RETRIES, retryable
+        from crmcore.forms import RETRIES, backoff, retryable
 
         for attempt in range(RETRIES):
             try:
@@ -400,4 +400,5 @@ class ConversionService(Service):
             except sa_exc.DBAPIError as exc:  # the same order (or buyer) posted twice at once: the retry sees it
                 if attempt == RETRIES - 1 or not retryable(exc):
                     raise
+                backoff(attempt)
         raise AssertionError("unreachable")

@@ -13,6 +13,7 @@ submission; a ticked consent box fires ``crm_form_consent_given``.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -148,7 +149,12 @@ def _check_fields(fields: Any) -> list[dict[str, Any]]:
 
 
 #: Attempts of a capture that collided with a concurrent one.
-RETRIES = 3
+RETRIES = 5
+
+
+def backoff(attempt: int) -> None:
+    """Wait a few random milliseconds before retrying, so colliding requests spread out."""
+    time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
 
 
 def retryable(exc: sa_exc.DBAPIError) -> bool:
@@ -324,6 +330,7 @@ class FormService(Service):
             except sa_exc.DBAPIError as exc:
                 if attempt == RETRIES - 1 or not retryable(exc):
                     raise
+                backoff(attempt)
         raise AssertionError("unreachable")
 
     def _clean(self, form: WebForm, data: Mapping[str, Any], meta: SubmissionMeta) -> _Cleaned:
