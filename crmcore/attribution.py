@@ -372,7 +372,9 @@ class ConversionService(Service):
         for name in ("gclid", "fbclid", "msclkid"):
             if data.get(name) and "click_id" not in touch:
                 touch["click_id"], touch["click_id_kind"] = str(data[name]), name
-        for attempt in range(2):
+        from crmcore.forms import RETRIES, backoff, retryable
+
+        for attempt in range(RETRIES):
             try:
                 with self.crm.transaction(actor) as ctx:
                     values = clean_touch(ctx, touch)
@@ -395,7 +397,8 @@ class ConversionService(Service):
                         recorded_id = ctx.cache["last_touch_id"]
                         return ConversionResult(recorded_id, contact.id, False)
                     return ConversionResult(recorded.id, contact.id, False)
-            except sa_exc.IntegrityError:  # the same order posted twice at once: the retry sees it
-                if attempt:
+            except sa_exc.DBAPIError as exc:  # the same order (or buyer) posted twice at once: the retry sees it
+                if attempt == RETRIES - 1 or not retryable(exc):
                     raise
+                backoff(attempt)
         raise AssertionError("unreachable")

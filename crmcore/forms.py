@@ -13,6 +13,7 @@ submission; a ticked consent box fires ``crm_form_consent_given``.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -147,6 +148,51 @@ def _check_fields(fields: Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+#: Attempts of a capture that collided with a concurrent one.
+RETRIES = 5
+
+
+def backoff(attempt: int) -> None:
+    """Wait a few random milliseconds before retrying, so colliding requests spread out."""
+    time.sleep(random.uniform(0.001, 0.01) * (attempt + 1))
+
+
+def retryable(exc: sa_exc.DBAPIError) -> bool:
+    """True for a collision with a concurrent transaction, which a retry resolves.
+
+    A unique key inserted at once by two requests (the same email twice: the
+    retry matches the contact the other created), and the deadlocks and
+    serialization failures databases answer such races with (MariaDB 1213 and
+    1205, PostgreSQL 40P01 and 40001).
+    """
+    if isinstance(exc, sa_exc.IntegrityError):
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if code in ("40P01", "40001"):
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] in (1213, 1205)
+
+
+def _check_type(kind: str, value: str, field: str) -> None:
+    """Check an unmapped answer against its field type (email, date, number)."""
+    from decimal import Decimal, InvalidOperation
+
+    from crmcore.validation import parse_date
+
+    if kind == "email":
+        normalize_email(value, field)
+    elif kind == "date":
+        parse_date(value, field)
+    elif kind == "number":
+        try:
+            if not Decimal(value).is_finite():
+                raise InvalidOperation
+        except InvalidOperation:
+            raise ValidationError({field: f"{value!r} is not a number"}) from None
+
+
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip().lower() in _TRUE) or value == 1
 
@@ -278,12 +324,13 @@ class FormService(Service):
         if data.get(HONEYPOT):
             return Submission(spam=True)
         cleaned = self._clean(form, data, meta)
-        for attempt in range(2):  # a concurrent first submission of the same email: the retry matches it
+        for attempt in range(RETRIES):
             try:
                 return self._capture(form, cleaned, meta)
-            except sa_exc.IntegrityError:
-                if attempt:
+            except sa_exc.DBAPIError as exc:
+                if attempt == RETRIES - 1 or not retryable(exc):
                     raise
+                backoff(attempt)
         raise AssertionError("unreachable")
 
     def _clean(self, form: WebForm, data: Mapping[str, Any], meta: SubmissionMeta) -> _Cleaned:
@@ -311,6 +358,12 @@ class FormService(Service):
                 if value is not None and spec["type"] == "select" and value not in spec["choices"]:
                     errors[name] = f"choose one of {', '.join(spec['choices'])}"
                     continue
+                if value is not None and spec["maps_to"] is None:  # mapped fields are checked by the capture
+                    try:
+                        _check_type(spec["type"], value, name)
+                    except ValidationError as exc:
+                        errors.update(exc.errors)
+                        continue
             target = spec["maps_to"]
             if target is None:
                 if value not in (None, ""):

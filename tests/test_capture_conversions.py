@@ -71,7 +71,7 @@ def _conversions(crm):
         return list(ctx.session.scalars(select(ConversionAttribution)))
 
 
-def test_signed_conversion_is_recorded_once_per_order_with_first_and_last_touch(http, crm, clock):
+def test_signed_conversion_is_recorded_once_per_order_with_first_and_last_touch(http, crm, clock, hook_calls):
     ada = crm.leads.capture(email="ada@example.com", touch={"kind": "ad_click", "ad": "banner-1", "campaign": "q1"})
     clock.advance(days=2)
     crm.touchpoints.record(ada.id, kind="email_click", campaign="newsletter")
@@ -91,6 +91,8 @@ def test_signed_conversion_is_recorded_once_per_order_with_first_and_last_touch(
     assert (row.value, row.currency, row.contact_id) == (Decimal("99.9000"), "EUR", ada.id)
     attribution = crm.affiliates.of_contact(ada.id)
     assert (attribution.first_touch_id, attribution.last_touch_id) == (first.id, last.id)
+    (fired,) = hook_calls.of("crm_conversion_attributed")
+    assert fired["attribution"].touchpoint_id == answer.json()["conversion_id"]
 
 
 def test_a_buyer_not_yet_known_becomes_a_lead(http, crm):

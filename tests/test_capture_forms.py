@@ -272,3 +272,17 @@ def test_concurrent_first_submissions_of_one_email_make_one_contact(crm_factory,
                                      range(6)))  # fmt: skip
     assert statuses == [201] * 6
     assert _counts(crm) == (1, 6)
+
+
+def test_unmapped_answers_are_checked_by_type(crm):
+    crm.forms.create("quote", title="Quote", fields=[
+        {"name": "email", "type": "email", "required": True}, {"name": "colleague", "type": "email"},
+        {"name": "start", "type": "date"}, {"name": "seats", "type": "number"},
+    ])  # fmt: skip
+    with pytest.raises(ValidationError) as refused:
+        crm.forms.submit("quote", {"email": "ada@example.com", "colleague": "nope", "start": "soon", "seats": "many"})
+    assert set(refused.value.errors) == {"colleague", "start", "seats"}
+    crm.forms.submit("quote", {"email": "ada@example.com", "colleague": "bob@example.com", "start": "2026-02-01",
+                               "seats": "12"})  # fmt: skip
+    (touch,) = crm.touchpoints.list(crm.contacts.get("ada@example.com").id)
+    assert touch.details["fields"] == {"colleague": "bob@example.com", "start": "2026-02-01", "seats": "12"}
