@@ -116,7 +116,7 @@ class SalesService(Service):
     def stage_keys(self) -> dict[int, str]:
         """Every pipeline stage's key by id."""
         with self.crm.transaction(readonly=True) as ctx:
-            return dict(ctx.session.execute(select(PipelineStage.id, PipelineStage.key)).tuples().all())
+            return dict(ctx.session.execute(select(PipelineStage.id, PipelineStage.key)).all())
 
     def create_opportunity(
         self,
