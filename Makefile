@@ -48,7 +48,7 @@ lint: venv
 	$(BIN)/mypy crmcore
 
 clean:
-	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info demo.db*
+	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info examples/*/*.egg-info demo.db* demo-mail demo-dashboard.html site
 
 docs: venv
 	$(BIN)/python -m crmcore.docs
