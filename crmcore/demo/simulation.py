@@ -106,12 +106,12 @@ class Simulation:
     def run(self, progress: Any = None) -> Counter[str]:
         """Simulate every day; return the summary counts."""
         self.setup()
-        for offset in range(self.days):
-            day = self.start + timedelta(days=offset)
+        days = [self.start + timedelta(days=offset) for offset in range(self.days)]
+        last_business_day = max((d for d in days if d.weekday() < 5), default=None)
+        for offset, day in enumerate(days):
             self.clock.set(datetime.combine(day, time(9), tzinfo=UTC))
             if day.weekday() < 5:
-                self.business_day(day, last=offset >= self.days - 3 and not any(
-                    (day + timedelta(days=n)).weekday() < 5 for n in range(1, self.days - offset)))  # fmt: skip
+                self.business_day(day, last=day == last_business_day)
             if day.weekday() == 6 or offset == self.days - 1:
                 self.clock.set(datetime.combine(day, time(23, 59), tzinfo=UTC))
                 self.counts["jobs run by the worker"] += self.crm.jobs.run_due()
