@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 
 from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
@@ -37,7 +37,6 @@ from crmcore.services.sales import REMINDER_HANDLER
 if TYPE_CHECKING:
     from decimal import Decimal
 
-    from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
     from crmcore.bundles import BundleKind
@@ -77,18 +76,29 @@ def crm_owner_assign(contact: Contact, ctx: HookContext) -> int | None:
     return least_loaded_rep(ctx)
 
 
+def active_reps(ctx: HookContext) -> tuple[int, ...]:
+    """Ids of the active users with the role ``rep`` (cached: see :mod:`crmcore.metadata`)."""
+
+    def load() -> tuple[int, ...]:
+        query = select(User.id).where(User.active.is_(True), User.role == "rep").order_by(User.id)
+        return tuple(ctx.session.scalars(query))
+
+    return ctx.metadata("active_reps", load)
+
+
 def least_loaded_rep(ctx: HookContext) -> int | None:
     """The core's owner rule on its own (imports use it without building contacts)."""
     loads: dict[int, int] | None = ctx.cache.get("rep_loads")
     if loads is None:
-        open_count = (
-            select(func.count(Contact.id))
-            .where(Contact.owner_id == User.id, Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
-            .correlate(User)
-            .scalar_subquery()
-        )
-        query = select(User.id, open_count).where(User.active.is_(True), User.role == "rep")
-        loads = ctx.cache["rep_loads"] = {user_id: int(count) for user_id, count in ctx.session.execute(query)}
+        reps = active_reps(ctx)
+        loads = ctx.cache["rep_loads"] = dict.fromkeys(reps, 0)
+        if reps:  # no reps (a CRM without sales users): nothing to count
+            open_counts = (
+                select(Contact.owner_id, func.count())
+                .where(Contact.owner_id.in_(reps), Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
+                .group_by(Contact.owner_id)
+            )
+            loads.update({int(user_id): int(count) for user_id, count in ctx.session.execute(open_counts)})
     if not loads:
         return None
     rep = min(loads, key=lambda user_id: (loads[user_id], user_id))
@@ -96,23 +106,36 @@ def least_loaded_rep(ctx: HookContext) -> int | None:
     return rep
 
 
+def _duplicate_query(by_email: bool, by_phone: bool) -> Select[tuple[int, str | None]]:
+    table = Contact.__table__.c
+    keys = []
+    if by_email:
+        keys.append(table.email_normalized == bindparam("email"))
+    if by_phone:
+        keys.append(table.phone_normalized == bindparam("phone"))
+    where = (or_(*keys), table.erased_at.is_(None), table.merged_into_id.is_(None))
+    return select(table.id, table.email_normalized).where(*where).limit(5)
+
+
+#: Built once, and Core rather than ORM: every capture runs one, most find nobody, and on
+#: SQLite building and loading an ORM query costs several times what running it does.
+_DUPLICATE_QUERIES = {(e, p): _duplicate_query(e, p) for e, p in ((True, False), (False, True), (True, True))}
+
+
 @hookimpl(trylast=True)
 def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
     """Match on the normalized email, then on the normalized phone number."""
-    keys = []
-    if contact.email_normalized:
-        keys.append(Contact.email_normalized == contact.email_normalized)
-    if contact.phone_normalized:
-        keys.append(Contact.phone_normalized == contact.phone_normalized)
-    if not keys:
+    email, phone = contact.email_normalized, contact.phone_normalized
+    if not email and not phone:
         return None
-    candidates = ctx.session.scalars(
-        select(Contact).where(or_(*keys), Contact.erased_at.is_(None), Contact.merged_into_id.is_(None)).limit(5)
-    ).all()
-    for candidate in candidates:
-        if contact.email_normalized and candidate.email_normalized == contact.email_normalized:
-            return candidate
-    return candidates[0] if candidates else None
+    if ctx.session.autoflush:  # a Core query does not autoflush: pending changes must be seen
+        ctx.session.flush()
+    statement = _DUPLICATE_QUERIES[(bool(email), bool(phone))]
+    candidates = ctx.session.connection().execute(statement, {"email": email, "phone": phone}).all()
+    if not candidates:
+        return None
+    chosen = next((c for c in candidates if email and c.email_normalized == email), candidates[0])
+    return ctx.session.get(Contact, chosen.id)
 
 
 @hookimpl(trylast=True)

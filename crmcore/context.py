@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import Insert, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from crmcore.models import AuditEntry, Job, JobState, User
 
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+
+T = TypeVar("T")
 
 
 @attrs.frozen(kw_only=True)
@@ -56,18 +60,46 @@ class HookContext:
         return self.crm.plugins.call(hook_name, ctx=self, **kwargs)
 
     def audit(self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None) -> None:
-        """Record in the audit trail that the actor did *action* to *entity*."""
-        self.session.add(
-            AuditEntry(
-                occurred_at=self.now,
-                actor_id=self.actor.user_id,
-                actor=self.actor.label,
-                action=action,
-                entity=entity,
-                entity_id=entity_id,
-                changes=_jsonable(changes or {}),
-            )
+        """Record in the audit trail that the actor did *action* to *entity*.
+
+        A write-only row: inserted at once with a Core ``INSERT`` (no ORM
+        object to track), in this transaction.
+        """
+        self.insert(
+            AuditEntry,
+            occurred_at=self.now,
+            actor_id=self.actor.user_id,
+            actor=self.actor.label,
+            action=action,
+            entity=entity,
+            entity_id=entity_id,
+            changes=_jsonable(changes or {}),
         )
+
+    def insert(self, model: Any, **values: Any) -> None:
+        """Insert one write-only row of *model* now, without an ORM object (audit, history rows).
+
+        Cheaper than ``session.add`` for rows nothing reads back in the unit of
+        work; pending ORM objects are not flushed first.
+        """
+        self.session.connection().execute(_insert_of(model.__table__), values)
+
+    def metadata(self, key: str, load: Callable[[], T]) -> T:
+        """A metadata value (custom field declarations, active reps), cached as :mod:`crmcore.metadata` says.
+
+        Read once per unit of work; after :meth:`metadata_changed` straight from this transaction.
+        """
+        memo: dict[str, Any] = self.cache.setdefault("metadata", {})
+        if key not in memo:
+            memo[key] = load() if self.cache.get("metadata_changed") else self.crm.metadata.get(key, load)
+        value: T = memo[key]
+        return value
+
+    def metadata_changed(self) -> None:
+        """Note that this unit of work changed metadata: every cache drops it when the transaction commits."""
+        self.cache.pop("metadata", None)
+        self.cache["metadata_changed"] = True
+        self.on_commit(self.crm.metadata.invalidate)
 
     def enqueue(
         self,
@@ -138,11 +170,16 @@ class HookContext:
         return self.session.scalars(select(model).where(*conditions).limit(1)).first()
 
 
+@functools.cache
+def _insert_of(table: Table) -> Insert:
+    """The (immutable) ``INSERT`` statement of *table*, built once."""
+    return insert(table)
+
+
 def _jsonable(value: Any) -> Any:
     """Turn Decimals, dates and sets into JSON-able values for the audit trail."""
-    from datetime import date
-    from decimal import Decimal
-
+    if value is None or isinstance(value, str | int | float):  # the common case first
+        return value
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple | set):

@@ -19,6 +19,7 @@ from crmcore.clock import Clock, SystemClock
 from crmcore.context import SYSTEM, Actor, HookContext
 from crmcore.db import create_engine
 from crmcore.errors import ConfigError, CRMError, DatabaseUnavailable, NotFound, PluginError
+from crmcore.metadata import MetadataCache
 from crmcore.plugins import PluginHost
 from crmcore.registry import SettingSpec
 from crmcore.settings import Settings
@@ -77,6 +78,10 @@ class CRM:
         #: The host application's engine when given, else one configured for crmcore.
         self.engine = engine or create_engine(self.settings.database_url)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        #: Custom field declarations and active reps, shared by units of work (``crmcore.metadata``).
+        self.metadata = MetadataCache(
+            self.engine.url.render_as_string(hide_password=True), self.settings.metadata_cache_seconds
+        )
         self._current: contextvars.ContextVar[HookContext | None] = contextvars.ContextVar(
             f"crmcore-uow-{id(self)}", default=None
         )

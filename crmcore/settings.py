@@ -82,6 +82,8 @@ class Settings:
     form_rate_per_minute: int = attrs.field(default=30, converter=int)
     #: A repeated submission of the same form by the same person within this many seconds is one.
     form_dedupe_seconds: int = attrs.field(default=30, converter=int)
+    #: Seconds a process keeps custom field declarations and the active reps (``crmcore.metadata``); 0: no cache.
+    metadata_cache_seconds: float = attrs.field(default=5.0, converter=float)
     #: Shared secret a host shop signs ``POST /conversions`` with (HMAC-SHA256); empty turns it off.
     conversion_secret: str = ""
     #: Largest request body the web app accepts.

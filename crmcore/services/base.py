@@ -83,15 +83,14 @@ def change_stage(ctx: HookContext, contact: Contact, to_stage: str, reason: str 
         reason=reason,
         occurred_at=ctx.now,
     )
-    ctx.session.add(
-        LifecycleChange(
-            contact_id=contact.id,
-            from_stage=contact.stage,
-            to_stage=to_stage,
-            reason=reason,
-            occurred_at=ctx.now,
-            actor_id=ctx.actor.user_id,
-        )
+    ctx.insert(
+        LifecycleChange,
+        contact_id=contact.id,
+        from_stage=contact.stage,
+        to_stage=to_stage,
+        reason=reason,
+        occurred_at=ctx.now,
+        actor_id=ctx.actor.user_id,
     )
     ctx.audit("contact.stage", "contact", contact.id, {"from": contact.stage, "to": to_stage, "reason": reason})
     contact.stage = to_stage

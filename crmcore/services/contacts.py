@@ -37,7 +37,7 @@ from crmcore.models import (
 )
 from crmcore.registry import CustomFieldSpec
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
-from crmcore.services.fields import clean_contact, custom_field_defs
+from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, positive_amount
 
 if TYPE_CHECKING:
@@ -627,17 +627,18 @@ class CustomFieldService(Service):
                 ctx.session.add(field)
                 ctx.session.flush()
                 ctx.audit("custom_field.create", "custom_field", field.id, {"name": spec.name, **values})
+                ctx.metadata_changed()
             elif any(getattr(field, k) != v for k, v in values.items()):
                 for key, value in values.items():
                     setattr(field, key, value)
                 ctx.audit("custom_field.update", "custom_field", field.id, values)
-            ctx.cache.pop("custom_fields", None)
+                ctx.metadata_changed()
         return field  # type: ignore[no-any-return]
 
     def list(self, entity: str = "contact") -> builtins.list[CustomField]:
         """The declared fields of *entity*."""
         with self.crm.transaction(readonly=True) as ctx:
-            return list(custom_field_defs(ctx, entity).values())
+            return list(ctx.session.scalars(select(CustomField).where(CustomField.entity == entity)))
 
     def sync_from_plugins(self) -> builtins.list[CustomField]:
         """Store the fields declared through ``crm_register_custom_fields``."""

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import attrs
 from sqlalchemy import func, select
 
 from crmcore.errors import ValidationError
@@ -150,14 +152,35 @@ def _organization(ctx: HookContext, data: Mapping[str, Any]) -> int | None:
     return org.id
 
 
-def custom_field_defs(ctx: HookContext, entity: str) -> dict[str, CustomField]:
-    """The declared custom fields of *entity*, cached for the unit of work."""
-    cache = ctx.cache.setdefault("custom_fields", {})
-    if entity not in cache:
-        rows = ctx.session.scalars(select(CustomField).where(CustomField.entity == entity)).all()
-        cache[entity] = {row.name: row for row in rows}
-    defs: dict[str, CustomField] = cache[entity]
-    return defs
+@attrs.frozen(kw_only=True)
+class FieldDef:
+    """A custom field declaration as validation reads it: an immutable copy of its row, safe to share."""
+
+    entity: str
+    name: str
+    label: str
+    type: str
+    choices: tuple[str, ...] | None
+    required: bool
+    owner: str
+    description: str | None
+
+    @classmethod
+    def of(cls, row: CustomField) -> FieldDef:
+        """The declaration of *row*."""
+        return cls(entity=row.entity, name=row.name, label=row.label, type=row.type,
+                   choices=tuple(row.choices) if row.choices else None, required=bool(row.required),
+                   owner=row.owner, description=row.description)  # fmt: skip
+
+
+def custom_field_defs(ctx: HookContext, entity: str) -> Mapping[str, FieldDef]:
+    """The declared custom fields of *entity*, by name (cached: see :mod:`crmcore.metadata`)."""
+
+    def load() -> Mapping[str, FieldDef]:
+        rows = ctx.session.scalars(select(CustomField).where(CustomField.entity == entity))
+        return MappingProxyType({row.name: FieldDef.of(row) for row in rows})
+
+    return ctx.metadata(f"custom_fields:{entity}", load)
 
 
 def clean_custom(
@@ -196,7 +219,7 @@ def clean_custom(
     return result
 
 
-def convert_custom(field: CustomField, raw: Any) -> Any:
+def convert_custom(field: FieldDef, raw: Any) -> Any:
     """Convert one raw value to the JSON form of the field's type."""
     kind = field.type
     try:

@@ -34,7 +34,6 @@ from crmcore.events import LeadCaptured
 from crmcore.models import (
     Contact,
     ContactTag,
-    CustomField,
     LifecycleChange,
     Organization,
     Stage,
@@ -46,6 +45,7 @@ from crmcore.validation import _CONTROL, clean_text, country_code, normalize_ema
 if TYPE_CHECKING:
     from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.services.fields import FieldDef
 
 #: Contact fields a column can be mapped to (plus ``custom.<name>`` for declared custom fields).
 IMPORT_FIELDS = (
@@ -201,7 +201,7 @@ def _key(name: str) -> str:
 
 
 def resolve_mapping(
-    header: Sequence[str], explicit: Mapping[str, str], custom_fields: Mapping[str, CustomField]
+    header: Sequence[str], explicit: Mapping[str, str], custom_fields: Mapping[str, FieldDef]
 ) -> tuple[dict[str, str], list[str]]:
     """Column → field mapping: explicit ``--map`` entries, then headers named like a field."""
     valid = [*IMPORT_FIELDS, *(f"custom.{name}" for name in sorted(custom_fields))]
@@ -665,13 +665,10 @@ class ContactImporter:
 
     # -- lookups --------------------------------------------------------------------
 
-    def _custom_fields(self, ctx: HookContext) -> dict[str, CustomField]:
+    def _custom_fields(self, ctx: HookContext) -> dict[str, FieldDef]:
         from crmcore.services.fields import custom_field_defs
 
-        fields = custom_field_defs(ctx, "contact")
-        for field in fields.values():
-            ctx.session.expunge(field)
-        return dict(fields)
+        return dict(custom_field_defs(ctx, "contact"))
 
     def _users(self, ctx: HookContext) -> dict[str, int]:
         users: dict[str, int] = {}

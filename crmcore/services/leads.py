@@ -246,15 +246,14 @@ class LeadService(Service):
         ctx.session.flush()
         # A contact created in this unit of work has only the touchpoints recorded here.
         ctx.cache.setdefault("fresh_touches", {})[contact.id] = []
-        ctx.session.add(
-            LifecycleChange(
-                contact_id=contact.id,
-                from_stage=None,
-                to_stage=Stage.LEAD,
-                reason="captured",
-                occurred_at=ctx.now,
-                actor_id=ctx.actor.user_id,
-            )
+        ctx.insert(
+            LifecycleChange,
+            contact_id=contact.id,
+            from_stage=None,
+            to_stage=Stage.LEAD,
+            reason="captured",
+            occurred_at=ctx.now,
+            actor_id=ctx.actor.user_id,
         )
         set_tags(ctx, contact.id, tags, replace=False)
         ctx.audit("lead.capture", "contact", contact.id, {"email": contact.email, "source": contact.source})

@@ -43,7 +43,6 @@ from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.models import (
     Contact,
     ContactTag,
-    CustomField,
     Product,
     Purchase,
     PurchaseLine,
@@ -58,6 +57,7 @@ from crmcore.validation import clean_text
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
+    from crmcore.services.fields import FieldDef
 
 #: Contact columns a segment can test, with their kind.
 CONTACT_FIELDS: dict[str, str] = {
@@ -113,7 +113,7 @@ class Compiler:
         self.ctx = ctx
         self.now = ctx.now
         self.seen = seen
-        self._custom: dict[str, CustomField] | None = None
+        self._custom: dict[str, FieldDef] | None = None
 
     # -- entry ------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class Compiler:
 
     # -- fields -----------------------------------------------------------------
 
-    def custom_fields(self) -> dict[str, CustomField]:
+    def custom_fields(self) -> dict[str, FieldDef]:
         """The declared contact custom fields, by name."""
         if self._custom is None:
             from crmcore.services.fields import custom_field_defs

@@ -89,6 +89,7 @@ class UserService(Service):
             ctx.session.add(user)
             ctx.session.flush()
             ctx.audit("user.create", "user", user.id, {"email": normalized, "role": role})
+            ctx.metadata_changed()  # the roster of reps
         return user
 
     def _role_names(self, ctx: HookContext) -> builtins.list[str]:
@@ -126,6 +127,7 @@ class UserService(Service):
             if locale is not None:
                 changes["locale"] = user.locale = clean_text(locale, "locale", 16)
             ctx.audit("user.update", "user", user.id, changes)
+            ctx.metadata_changed()  # the roster of reps
         return user
 
     def disable(self, ref: int | str, *, actor: Any = None) -> User:
@@ -138,6 +140,7 @@ class UserService(Service):
             user.active = False
             user.session_epoch = (user.session_epoch or 0) + 1
             ctx.audit("user.disable", "user", user.id, {})
+            ctx.metadata_changed()  # the roster of reps
         return user
 
     def enable(self, ref: int | str, *, actor: Any = None) -> User:
@@ -147,6 +150,7 @@ class UserService(Service):
             user = _user(ctx, ref)
             user.active = True
             ctx.audit("user.enable", "user", user.id, {})
+            ctx.metadata_changed()  # the roster of reps
         return user
 
     def set_password(self, ref: int | str, password: str, *, actor: Any = None) -> User:
