@@ -98,7 +98,8 @@ def least_loaded_rep(ctx: HookContext) -> int | None:
                 .where(Contact.owner_id.in_(reps), Contact.stage.in_([Stage.LEAD, Stage.PROSPECT]))
                 .group_by(Contact.owner_id)
             )
-            loads.update({int(user_id): int(count) for user_id, count in ctx.session.execute(open_counts)})
+            for user_id, count in ctx.session.execute(open_counts):
+                loads[int(user_id or 0)] = int(count)
     if not loads:
         return None
     rep = min(loads, key=lambda user_id: (loads[user_id], user_id))
