@@ -36,6 +36,7 @@ from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.models import WebForm
 
 T = TypeVar("T")
 
@@ -239,16 +240,22 @@ class BadBody(Exception):
         self.status = status
 
 
+async def _form(crm: CRM, slug: str) -> WebForm:
+    """The form *slug*: from memory when fresh, else read in the thread pool (NotFound if none)."""
+    form = crm.forms.remembered(slug)
+    return form if form is not None else await run_in_threadpool(crm.forms.cached, slug)
+
+
 def routes(crm: CRM) -> list[BaseRoute]:
     """The capture routes of *crm*'s web app."""
     limiter = RateLimiter(crm.settings.form_rate_per_minute, 60.0)
 
     async def form_page(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
+        form = await _form(crm_of(request), request.path_params["slug"])
         return _render_form(request, form, {}, {}, _hidden_tracking(request), 200)
 
     async def form_options(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
+        form = await _form(crm_of(request), request.path_params["slug"])
         response = Response(status_code=204)
         if _cors(request, form, response).headers.get("access-control-allow-origin"):
             response.headers["access-control-allow-methods"] = "POST"
@@ -259,7 +266,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
     async def form_submit(request: Request) -> Response:
         crm = crm_of(request)
         slug = request.path_params["slug"]
-        form = await run_in_threadpool(crm.forms.cached, slug)
+        form = await _form(crm, slug)
         ip = request.client.host if request.client else "unknown"
         if not _origin_allowed(request, form):
             return error_response(request, 403, "this site may not post to this form")
@@ -312,7 +319,7 @@ def routes(crm: CRM) -> list[BaseRoute]:
         )
 
     async def thanks(request: Request) -> Response:
-        form = await run_in_threadpool(crm_of(request).forms.cached, request.path_params["slug"])
+        form = await _form(crm_of(request), request.path_params["slug"])
         return render(request, "capture/thanks.html", {"form": form})
 
     return [
