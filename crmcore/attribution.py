@@ -54,7 +54,7 @@ def touch_recorded(ctx: HookContext, contact: Contact | None, touch: Touchpoint)
                 contact_id=contact.id, first_touch_id=touch.id, first_at=touch.occurred_at,
                 last_touch_id=touch.id, last_at=touch.occurred_at,
             )  # fmt: skip
-            ctx.session.add(row)
+            ctx.persist(row)
             seen[contact.id] = row
         else:
             if touch.occurred_at < row.first_at:

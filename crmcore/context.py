@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 from sqlalchemy import Insert, Table, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from crmcore.models import AuditEntry, Job, JobState, User
 
@@ -83,6 +84,39 @@ class HookContext:
         work; pending ORM objects are not flushed first.
         """
         self.session.connection().execute(_insert_of(model.__table__), values)
+
+    def persist(self, obj: Any) -> None:
+        """Write the new ORM object *obj* now and keep it in the session, as ``add`` and ``flush`` would.
+
+        One Core ``INSERT`` instead of the ORM's unit-of-work flush, which
+        costs several times the statement for a single row. Pending changes
+        are flushed first (as autoflush would), column defaults are applied
+        in Python, and the object comes back persistent with its key, so later
+        changes to it are flushed as usual. For a row of one table with no
+        related objects to cascade (a captured contact, a touchpoint).
+        """
+        session = self.session
+        if session.autoflush:
+            session.flush()
+        mapper = sa_inspect(obj).mapper
+        values: dict[str, Any] = {}
+        key_attribute = None
+        for prop in mapper.column_attrs:
+            column = prop.columns[0]
+            if prop.key in obj.__dict__:
+                values[column.key] = obj.__dict__[prop.key]
+            elif column.primary_key:
+                key_attribute = prop.key
+            elif column.server_default is None:
+                default = column.default
+                value = None if default is None else default.arg(None) if default.is_callable else default.arg
+                setattr(obj, prop.key, value)
+                values[column.key] = value
+        result = session.connection().execute(_insert_of(mapper.local_table), values)
+        if key_attribute is not None and result.inserted_primary_key is not None:
+            setattr(obj, key_attribute, result.inserted_primary_key[0])
+        make_transient_to_detached(obj)
+        session.add(obj)
 
     def metadata(self, key: str, load: Callable[[], T]) -> T:
         """A metadata value (custom field declarations, active reps), cached as :mod:`crmcore.metadata` says.

@@ -33,7 +33,7 @@ class MetadataCache:
     def __init__(self, database: str, ttl: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.database = database
         self.ttl = ttl
-        self._clock = clock
+        self.clock = clock
         #: key -> (generation when loading began, loaded at, value)
         self._entries: dict[str, tuple[int, float, Any]] = {}
 
@@ -42,7 +42,7 @@ class MetadataCache:
         if self.ttl <= 0:
             return load()
         generation = _generations.get(self.database, 0)
-        now = self._clock()
+        now = self.clock()
         entry = self._entries.get(key)
         if entry is not None and entry[0] == generation and now - entry[1] < self.ttl:
             value: T = entry[2]

@@ -104,8 +104,7 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
 
     touch = Touchpoint(**{"quantity": 1, "details": {}, **values, "contact_id": contact.id if contact else None})
     ctx.call("crm_touchpoint_before_record", touchpoint=touch)
-    ctx.session.add(touch)
-    ctx.session.flush()
+    ctx.persist(touch)
     if contact is not None:
         fresh = ctx.cache.get("fresh_touches", {}).get(contact.id)
         if fresh is not None:
@@ -242,8 +241,7 @@ class LeadService(Service):
         if contact.owner_id is None:
             contact.owner_id = ctx.call("crm_owner_assign", contact=contact)
         ctx.call("crm_lead_before_capture", contact=contact)
-        ctx.session.add(contact)
-        ctx.session.flush()
+        ctx.persist(contact)
         # A contact created in this unit of work has only the touchpoints recorded here.
         ctx.cache.setdefault("fresh_touches", {})[contact.id] = []
         ctx.insert(

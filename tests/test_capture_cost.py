@@ -1,0 +1,122 @@
+"""What one capture costs in SQL statements, and the metadata cache that keeps it low.
+
+The counts are pinned so that a change adding a statement to the hottest path
+(a form post, an API capture) shows up here; raise them only on purpose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from crmcore import CRM
+from crmcore.errors import ValidationError
+from crmcore.forms import SubmissionMeta
+from crmcore.models import AuditEntry, Contact, CustomField, LifecycleChange, Touchpoint
+from crmcore.registry import CustomFieldSpec
+
+
+@contextmanager
+def statements(crm: Any) -> Iterator[list[str]]:
+    """The SQL statements *crm* sends inside the block (SQLite's own BEGIN left out)."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not statement.startswith("BEGIN"):
+            seen.append(statement)
+
+    event.listen(crm.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", record)
+
+
+def kinds(seen: list[str]) -> list[str]:
+    return [s.split()[0] for s in seen]
+
+
+def test_a_new_lead_costs_four_statements(crm):
+    crm.leads.capture(email="first@example.com")  # the metadata is read once, then cached
+    with statements(crm) as seen:
+        lead = crm.leads.capture(email="ada@example.com", first_name="Ada")
+        assert (lead.stage, lead.score, lead.custom, lead.first_name) == ("lead", 0, {}, "Ada")  # no reload
+    # find a duplicate; write the contact, its first stage and the audit entry
+    assert kinds(seen) == ["SELECT", "INSERT", "INSERT", "INSERT"], seen
+    with crm.transaction() as ctx:
+        assert ctx.scalar(select(LifecycleChange.reason).where(LifecycleChange.contact_id == lead.id)) == "captured"
+        assert ctx.scalar(select(AuditEntry.action).where(AuditEntry.entity_id == lead.id)) == "lead.capture"
+
+
+def test_a_form_post_costs_eight_statements(crm):
+    crm.forms.create("demo", title="Demo", fields=[{"name": "email", "type": "email", "required": True}])
+    crm.forms.submit("demo", {"email": "first@example.com"})
+    with statements(crm) as seen:
+        result = crm.forms.submit("demo", {"email": "ada@example.com", "utm_source": "news"}, SubmissionMeta(ip="::1"))
+    # the double-submit check, the duplicate check, contact, stage, audit, touchpoint,
+    # the score the touchpoint earned, first/last touch attribution
+    assert kinds(seen) == ["SELECT", "SELECT", "INSERT", "INSERT", "INSERT", "INSERT", "UPDATE", "INSERT"], seen
+    with crm.transaction() as ctx:
+        contact = ctx.session.get(Contact, result.contact_id)
+        touch = ctx.session.get(Touchpoint, result.touchpoint_id)
+        assert (contact.score, touch.kind, touch.quantity, touch.details["form"]) == (15, "form", 1, "demo")
+
+
+def test_a_repeat_lead_is_matched_not_duplicated(crm):
+    first = crm.leads.capture(email="ada@example.com", touch={"kind": "visit"})
+    with statements(crm) as seen:
+        again = crm.leads.capture(email="ADA@example.com", first_name="Ada", touch={"kind": "form"})
+    assert again.id == first.id and not again.created and again.first_name == "Ada"
+    assert not any(s.startswith("INSERT INTO contact ") for s in seen)
+    assert [t.kind for t in crm.touchpoints.list(first.id)] == ["form", "visit"]
+
+
+def test_a_required_custom_field_applies_to_the_next_capture(crm, crm_factory):
+    crm.leads.capture(email="first@example.com")  # custom fields now cached
+    other = CRM(database_url=crm.engine.url.render_as_string(hide_password=False), plugins=[], environment="test")
+    try:
+        other.leads.capture(email="second@example.com")  # cached in the other CRM too
+        crm.custom_fields.define(CustomFieldSpec(name="size", label="Size", type="integer", required=True))
+        for each in (crm, other):  # the same process: dropped in both at commit
+            with pytest.raises(ValidationError) as refused:
+                each.leads.capture(email=f"third@{id(each)}.example.com")
+            assert refused.value.errors == {"custom.size": "is required"}
+        assert other.leads.capture(email="fourth@example.com", custom={"size": "12"}).custom == {"size": 12}
+    finally:
+        other.dispose()
+
+
+def test_reps_added_or_disabled_take_effect_at_once(crm):
+    assert crm.leads.capture(email="nobody@example.com").owner_id is None  # no reps, cached
+    rita = crm.users.add("rita@example.com", "Rita Rep")
+    assert crm.leads.capture(email="a@example.com").owner_id == rita.id
+    wes = crm.users.add("wes@example.com", "Wes Rep")
+    assert crm.leads.capture(email="b@example.com").owner_id == wes.id  # the least loaded
+    crm.users.disable("wes@example.com")
+    assert crm.leads.capture(email="c@example.com").owner_id == rita.id
+
+
+def test_a_change_from_another_process_is_seen_within_the_ttl(crm_factory):
+    crm = crm_factory(metadata_cache_seconds=30)
+    now = [0.0]
+    crm.metadata.clock = lambda: now[0]
+    crm.leads.capture(email="first@example.com")
+    with crm.engine.begin() as connection:  # what another process (or an admin in SQL) does
+        connection.execute(insert(CustomField), [{"entity": "contact", "name": "size", "label": "Size",
+                                                  "type": "integer", "required": False, "owner": "admin"}])  # fmt: skip
+    with pytest.raises(ValidationError):  # not seen yet: the declarations are cached for 30 s
+        crm.leads.capture(email="second@example.com", custom={"size": "3"})
+    now[0] += 31
+    assert crm.leads.capture(email="second@example.com", custom={"size": "3"}).custom == {"size": 3}
+
+
+def test_without_the_cache_every_capture_reads_the_metadata(crm_factory):
+    crm = crm_factory(metadata_cache_seconds=0)
+    crm.leads.capture(email="first@example.com")
+    with statements(crm) as seen:
+        crm.leads.capture(email="ada@example.com")
+    assert kinds(seen) == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], seen  # + fields, reps
