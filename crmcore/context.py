@@ -12,6 +12,7 @@ import attrs
 from sqlalchemy import Insert, Table, insert, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from crmcore.models import AuditEntry, Job, JobState, User
 
@@ -110,7 +111,7 @@ class HookContext:
             elif column.server_default is None:
                 default = column.default
                 value = None if default is None else default.arg(None) if default.is_callable else default.arg
-                setattr(obj, prop.key, value)
+                set_committed_value(obj, prop.key, value)
                 values[column.key] = value
         result = session.connection().execute(_insert_of(mapper.local_table), values)
         if key_attribute is not None and result.inserted_primary_key is not None:
