@@ -91,15 +91,20 @@ class HookContext:
 
         One Core ``INSERT`` instead of the ORM's unit-of-work flush, which
         costs several times the statement for a single row. Pending changes
-        are flushed first (as autoflush would), column defaults are applied
-        in Python, and the object comes back persistent with its key, so later
-        changes to it are flushed as usual. For a row of one table with no
-        related objects to cascade (a captured contact, a touchpoint).
+        are flushed first (as autoflush would), column defaults (scalars, or
+        callables without arguments) are applied in Python, and the object
+        comes back persistent with its key, so later changes to it are
+        flushed as usual. For a row of one table (a captured contact, a
+        touchpoint); one with related objects set goes through the ORM.
         """
         session = self.session
+        mapper = sa_inspect(obj).mapper
+        if any(key in obj.__dict__ for key in mapper.relationships.keys()):  # related objects: the ORM's job
+            session.add(obj)
+            session.flush()
+            return
         if session.autoflush:
             session.flush()
-        mapper = sa_inspect(obj).mapper
         values: dict[str, Any] = {}
         key_attribute = None
         for prop in mapper.column_attrs:
