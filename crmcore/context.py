@@ -99,7 +99,7 @@ class HookContext:
         """
         session = self.session
         mapper = sa_inspect(obj).mapper
-        if any(key in obj.__dict__ for key in mapper.relationships.keys()):  # related objects: the ORM's job
+        if any(relation.key in obj.__dict__ for relation in mapper.relationships):  # related objects: the ORM's job
             session.add(obj)
             session.flush()
             return

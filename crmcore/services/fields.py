@@ -17,7 +17,6 @@ from crmcore.services.base import get_user
 from crmcore.validation import (
     clean_text,
     country_code,
-    normalize_email,
     normalize_phone,
     parse_date,
 )
@@ -58,10 +57,12 @@ def clean_contact(
     if "email" in data:
 
         def email() -> None:
+            from crmcore.services.imports import fast_normalize_email  # plain addresses skip email-validator
+
             if data["email"] in (None, ""):
                 values["email"] = values["email_normalized"] = None
             else:
-                values["email"], values["email_normalized"] = normalize_email(str(data["email"]))
+                values["email"], values["email_normalized"] = fast_normalize_email(str(data["email"]))
 
         attempt("email", email)
     if "phone" in data:
