@@ -469,7 +469,9 @@ class FormService(Service):
         email = fields.get("email")
         if not email:
             return None
-        _, normalized = normalize_email(str(email))
+        from crmcore.services.imports import fast_normalize_email
+
+        _, normalized = fast_normalize_email(str(email))
         contact_id = ctx.scalar(select(Contact.id).where(Contact.email_normalized == normalized))
         if contact_id is None:
             return None
