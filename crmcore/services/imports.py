@@ -354,6 +354,7 @@ class ContactImporter:
         # Columns no mapped field fills are shared by the batch (or left NULL): only these vary row by row.
         mapped = {column for field in self.mapping.values() for column in _columns_of(field)}
         self.filled = tuple(column for column in _INSERT_COLUMNS if column in mapped or column == "owner_id")
+        self.updatable = tuple(column for column in UPDATABLE if column in self.filled)
         self._defaults = {"stage": Stage.LEAD.value, "source": self.source, "custom": {}, "do_not_contact": False,
                           "do_not_track": False}  # fmt: skip
         batch = _Rows()
@@ -574,15 +575,16 @@ class ContactImporter:
 
     def _changes(self, contact: Any, values: dict[str, Any]) -> dict[str, Any]:
         change: dict[str, Any] = {}
-        for key in UPDATABLE:
+        for key in self.updatable:
             value = values.get(key)
             if value is not None and getattr(contact, key) != value:
                 change[key] = value
         if values.get("email") and contact.email_normalized is None:
             change["email"], change["email_normalized"] = values["email"], values["email_normalized"]
-        custom = {**(contact.custom or {}), **values.get("custom", {})}
-        if custom != (contact.custom or {}):
-            change["custom"] = custom
+        if "custom" in values:
+            custom = {**(contact.custom or {}), **values["custom"]}
+            if custom != (contact.custom or {}):
+                change["custom"] = custom
         if change:
             change["id"] = contact.id
         return change
