@@ -169,7 +169,7 @@ class Recorder:
         self.events.append(event)
 
 
-def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory, tmp_path, monkeypatch):
+def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory, tmp_path, monkeypatch, clock):
     monkeypatch.setattr("crmcore.services.imports._IN_CHUNK", 2)  # matching and read-back span several IN lists
     recorder = Recorder()
     crm = crm_factory(plugins=[recorder])
@@ -183,8 +183,10 @@ def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory,
     result = crm.contacts.import_csv(path, batch_size=4)
     assert (result.created, result.updated, result.unchanged, result.failed) == (8, 1, 1, 0)
     with crm.transaction(readonly=True) as ctx:
-        moves = dict(ctx.session.execute(select(LifecycleChange.contact_id, LifecycleChange.to_stage)
-                                         .where(LifecycleChange.reason == "imported")).all())  # fmt: skip
+        imported = ctx.session.scalars(select(LifecycleChange).where(LifecycleChange.reason == "imported")).all()
+        assert {(m.from_stage, m.occurred_at, m.actor_id) for m in imported} == {(None, clock.now(), None)}
+        moves = {m.contact_id: m.to_stage for m in imported}
+        assert len(moves) == len(imported)
     with crm.transaction(readonly=True) as ctx:
         by_phone = dict(ctx.session.execute(select(Contact.phone_normalized, Contact.id)).all())
     for n in range(10):

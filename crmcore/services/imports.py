@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, insert, literal, null, select, update
 
 from crmcore.errors import ValidationError
 from crmcore.events import LeadCaptured
@@ -636,8 +636,9 @@ class ContactImporter:
         ``INSERT ... RETURNING`` in parameter order would make SQLite insert row
         by row. There the unit of work holds the write lock, so every row gets
         the largest id so far plus one: if the last id is the old largest plus
-        the number of rows, the ids are the run in between. Elsewhere (or if
-        that check fails) the ids are read back by their unique keys.
+        the number of rows, the ids are the run in between, and the lifecycle
+        rows are copied from them in one ``INSERT ... SELECT``. Elsewhere (or
+        if that check fails) the ids are read back by their unique keys.
         """
         table = Contact.__table__
         connection = ctx.session.connection()
@@ -645,19 +646,30 @@ class ContactImporter:
         if connection.dialect.name == "sqlite":
             largest = connection.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
         bulk_insert(ctx, table, columns, rows, shared)
+        moves = LifecycleChange.__table__
         if largest is not None and connection.exec_driver_sql("SELECT last_insert_rowid()").scalar_one() == (
             largest + len(rows)
         ):
-            ids = list(range(largest + 1, largest + len(rows) + 1))
-        else:
-            ids = self._read_back_ids(ctx, columns, rows)
+            first, last = largest + 1, largest + len(rows)
+            new = select(
+                table.c.id,
+                null(),
+                table.c.stage,
+                literal("imported", moves.c.reason.type),
+                literal(ctx.now, moves.c.occurred_at.type),
+                literal(ctx.actor.user_id, moves.c.actor_id.type),
+            )
+            names = ["contact_id", "from_stage", "to_stage", "reason", "occurred_at", "actor_id"]
+            connection.execute(insert(LifecycleChange).from_select(names, new.where(table.c.id.between(first, last))))
+            return list(range(first, last + 1))
+        ids = self._read_back_ids(ctx, columns, rows)
         lifecycle = {"from_stage": None, "reason": "imported", "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}
         if "stage" in columns:
             stage = columns.index("stage")
-            moves = [(contact_id, row[stage]) for contact_id, row in zip(ids, rows, strict=True)]
-            bulk_insert(ctx, LifecycleChange.__table__, ("contact_id", "to_stage"), moves, lifecycle)
+            params = [(contact_id, row[stage]) for contact_id, row in zip(ids, rows, strict=True)]
+            bulk_insert(ctx, moves, ("contact_id", "to_stage"), params, lifecycle)
         else:
-            bulk_insert(ctx, LifecycleChange.__table__, ("contact_id",), [(contact_id,) for contact_id in ids],
+            bulk_insert(ctx, moves, ("contact_id",), [(contact_id,) for contact_id in ids],
                         {**lifecycle, "to_stage": shared["stage"]})  # fmt: skip
         return ids
 
