@@ -170,7 +170,7 @@ class Recorder:
 
 
 def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory, tmp_path, monkeypatch, clock):
-    monkeypatch.setattr("crmcore.services.imports._IN_CHUNK", 2)  # matching and read-back span several IN lists
+    monkeypatch.setattr("crmcore.services.imports._IN_CHUNK", 2)  # existing contacts are looked up in many IN lists
     recorder = Recorder()
     crm = crm_factory(plugins=[recorder])
     crm.contacts.add(email="p2@example.com")
