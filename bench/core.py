@@ -54,9 +54,10 @@ def bench_bulk(report: Report, count: int) -> None:
     with open(csv_path, "w", encoding="utf-8") as out:
         out.write("email,first_name,source\n")
         out.writelines(f"{r['email']},{r['first_name']},{r['source']}\n" for r in rows)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = crm.contacts.import_csv(csv_path)  # the batched service path: bulk inserts, hooks per lead
     service_rate = count / (time.perf_counter() - start)
+    service_cpu_rate = count / (time.process_time() - cpu)
     assert result.created == count, result
     assert sum(listener.seen for listener in listeners) == 4 * count  # every hook ran for every lead
     small = min(count, 5000)
@@ -72,13 +73,15 @@ def bench_bulk(report: Report, count: int) -> None:
                        "first_name TEXT, source TEXT, stage TEXT, created_at TEXT)")  # fmt: skip
     now = "2026-01-01 00:00:00"
     values = [(r["email"], r["email"].lower(), r["first_name"], r["source"], "lead", now) for r in rows]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     with connection:
         connection.executemany("INSERT INTO contact (email, email_normalized, first_name, source, stage, created_at) "
                                "VALUES (?, ?, ?, ?, ?, ?)", values)  # fmt: skip
     raw_rate = count / (time.perf_counter() - start)
+    raw_cpu_rate = count / (time.process_time() - cpu)
     report.add(f"bulk import of {count:,} leads (crm.contacts.import_csv), 4 plugins (leads/s)", service_rate, "/s",
                raw_rate, ">= 0.10")  # fmt: skip
+    report.add("the same bulk import per CPU-second (load-independent; leads/s)", service_cpu_rate, "/s", raw_cpu_rate)
     report.add(f"capture_many of {small:,} leads, one savepoint each, 4 plugins (leads/s)", many_rate, "/s", raw_rate,
                "(the API path, not the bulk path)")  # fmt: skip
 

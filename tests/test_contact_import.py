@@ -158,6 +158,51 @@ def test_crash_mid_batch_keeps_earlier_batches_and_rerun_completes(crm_factory, 
     assert (result.created, result.unchanged) == (4, 6) and count(crm) == 10
 
 
+class Recorder:
+    """Keeps every lead-captured event."""
+
+    def __init__(self):
+        self.events = []
+
+    @hookimpl
+    def crm_lead_captured(self, event, ctx):
+        self.events.append(event)
+
+
+def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory, tmp_path, monkeypatch, clock):
+    monkeypatch.setattr("crmcore.services.imports._IN_CHUNK", 2)  # existing contacts are looked up in many IN lists
+    recorder = Recorder()
+    crm = crm_factory(plugins=[recorder])
+    crm.contacts.add(email="p2@example.com")
+    crm.contacts.add(phone="+1 212 555 0103")
+    rows = [
+        f"p{n}@example.com,,{stage},{source},t{n}" if n % 3 else f",+1 212 555 01{n:02d},{stage},{source},t{n}"
+        for n, stage, source in ((n, "prospect" if n % 4 == 1 else "", "fair" if n % 2 else "") for n in range(10))
+    ]
+    path = write(tmp_path, "email,phone,stage,source,tags\n" + "\n".join(rows) + "\n")
+    result = crm.contacts.import_csv(path, batch_size=4)
+    assert (result.created, result.updated, result.unchanged, result.failed) == (8, 1, 1, 0)
+    with crm.transaction(readonly=True) as ctx:
+        imported = ctx.session.scalars(select(LifecycleChange).where(LifecycleChange.reason == "imported")).all()
+        assert {(m.from_stage, m.occurred_at, m.actor_id) for m in imported} == {(None, clock.now(), None)}
+        moves = {m.contact_id: m.to_stage for m in imported}
+        assert len(moves) == len(imported)
+    with crm.transaction(readonly=True) as ctx:
+        by_phone = dict(ctx.session.execute(select(Contact.phone_normalized, Contact.id)).all())
+    for n in range(10):
+        contact = crm.contacts.get(f"p{n}@example.com" if n % 3 else by_phone[f"+121255501{n:02d}"])
+        assert crm.contacts.tags(contact.id) == [f"t{n}"]
+        if n in (2, 3):  # existed before: matched, not captured
+            assert contact.id not in moves
+            continue
+        stage = "prospect" if n % 4 == 1 else "lead"
+        assert (contact.stage, moves[contact.id]) == (stage, stage)
+        assert contact.source == ("fair" if n % 2 else "import")
+    captured = {event.contact_id: event.source for event in recorder.events}
+    assert len(recorder.events) == 8 and set(captured) == set(moves)
+    assert all(crm.contacts.get(contact_id).source == source for contact_id, source in captured.items())
+
+
 class Veto:
     @hookimpl
     def crm_lead_before_capture(self, contact, ctx):
