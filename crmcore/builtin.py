@@ -99,7 +99,8 @@ def least_loaded_rep(ctx: HookContext) -> int | None:
                 .group_by(Contact.owner_id)
             )
             for user_id, count in ctx.session.execute(open_counts):
-                loads[int(user_id or 0)] = int(count)
+                if user_id is not None:  # never, by the IN list; for the type checker
+                    loads[user_id] = int(count)
     if not loads:
         return None
     rep = min(loads, key=lambda user_id: (loads[user_id], user_id))
