@@ -44,28 +44,42 @@ def insert_job(
     max_attempts: int,
 ) -> None:
     """Insert an outbox row unless one with *key* exists (then nothing happens)."""
-    if not key or len(key) > 255:
-        from crmcore.errors import ValidationError
+    insert_jobs(session, [{"handler": handler, "payload": payload, "idempotency_key": key, "due_at": due_at,
+                           "max_attempts": max_attempts}], now=now)  # fmt: skip
 
-        raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
-    values = {
-        "handler": handler, "payload": payload, "idempotency_key": key, "state": JobState.PENDING, "due_at": due_at,
-        "available_at": due_at, "attempts": 0, "max_attempts": max_attempts, "created_at": now,
-    }  # fmt: skip
-    dialect = session.get_bind().dialect.name
+
+def insert_jobs(session: Session, jobs: Sequence[dict[str, Any]], *, now: datetime) -> None:
+    """Insert many outbox rows in one executemany; a key that exists already is skipped.
+
+    Each job is a mapping of ``handler``, ``payload``, ``idempotency_key``,
+    ``due_at`` and ``max_attempts``.
+    """
+    if not jobs:
+        return
+    for job in jobs:
+        if not job["idempotency_key"] or len(job["idempotency_key"]) > 255:
+            from crmcore.errors import ValidationError
+
+            raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
+    rows = [{**job, "state": JobState.PENDING, "available_at": job["due_at"], "attempts": 0, "created_at": now}
+            for job in jobs]  # fmt: skip
+    session.execute(_insert_once(session.get_bind().dialect.name), rows)
+
+
+def _insert_once(dialect: str) -> Any:
+    """An INSERT of job rows that does nothing for a key already queued, in *dialect*'s words."""
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-    elif dialect == "sqlite":
+        return pg_insert(Job.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-    else:
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
+        return sqlite_insert(Job.__table__).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        stmt = mysql_insert(Job).values(**values)
-        session.execute(stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key))
+    stmt = mysql_insert(Job.__table__)
+    return stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key)
 
 
 @attrs.frozen(kw_only=True)

@@ -23,6 +23,7 @@ from crmcore.services.base import Service, get_contact, get_user
 from crmcore.validation import clean_text, normalize_email, parse_datetime
 from crmcore_ticketing import attachments as files
 from crmcore_ticketing import numbers
+from crmcore_ticketing.batch import Deferred
 from crmcore_ticketing.engine import Engine, policy_of
 from crmcore_ticketing.events import (
     TicketAssigned,
@@ -74,18 +75,15 @@ def engine(ctx: HookContext) -> Engine:
 
 
 def record_change(ctx: HookContext, ticket: Ticket, field: str, old: Any, new: Any) -> None:
-    """Write one line of the ticket's history."""
-    ctx.session.add(
-        HistoryEntry(
-            ticket_id=ticket.id,
-            occurred_at=ctx.now,
-            actor_id=ctx.actor.user_id,
-            actor=ctx.actor.label,
-            field=field,
-            old_value=None if old is None else str(old)[:500],
-            new_value=None if new is None else str(new)[:500],
-        )
-    )
+    """Write one line of the ticket's history (in a mail batch, at the end of the batch)."""
+    line = {"ticket_id": ticket.id, "occurred_at": ctx.now, "actor_id": ctx.actor.user_id, "actor": ctx.actor.label,
+            "field": field, "old_value": None if old is None else str(old)[:500],
+            "new_value": None if new is None else str(new)[:500]}  # fmt: skip
+    deferred = Deferred.of(ctx)
+    if deferred is not None:
+        deferred.history.append(line)
+    else:
+        ctx.session.add(HistoryEntry(**line))
 
 
 def get_ticket(ctx: HookContext, ref: int | str | Ticket) -> Ticket:
@@ -178,7 +176,11 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
         return get_contact(ctx, requester)
     display, address = parseaddr(str(requester))
     _given, normalized = normalize_email(address or str(requester), "requester")
-    found: Contact | None = ctx.first(Contact, Contact.email_normalized == normalized, Contact.merged_into_id.is_(None))
+    known: dict[str, Contact | None] | None = ctx.cache.get(REQUESTERS)
+    if known is not None and normalized in known:
+        found = known[normalized]
+    else:
+        found = ctx.first(Contact, Contact.email_normalized == normalized, Contact.merged_into_id.is_(None))
     if found is not None:
         if found.erased_at is not None:
             raise ValidationError({"requester": "this contact was erased"})
@@ -190,7 +192,32 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
     if last:
         fields["last_name"] = last[:120]
     contact: Contact = ctx.crm.leads.capture(**fields)
+    if known is not None:
+        known[normalized] = contact
     return contact
+
+
+#: ``ctx.cache`` key of a batch's requesters by normalized email (None: known not to exist).
+REQUESTERS = "ticketing:requesters"
+
+
+def preload_requesters(ctx: HookContext, emails: Iterable[str]) -> None:
+    """Look up the requesters of a batch with one query per 500 addresses; later lookups hit the cache."""
+    known: dict[str, Contact | None] = ctx.cache.setdefault(REQUESTERS, {})
+    wanted = []
+    for email in emails:
+        try:
+            normalized = normalize_email(email, "requester")[1]
+        except ValidationError:
+            continue
+        if normalized not in known:
+            known[normalized] = None
+            wanted.append(normalized)
+    for start in range(0, len(wanted), 500):
+        query = select(Contact).where(Contact.email_normalized.in_(wanted[start : start + 500]),
+                                      Contact.merged_into_id.is_(None))  # fmt: skip
+        for contact in ctx.session.scalars(query):
+            known[contact.email_normalized or ""] = contact
 
 
 # -- opening and messages --------------------------------------------------------------
@@ -308,7 +335,7 @@ def _new_number(ctx: HookContext) -> str:
     prefix = setting(ctx, "tracking_prefix")
     for _ in range(10):
         number = numbers.generate(prefix)
-        if ctx.first(Ticket, Ticket.number == number) is None:
+        if ctx.scalar(select(Ticket.id).where(Ticket.number == number)) is None:
             return number
     raise Conflict("could not find a free tracking number; widen the prefix")  # pragma: no cover
 
