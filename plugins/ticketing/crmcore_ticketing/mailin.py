@@ -286,7 +286,7 @@ class Lookups:
     @classmethod
     def load(cls, ctx: HookContext, batch: Sequence[Incoming]) -> Lookups:
         """Read the threads, tickets, SLA runs and requesters the messages of *batch* refer to."""
-        from crmcore_ticketing.tickets import engine, preload_requesters
+        from crmcore_ticketing.tickets import engine, preload_requesters, reserve_numbers
 
         prefix = ctx.crm.plugin_setting("ticketing", "tracking_prefix")
         own = {m.message_id for m in batch}
@@ -295,7 +295,7 @@ class Lookups:
         for start in range(0, len(ids), 500):
             query = select(ThreadMessage.message_id, ThreadMessage.ticket_id).where(
                 ThreadMessage.message_id.in_(ids[start : start + 500]))  # fmt: skip
-            threads.update((message_id, ticket_id) for message_id, ticket_id in ctx.session.execute(query) if message_id)
+            threads.update((mid, ticket_id) for mid, ticket_id in ctx.session.execute(query) if mid)
         wanted = sorted({n for n in (numbers.find(m.subject, prefix) for m in batch) if n})
         found: dict[str, int] = {}
         for start in range(0, len(wanted), 500):
@@ -307,6 +307,7 @@ class Lookups:
             tickets.extend(ctx.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids[start : start + 500]))))
         engine(ctx).preload(tickets)
         preload_requesters(ctx, [m.sender_email for m in batch if not m.automatic])
+        reserve_numbers(ctx, min(len(batch), 500))
         return cls(seen=own & set(threads), threads=threads, numbers=found, tickets=tickets)
 
     def learn(self, incoming: Incoming, result: IngestResult) -> None:

@@ -175,7 +175,7 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
     if isinstance(requester, int) or str(requester).strip().isdigit():
         return get_contact(ctx, requester)
     display, address = parseaddr(str(requester))
-    _given, normalized = normalize_email(address or str(requester), "requester")
+    normalized = _normalized_email(ctx, address or str(requester))
     known: dict[str, Contact | None] | None = ctx.cache.get(REQUESTERS)
     if known is not None and normalized in known:
         found = known[normalized]
@@ -197,6 +197,15 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
     return contact
 
 
+def _normalized_email(ctx: HookContext, address: str) -> str:
+    """*address* normalized (remembered for the unit of work: a batch sees the same senders often)."""
+    memo: dict[str, str] = ctx.cache.setdefault("ticketing:emails", {})
+    found = memo.get(address)
+    if found is None:
+        found = memo[address] = normalize_email(address, "requester")[1]
+    return found
+
+
 #: ``ctx.cache`` key of a batch's requesters by normalized email (None: known not to exist).
 REQUESTERS = "ticketing:requesters"
 
@@ -207,7 +216,7 @@ def preload_requesters(ctx: HookContext, emails: Iterable[str]) -> None:
     wanted = []
     for email in emails:
         try:
-            normalized = normalize_email(email, "requester")[1]
+            normalized = _normalized_email(ctx, email)
         except ValidationError:
             continue
         if normalized not in known:
@@ -331,7 +340,21 @@ def _body(value: Any) -> str:
     return value.replace("\x00", "").strip()
 
 
+#: ``ctx.cache`` key of tracking numbers a batch checked to be free.
+FREE_NUMBERS = "ticketing:free_numbers"
+
+
+def reserve_numbers(ctx: HookContext, count: int) -> None:
+    """Draw *count* tracking numbers and check them free with one query (for a batch of new tickets)."""
+    drawn = {numbers.generate(setting(ctx, "tracking_prefix")) for _ in range(count)}
+    taken = set(ctx.session.scalars(select(Ticket.number).where(Ticket.number.in_(sorted(drawn)))))
+    ctx.cache.setdefault(FREE_NUMBERS, []).extend(sorted(drawn - taken))
+
+
 def _new_number(ctx: HookContext) -> str:
+    free: list[str] | None = ctx.cache.get(FREE_NUMBERS)
+    if free:
+        return free.pop()
     prefix = setting(ctx, "tracking_prefix")
     for _ in range(10):
         number = numbers.generate(prefix)
