@@ -301,6 +301,8 @@ def write_planned(ctx: HookContext, plans: Sequence[Plan]) -> list[tuple[int, st
 
     from crmcore.models import AuditEntry
 
+    if not plans:
+        return []
     config = Config.of(ctx.crm)
     numbers: dict[int, str] = {}
     series_ids: dict[tuple[str, int], int] = {}
