@@ -311,6 +311,7 @@ def open_in(
     sla.adopt(ticket)
     sla.start(ticket, "first_reply", ticket.created_at)
     sla.start(ticket, "resolution", ticket.created_at)
+    sla.update_next_due(ticket)  # now, so it is written with the first message (one flush, not two)
     ctx.call(
         "crm_ticket_created",
         event=TicketCreated(
@@ -425,6 +426,8 @@ def add_message_in(
         channel=channel, body=body, message_id=message_id, created_at=ctx.now,
     )  # fmt: skip
     ctx.session.add(message)
+    if ticket.updated_at != ctx.now:  # set before the flush, so the ticket's update rides with the message's insert
+        ticket.updated_at = ctx.now
     ctx.session.flush()
     for item in attachments:
         relative, digest = files.store(ctx.crm, item.data)
@@ -434,7 +437,6 @@ def add_message_in(
     if not opening:
         kind = "note" if not public else "reply" if author_type == "agent" else "message"
         record_change(ctx, ticket, kind, None, f"#{message.id} by {author_type} via {channel}")
-    ticket.updated_at = ctx.now
     sla = engine(ctx)
     if author_type == "customer" and public:
         if ticket.status == Status.SOLVED.value or ticket.status == Status.PENDING.value:
