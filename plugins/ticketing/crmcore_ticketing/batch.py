@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 
 from crmcore_ticketing.models import HistoryEntry, SlaMetric
 
@@ -81,7 +81,7 @@ class Deferred:
 
         ctx.session.flush()  # the runs get their ids, which the timer keys carry
         if self.history:
-            ctx.session.execute(insert(HistoryEntry.__table__), self.history)
+            ctx.session.execute(insert(cast(Table, HistoryEntry.__table__)), self.history)
         attempts = ctx.crm.jobs.max_attempts(SLA_HANDLER)
         jobs = [
             {"handler": SLA_HANDLER, "payload": {"metric_id": run.id, "seq": run.timer_seq},

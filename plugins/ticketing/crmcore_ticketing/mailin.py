@@ -443,7 +443,7 @@ class MailIn(Service):
         """
         from crmcore_ticketing.attachments import check_sizes
         from crmcore_ticketing.batch import Deferred
-        from crmcore_ticketing.tickets import REQUESTERS, engine
+        from crmcore_ticketing.tickets import FREE_NUMBERS, REQUESTERS, engine
 
         parsed: list[tuple[str, bytes, Incoming | ValidationError]] = []
         for source, raw in items:
@@ -472,6 +472,8 @@ class MailIn(Service):
                     continue
                 lookups.learn(item, result)
                 results.append(attrs.evolve(result, source=source))
+            for key in (REQUESTERS, FREE_NUMBERS):  # the batch's memos end with it
+                ctx.cache.pop(key, None)
         return results
 
     def poll_maildir(self, path: str | os.PathLike[str] | None = None, *, limit: int = 500) -> list[IngestResult]:
