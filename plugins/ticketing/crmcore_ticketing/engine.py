@@ -123,9 +123,25 @@ def calendar_of(ctx: HookContext, calendar_id: int | None) -> Clock:
     if found is None:
         row = ctx.session.get(SlaCalendar, calendar_id)
         assert row is not None
-        found = ctx.cache[key] = build_calendar(row)
+        found = ctx.cache[key] = shared_calendar(ctx.crm, row)
     clock: Clock = found
     return clock
+
+
+def shared_calendar(crm: Any, row: SlaCalendar) -> BusinessCalendar:
+    """The calendar of *row*, kept on the CRM so its per-day intervals stay computed across units of work.
+
+    Keyed by the row's content, so an edited calendar is a new entry: nothing to invalidate.
+    """
+    built: dict[tuple[Any, ...], BusinessCalendar] = crm.__dict__.setdefault("_ticketing_calendars", {})
+    key = (row.id, row.name, row.timezone, repr(row.hours), row.holiday_country, row.holiday_region,
+           tuple(row.closed_days or ()))  # fmt: skip
+    found = built.get(key)
+    if found is None:
+        if len(built) > 256:  # edited many times over a long life: start afresh
+            built.clear()
+        found = built[key] = build_calendar(row)
+    return found
 
 
 def build_calendar(row: SlaCalendar) -> BusinessCalendar:
