@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crmcore import permissions
+from crmcore.db import gc_paused
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.models import Contact, Opportunity, Product, Purchase, PurchaseLine
 from crmcore.services.base import ContactRef, Service, get_contact, get_user
@@ -529,7 +530,7 @@ class InvoiceService(Service):
         ``notes``). All or nothing: errors name the item (``invoice 3 line 2 sku``).
         For a batch where each invoice stands alone, see :meth:`post_many`.
         """
-        with self.crm.transaction(actor) as ctx:
+        with gc_paused(), self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "accounting.invoice")
             specs = _item_specs(ctx, invoices, keyed=False)
             errors = {f"invoice {index} {field}": message for index, spec in enumerate(specs, start=1)
@@ -550,7 +551,7 @@ class InvoiceService(Service):
         consecutively in item order. A hook that raises rolls the batch back.
         """
         results: list[Posted | None] = [None] * len(invoices)
-        with self.crm.transaction(actor) as ctx:
+        with gc_paused(), self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "accounting.invoice")
             specs = _item_specs(ctx, invoices, keyed=True)
             sources = [s.source for s in specs if isinstance(s, IssueSpec) and s.source]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import select
 
+from crmcore.db import gc_paused
 from crmcore.errors import ValidationError
 from crmcore.mail import Attachment as FileData
 from crmcore.mail import html_to_text
@@ -454,7 +455,7 @@ class MailIn(Service):
             except ValidationError as exc:
                 parsed.append((source, raw, exc))
         results: list[IngestResult] = []
-        with self.crm.transaction() as ctx, Deferred.collecting(ctx) as deferred:
+        with gc_paused(), self.crm.transaction() as ctx, Deferred.collecting(ctx) as deferred:
             lookups = Lookups.load(ctx, [item for _s, _r, item in parsed if isinstance(item, Incoming)])
             for source, raw, item in parsed:
                 if isinstance(item, ValidationError):
