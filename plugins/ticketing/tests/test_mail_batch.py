@@ -49,3 +49,12 @@ def test_a_vetoed_message_leaves_no_history_timer_run_or_lead_and_the_rest_land(
         assert ctx.session.query(Contact).filter(Contact.email == "customer2@example.com").count() == 0
     again = support.mail.ingest_many(batch)
     assert [r.action for r in again] == ["duplicate", "rejected", "duplicate"]
+
+
+def test_a_later_batch_threads_by_tracking_number_and_by_references(support):
+    [first, second] = support.mail.ingest_many([("1", message(1, "Printer jam")), ("2", message(2, "Login"))])
+    by_number = message(3, f"Re: [{first.number}] Printer jam")
+    by_reference = message(4, "Re: Login").replace(b"Date:", b"References: <other@x> <batch-2@example.com>\r\nDate:")
+    results = support.mail.ingest_many([("3", by_number), ("4", by_reference), ("5", message(5, "New question"))])
+    assert [(r.action, r.number) for r in results[:2]] == [("appended", first.number), ("appended", second.number)]
+    assert results[2].action == "created" and results[2].number not in (first.number, second.number)
