@@ -14,10 +14,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import attrs
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from crmcore.models import Job, JobState
@@ -44,28 +44,43 @@ def insert_job(
     max_attempts: int,
 ) -> None:
     """Insert an outbox row unless one with *key* exists (then nothing happens)."""
-    if not key or len(key) > 255:
-        from crmcore.errors import ValidationError
+    insert_jobs(session, [{"handler": handler, "payload": payload, "idempotency_key": key, "due_at": due_at,
+                           "max_attempts": max_attempts}], now=now)  # fmt: skip
 
-        raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
-    values = {
-        "handler": handler, "payload": payload, "idempotency_key": key, "state": JobState.PENDING, "due_at": due_at,
-        "available_at": due_at, "attempts": 0, "max_attempts": max_attempts, "created_at": now,
-    }  # fmt: skip
-    dialect = session.get_bind().dialect.name
+
+def insert_jobs(session: Session, jobs: Sequence[dict[str, Any]], *, now: datetime) -> None:
+    """Insert many outbox rows in one executemany; a key that exists already is skipped.
+
+    Each job is a mapping of ``handler``, ``payload``, ``idempotency_key``,
+    ``due_at`` and ``max_attempts``.
+    """
+    if not jobs:
+        return
+    for job in jobs:
+        if not job["idempotency_key"] or len(job["idempotency_key"]) > 255:
+            from crmcore.errors import ValidationError
+
+            raise ValidationError({"key": "an idempotency key is 1 to 255 characters"})
+    rows = [{**job, "state": JobState.PENDING, "available_at": job["due_at"], "attempts": 0, "created_at": now}
+            for job in jobs]  # fmt: skip
+    session.execute(_insert_once(session.get_bind().dialect.name), rows)
+
+
+def _insert_once(dialect: str) -> Any:
+    """An INSERT of job rows that does nothing for a key already queued, in *dialect*'s words."""
+    table = cast(Table, Job.__table__)
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-    elif dialect == "sqlite":
+        return pg_insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    if dialect == "sqlite":
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(Job).values(**values).on_conflict_do_nothing(index_elements=["idempotency_key"]))
-    else:
-        from sqlalchemy.dialects.mysql import insert as mysql_insert
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    from sqlalchemy.dialects.mysql import insert as mysql_insert
 
-        stmt = mysql_insert(Job).values(**values)
-        session.execute(stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key))
+    stmt = mysql_insert(table)
+    return stmt.on_duplicate_key_update(idempotency_key=stmt.inserted.idempotency_key)
 
 
 @attrs.frozen(kw_only=True)
@@ -94,26 +109,50 @@ def claim(
     to_state: str = JobState.RUNNING,
     count_attempt: bool = True,
 ) -> list[Claimed]:
-    """Take up to *limit* due rows (pending, or running with an expired lease)."""
+    """Take up to *limit* due rows (pending, or running with an expired lease).
+
+    On SQLite and PostgreSQL one ``UPDATE … WHERE id IN (due ids) RETURNING``
+    marks and reads the rows; MariaDB, which has no ``UPDATE … RETURNING``,
+    selects, updates and reads back. Either way the cost follows the number
+    due (an indexed range scan on ``state``, ``available_at``).
+    """
     with crm.session_factory() as session, session.begin():
         now = crm.clock.now()
+        dialect = session.get_bind().dialect.name
         query = (
             select(Job.id)
             .where(Job.state.in_([JobState.PENDING, JobState.RUNNING, JobState.QUEUED]), Job.available_at <= now)
             .order_by(Job.available_at)
             .limit(limit)
         )
-        if _locking(session.get_bind().dialect.name):
+        if _locking(dialect):
             query = query.with_for_update(skip_locked=True)
+        table = cast(Table, Job.__table__)
+        values: dict[str, Any] = {"state": to_state, "locked_by": worker, "available_at": now + lease}
+        if count_attempt:
+            values["attempts"] = table.c.attempts + 1
+        if dialect in ("sqlite", "postgresql"):
+            claimed = session.execute(
+                update(table).where(table.c.id.in_(query.scalar_subquery())).values(**values)
+                .returning(*(table.c[name] for name in _CLAIMED_COLUMNS))
+            ).all()  # fmt: skip
+            return sorted((_claimed(row) for row in claimed), key=lambda job: job.id)
         ids = list(session.scalars(query))
         if not ids:
             return []
-        values: dict[str, Any] = {"state": to_state, "locked_by": worker, "available_at": now + lease}
-        if count_attempt:
-            values["attempts"] = Job.attempts + 1
-        session.execute(update(Job).where(Job.id.in_(ids)).values(**values))
-        rows = session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.available_at, Job.id)).all()
-        return [_snapshot(row) for row in rows]
+        session.execute(update(table).where(table.c.id.in_(ids)).values(**values))
+        rows = session.execute(
+            select(*(table.c[name] for name in _CLAIMED_COLUMNS)).where(table.c.id.in_(ids)).order_by(table.c.id)
+        ).all()
+        return [_claimed(row) for row in rows]
+
+
+_CLAIMED_COLUMNS = ("id", "handler", "payload", "idempotency_key", "attempts", "max_attempts", "due_at")
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(id=row.id, handler=row.handler, payload=dict(row.payload or {}), key=row.idempotency_key,
+                   attempts=row.attempts, max_attempts=row.max_attempts, due_at=row.due_at)  # fmt: skip
 
 
 def claim_one(crm: CRM, job_id: int, worker: str, lease: timedelta) -> Claimed | None:
