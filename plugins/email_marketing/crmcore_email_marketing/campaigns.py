@@ -466,7 +466,7 @@ class CampaignService:
         return campaign
 
     def pause(self, ref: Any, *, actor: Any = None) -> Campaign:
-        """Stop sending after the message in hand; ``resume`` carries on where it stopped."""
+        """Stop sending after the messages in hand (``commit_every``); ``resume`` carries on where it stopped."""
         with self.crm.transaction(actor) as ctx:
             campaign = get_campaign(ctx, ref, lock=True)
             if campaign.state != CampaignState.SENDING:
