@@ -173,3 +173,12 @@ def test_a_line_break_in_a_header_is_refused():
 
 def _lines(part):
     return part.get_content().splitlines()
+
+
+def test_html_to_text_skips_scripts_and_comments_and_keeps_links_and_stray_brackets():
+    html = (
+        "<!doctype html><!-- a <p>comment</p> --><script>if (a<b) document.write('<p>x</p>')</script>"
+        "<P>1 < 2 &amp; 3<br/>next</P><a HREF='https://e.test/?a=1&amp;b=2' title=\"a>b\">Shop</a>"
+        "<a href=\"mailto:x@e.test\">Write</a>"
+    )
+    assert html_to_text(html) == "1 < 2 & 3\nnextShop (https://e.test/?a=1&b=2)Write\n"
