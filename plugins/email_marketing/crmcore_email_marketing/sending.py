@@ -158,13 +158,16 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     labels = sorted(ctx.session.scalars(select(Variant.label).where(Variant.campaign_id == campaign.id)))
     testing = bool(campaign.ab_metric and labels and campaign.ab_winner is None)
     zone = crm.settings.timezone
+    campaign_id, winner = campaign.id, campaign.ab_winner
     records: list[dict[str, Any]] = []
     for contact in rows:
         suppressed = contact.suppressed
         consented = bool(contact.consented)
+        # every row has every key: one executemany of the plain table, no ORM bookkeeping per row
         record: dict[str, Any] = {
-            "campaign_id": campaign.id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
-            "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED,
+            "campaign_id": campaign_id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
+            "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED, "reason": None, "subject": None,
+            "html": None, "text": None, "variant": None, "due_at": None, "batch": None,
         }  # fmt: skip
         records.append(record)
         reason = _skip_reason(contact, suppressed, consented, opt_in)
@@ -178,8 +181,8 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
                 variant = labels[(contact.id * 2654435761 // 100) % len(labels)]
             else:
                 held = True
-        elif campaign.ab_winner:
-            variant = campaign.ab_winner
+        elif winner:
+            variant = winner
         try:
             rendered = render_for(crm, compiled, contact, fields, variant=variant, subject=not held)
         except TemplateProblem as exc:
@@ -189,7 +192,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         record["status"] = RecipientStatus.HELD if held else RecipientStatus.QUEUED
     if records:
         assign_batches(ctx, campaign, [r for r in records if r["status"] == RecipientStatus.QUEUED])
-        ctx.session.execute(insert(Recipient), records)
+        ctx.session.execute(insert(Recipient.__table__), records)
     if rows:
         campaign.fill_cursor = rows[-1].id
     if len(rows) == chunk_size:
