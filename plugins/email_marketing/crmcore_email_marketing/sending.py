@@ -9,14 +9,14 @@ each a delivery job; the chunk, its batches and the next chunk's job commit
 with the job's done mark, so a crash repeats a chunk harmlessly and memory
 stays flat whatever the segment's size.
 
-**Delivery** (job ``email_marketing.deliver``): one batch, one connection.
-Before a message goes out its row is marked ``sending`` and committed; once
-the server accepts it, it is marked ``sent`` (with the next row's ``sending``
-mark in the same commit). A worker that dies mid-batch leaves at most one row
-``sending``: when the batch runs again that row becomes ``unknown`` (it may
-have left) and is never resent, so nobody gets two copies. Temporary refusals
-(4xx) are retried later with backoff; permanent ones (5xx) are recorded per
-recipient, and unknown mailboxes are suppressed.
+**Delivery** (job ``email_marketing.deliver``): one batch, one connection,
+in groups of ``commit_every`` messages. Before a group goes out its rows are
+marked ``sending`` in one commit; their outcomes (``sent``, refused, deferred)
+are written with the next group's mark. A worker that dies mid-batch leaves at
+most one group ``sending``: when the batch runs again those rows become
+``unknown`` (some may have left) and are never resent, so nobody gets two
+copies. Temporary refusals (4xx) are retried later with backoff; permanent ones
+(5xx) are recorded per recipient, and unknown mailboxes are suppressed.
 
 **Rate limit**: batches are timers spaced ``batch_size / rate_limit`` seconds
 apart and each batch paces itself, so the limit holds with any number of workers.
@@ -387,7 +387,7 @@ def deliver_job(call: JobCall) -> None:
             .where(Recipient.campaign_id == campaign_id, Recipient.batch == batch,
                    Recipient.status == RecipientStatus.SENDING)
             .values(status=RecipientStatus.UNKNOWN, html=None, text=None,
-                    reason="the worker stopped while handing this message over; not resent to avoid a duplicate")
+                    reason="the worker stopped while handing its group of messages over; not resent (no duplicates)")
         )  # fmt: skip
         rows = [
             dict(row._mapping)
