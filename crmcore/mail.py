@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager, suppre
 from datetime import UTC, datetime
 from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr, make_msgid, parseaddr, quote
+from functools import lru_cache
 from html import unescape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -185,8 +186,8 @@ def build_mime(message: MailMessage, settings: Settings, now: datetime | None = 
     base64 with RFC 2231 file names; a boundary starts with ``=_``, which
     neither encoding can produce.
     """
-    sender_name, sender = parseaddr(message.sender or settings.mail_from)
-    recipient_name, recipient = parseaddr(message.to)
+    sender_name, sender = _parse_address(message.sender or settings.mail_from)
+    recipient_name, recipient = _parse_address(message.to)
     recipient = recipient or message.to
     international = not (sender.isascii() and recipient.isascii())
     domain = sender.rpartition("@")[2] or "localhost"
@@ -199,7 +200,7 @@ def build_mime(message: MailMessage, settings: Settings, now: datetime | None = 
         _header("Message-ID", message_id),
     ]
     if message.reply_to:
-        lines.append(_header("Reply-To", _address(*parseaddr(message.reply_to))))
+        lines.append(_header("Reply-To", _address(*_parse_address(message.reply_to))))
     lines += [_header(name, value) for name, value in message.headers.items()]
     lines.append("MIME-Version: 1.0")
     text = message.text if message.text is not None else html_to_text(message.html or "")
@@ -211,6 +212,17 @@ def build_mime(message: MailMessage, settings: Settings, now: datetime | None = 
     data = "\r\n".join(lines).encode() + b"\r\n" + body
     return OutgoingMail(sender=sender, recipient=recipient, message_id=message_id, subject=message.subject,
                         data=data, international=international)  # fmt: skip
+
+
+_PLAIN_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+@lru_cache(maxsize=256)
+def _parse_address(value: str) -> tuple[str, str]:
+    """``(display name, address)``; a bare address skips the (slow) parser."""
+    if _PLAIN_ADDRESS.fullmatch(value):
+        return "", value
+    return parseaddr(value)
 
 
 def _header(name: str, value: str) -> str:
