@@ -109,7 +109,7 @@ def html_to_text(html: str) -> str:
     """A readable plain-text version of an HTML body (links kept as ``text (url)``).
 
     One linear scan (no backtracking across tags, so hostile input stays cheap):
-    about ten times faster than ``html.parser``, which matters once per message.
+    about 2.5 times faster than ``html.parser``, which matters once per message.
     """
     parts: list[str] = []
     links: list[str | None] = []
@@ -193,14 +193,14 @@ def build_mime(message: MailMessage, settings: Settings, now: datetime | None = 
     domain = sender.rpartition("@")[2] or "localhost"
     message_id = message.message_id or make_msgid(domain=domain)
     lines = [
-        _header("From", _address(sender_name, sender)),
-        _header("To", _address(recipient_name, recipient)),
+        _address_header("From", sender_name, sender),
+        _address_header("To", recipient_name, recipient),
         _header("Subject", message.subject),
         _header("Date", format_datetime(now or datetime.now(UTC))),
         _header("Message-ID", message_id),
     ]
     if message.reply_to:
-        lines.append(_header("Reply-To", _address(*_parse_address(message.reply_to))))
+        lines.append(_address_header("Reply-To", *_parse_address(message.reply_to)))
     lines += [_header(name, value) for name, value in message.headers.items()]
     lines.append("MIME-Version: 1.0")
     text = message.text if message.text is not None else html_to_text(message.html or "")
@@ -236,10 +236,18 @@ def _header(name: str, value: str) -> str:
     )
 
 
-def _address(name: str, address: str) -> str:
+def _address_header(header: str, name: str, address: str) -> str:
+    """An address header: a non-ASCII name as an encoded word; a non-ASCII address as is (SMTPUTF8)."""
     if address.isascii():
-        return formataddr((name, address), charset="utf-8")
-    return f'"{quote(name)}" <{address}>' if name else address  # SMTPUTF8: UTF-8 is sent as is
+        value = formataddr((name, address), charset="utf-8")
+    elif name:  # formataddr refuses a non-ASCII address; the name is still an encoded word when not ASCII
+        shown = f'"{quote(name)}"' if name.isascii() else Header(name, "utf-8").encode(maxlinelen=0)
+        value = f"{shown} <{address}>"
+    else:
+        value = address
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"the {header} header contains a line break: {value!r}")
+    return f"{header}: {value}"
 
 
 def _text_part(subtype: str, text: str) -> bytes:
