@@ -13,7 +13,7 @@ from crmcore.registry import JobHandler
 class NoOp:
     @hookimpl
     def crm_register_jobs(self):
-        return [JobHandler(name="bench.noop", func=lambda call: None)]
+        return [JobHandler(name="bench.noop", func=lambda call: None, batch=True)]
 
 
 def make_crm() -> CRM:
