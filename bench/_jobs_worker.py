@@ -1,4 +1,8 @@
-"""A worker process for bench/jobs.py: a CRM with a no-op handler ``bench.noop``."""
+"""A worker process for bench/jobs.py: a CRM with no-op handlers.
+
+``bench.noop`` is declared ``batch=True`` (its jobs share transactions);
+``bench.noop_each`` runs each job in its own transaction.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ from crmcore.registry import JobHandler
 class NoOp:
     @hookimpl
     def crm_register_jobs(self):
-        return [JobHandler(name="bench.noop", func=lambda call: None, batch=True)]
+        return [
+            JobHandler(name="bench.noop", func=lambda call: None, batch=True),
+            JobHandler(name="bench.noop_each", func=lambda call: None),
+        ]
 
 
 def make_crm() -> CRM:

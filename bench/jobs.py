@@ -59,13 +59,13 @@ def migrate(url: str) -> CRM:
 
 def done_count(crm: CRM) -> int:
     with crm.transaction(readonly=True) as ctx:
-        return int(ctx.session.scalar(select(func.count()).where(Job.handler == "bench.noop", Job.state == "done")))
+        return int(ctx.session.scalar(select(func.count()).where(Job.handler.like("bench.%"), Job.state == "done")))
 
 
-def run_workers(url: str, count: int, jobs: int) -> float:
+def run_workers(url: str, count: int, jobs: int, handler: str = "bench.noop") -> float:
     env = {**os.environ, "CRMCORE_DATABASE_URL": url, "PYTHONPATH": f"{HERE}:{ROOT}"}
     crm = migrate(url)
-    fill(url, 0, jobs)
+    fill(url, 0, jobs, handler)
     start = time.perf_counter()
     command = [sys.executable, str(HERE / "_jobs_worker.py"), "200"]
     workers = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -93,13 +93,13 @@ def commit_per_job_floor(url: str, jobs: int) -> float:
     return jobs / elapsed
 
 
-def run_celery(url: str, jobs: int) -> float | None:
+def run_celery(url: str, jobs: int, handler: str = "bench.noop") -> float | None:
     queue = f"bench-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "CRMCORE_DATABASE_URL": url, "PYTHONPATH": f"{HERE}:{ROOT}", "CRMCORE_CELERY_QUEUE": queue,
            "CRMCORE_BROKER_URL": "redis://127.0.0.1:6379/0", "CRMCORE_CRM_FACTORY": "_jobs_worker:make_crm"}
     crm = CRM(database_url=url, plugins=[], environment="test", jobs_backend="celery", celery_queue=queue)
     crm.db_upgrade()
-    fill(url, 0, jobs)
+    fill(url, 0, jobs, handler)
     celery = subprocess.Popen([sys.executable, "-m", "celery", "-A", "crmcore.jobs.celery_app", "worker", "--pool",
                                "threads", "--concurrency", "8", "-Q", queue, "--without-gossip", "--without-mingle",
                                "--without-heartbeat", "--loglevel", "WARNING"], env=env, cwd=ROOT,
@@ -157,13 +157,20 @@ def main() -> None:
         for workers in (1, 4):
             url = scratch_postgresql(f"crmbench_jobs_{tag}_{workers}")
             assert url
-            report.add(f"no-op jobs, {workers} worker(s), PostgreSQL (jobs/s)", run_workers(url, workers, jobs), "/s",
-                       floor, ">= 2,000/s with 4")  # fmt: skip
-        url = scratch_postgresql(f"crmbench_jobs_{tag}_celery")
-        assert url
-        rate = run_celery(url, jobs // 2)
-        if rate:
-            report.add("no-op jobs, Celery backend (Redis, 8 threads), PostgreSQL (jobs/s)", rate, "/s", floor)
+            report.add(f"no-op jobs (batch=True), {workers} worker(s), PostgreSQL (jobs/s)",
+                       run_workers(url, workers, jobs), "/s", floor, ">= 2,000/s with 4")  # fmt: skip
+        for workers in (1, 4):
+            url = scratch_postgresql(f"crmbench_jobs_{tag}_each{workers}")
+            assert url
+            report.add(f"no-op jobs, a transaction each, {workers} worker(s), PostgreSQL (jobs/s)",
+                       run_workers(url, workers, jobs // 2, "bench.noop_each"), "/s", floor)  # fmt: skip
+        for handler, kind in (("bench.noop", "batch=True"), ("bench.noop_each", "a transaction each")):
+            url = scratch_postgresql(f"crmbench_jobs_{tag}_celery_{handler[6:]}")
+            assert url
+            rate = run_celery(url, jobs // 2, handler)
+            if rate:
+                report.add(f"no-op jobs ({kind}), Celery backend (Redis, 8 threads), PostgreSQL (jobs/s)", rate,
+                           "/s", floor)  # fmt: skip
         sizes = (10_000, 100_000) if options.quick else (10_000, 100_000, 1_000_000)
         first = None
         for size in sizes:
@@ -174,7 +181,10 @@ def main() -> None:
             report.add(f"due-timer lookup, 100 due among {size:,} pending, PostgreSQL (ms)", ms, "ms", first,
                        "< 5 ms at 1M", higher_is_better=False)  # fmt: skip
     sqlite = scratch_sqlite("jobs.db")
-    report.add("no-op jobs, 1 worker, SQLite (jobs/s)", run_workers(sqlite, 1, jobs), "/s")
+    report.add("no-op jobs (batch=True), 1 worker, SQLite (jobs/s)", run_workers(sqlite, 1, jobs), "/s")
+    sqlite = scratch_sqlite("jobs_each.db")
+    report.add("no-op jobs, a transaction each, 1 worker, SQLite (jobs/s)",
+               run_workers(sqlite, 1, jobs // 2, "bench.noop_each"), "/s")  # fmt: skip
     report.print()
 
 

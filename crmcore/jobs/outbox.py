@@ -96,42 +96,31 @@ def claim(
     *,
     to_state: str = JobState.RUNNING,
     count_attempt: bool = True,
+    ids: Sequence[int] | None = None,
 ) -> list[Claimed]:
-    """Take up to *limit* due rows (pending, or running with an expired lease)."""
+    """Take up to *limit* due rows (pending, or running with an expired lease).
+
+    With *ids* (the Celery path), take those of them still queued or pending:
+    a duplicated message, or one whose jobs another worker holds, takes nothing.
+    """
     with crm.session_factory() as session, session.begin():
         now = crm.clock.now()
-        query = (
-            select(Job.id)
-            .where(Job.state.in_([JobState.PENDING, JobState.RUNNING, JobState.QUEUED]), Job.available_at <= now)
-            .order_by(Job.available_at)
-            .limit(limit)
-        )
+        if ids is None:
+            due = [Job.state.in_([JobState.PENDING, JobState.RUNNING, JobState.QUEUED]), Job.available_at <= now]
+        else:
+            due = [Job.id.in_(ids), Job.state.in_([JobState.QUEUED, JobState.PENDING])]
+        query = select(Job.id).where(*due).order_by(Job.available_at).limit(limit)
         if _locking(session.get_bind().dialect.name):
             query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
-        if not ids:
+        taken = list(session.scalars(query))
+        if not taken:
             return []
         values: dict[str, Any] = {"state": to_state, "locked_by": worker, "available_at": now + lease}
         if count_attempt:
             values["attempts"] = Job.attempts + 1
-        session.execute(update(Job).where(Job.id.in_(ids)).values(**values))
-        rows = session.scalars(select(Job).where(Job.id.in_(ids)).order_by(Job.available_at, Job.id)).all()
+        session.execute(update(Job).where(Job.id.in_(taken)).values(**values))
+        rows = session.scalars(select(Job).where(Job.id.in_(taken)).order_by(Job.available_at, Job.id)).all()
         return [_snapshot(row) for row in rows]
-
-
-def claim_one(crm: CRM, job_id: int, worker: str, lease: timedelta) -> Claimed | None:
-    """Claim one queued job by id (the Celery path); None if another took it or it's gone."""
-    with crm.session_factory() as session, session.begin():
-        now = crm.clock.now()
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.state.in_([JobState.QUEUED, JobState.PENDING]))
-            .values(state=JobState.RUNNING, locked_by=worker, available_at=now + lease, attempts=Job.attempts + 1)
-        )
-        if not getattr(result, "rowcount", 0):
-            return None
-        row = session.get(Job, job_id)
-        return _snapshot(row) if row is not None else None
 
 
 def _snapshot(row: Job) -> Claimed:
