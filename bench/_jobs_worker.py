@@ -30,4 +30,4 @@ def make_crm() -> CRM:
 
 if __name__ == "__main__":
     batch = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    make_crm().jobs.worker(batch_size=batch, poll_interval=0.05, lease=timedelta(minutes=5)).run(once=True)
+    make_crm().jobs.worker(batch_size=batch, poll_interval=0.05, lease=timedelta(minutes=5)).run()  # until SIGTERM
