@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -56,22 +57,23 @@ def make_celery(settings: Settings) -> Celery:
 
 
 _process_crm: CRM | None = None
+_process_lock = threading.Lock()
 
 
 def process_crm() -> CRM:
-    """The CRM of this worker process, built once from the factory or the settings."""
+    """The CRM of this worker process (engine and pool included), built once from the factory or the settings."""
     global _process_crm
-    if _process_crm is None:
-        factory = os.environ.get("CRMCORE_CRM_FACTORY")
-        if factory:
-            module, _, name = factory.partition(":")
-            _process_crm = getattr(importlib.import_module(module), name)()
-        else:
-            from crmcore.crm import CRM
+    with _process_lock:  # the threads of a ``--pool threads`` worker share it
+        if _process_crm is None:
+            factory = os.environ.get("CRMCORE_CRM_FACTORY")
+            if factory:
+                module, _, name = factory.partition(":")
+                _process_crm = getattr(importlib.import_module(module), name)()
+            else:
+                from crmcore.crm import CRM
 
-            _process_crm = CRM()
-    assert _process_crm is not None
-    return _process_crm
+                _process_crm = CRM()
+        return _process_crm
 
 
 def run_jobs(job_ids: list[int]) -> None:
