@@ -23,6 +23,7 @@ import importlib
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,7 @@ def run_jobs(job_ids: list[int]) -> None:
     from crmcore.jobs import outbox
 
     crm = process_crm()
-    worker = f"celery:{socket.gethostname()}:{os.getpid()}"
+    worker = f"celery:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # one per task: threads differ
     claimed = outbox.claim(crm, worker, len(job_ids), LEASE, ids=job_ids)
     if claimed:
         outbox.execute(crm, claimed, worker)

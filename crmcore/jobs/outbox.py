@@ -102,16 +102,20 @@ def claim(
 
     With *ids* (the Celery path), take those of them still queued or pending:
     a duplicated message, or one whose jobs another worker holds, takes nothing.
+    Those rows are locked in id order, waiting rather than skipping: a row
+    skipped because a concurrent scan held it would stay queued until its lease
+    ran out.
     """
     with crm.session_factory() as session, session.begin():
         now = crm.clock.now()
         if ids is None:
             due = [Job.state.in_([JobState.PENDING, JobState.RUNNING, JobState.QUEUED]), Job.available_at <= now]
+            query = select(Job.id).where(*due).order_by(Job.available_at).limit(limit)
         else:
-            due = [Job.id.in_(ids), Job.state.in_([JobState.QUEUED, JobState.PENDING])]
-        query = select(Job.id).where(*due).order_by(Job.available_at).limit(limit)
+            query = select(Job.id).where(Job.id.in_(ids), Job.state.in_([JobState.QUEUED, JobState.PENDING]))
+            query = query.order_by(Job.id).limit(limit)
         if _locking(session.get_bind().dialect.name):
-            query = query.with_for_update(skip_locked=True)
+            query = query.with_for_update(skip_locked=ids is None)
         taken = list(session.scalars(query))
         if not taken:
             return []
