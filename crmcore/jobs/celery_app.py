@@ -23,12 +23,14 @@ import importlib
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery import Celery
+from sqlalchemy.exc import OperationalError
 
 from crmcore.settings import Settings
 
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
 TASK_NAME = "crmcore.run_jobs"
 #: How long a Celery worker may hold a job before another may take it.
 LEASE = timedelta(minutes=5)
+#: Tries of a task's claim when it deadlocks with another.
+CLAIM_ATTEMPTS = 5
 
 
 def make_celery(settings: Settings) -> Celery:
@@ -83,7 +87,14 @@ def run_jobs(job_ids: list[int]) -> None:
 
     crm = process_crm()
     worker = f"celery:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"  # one per task: threads differ
-    claimed = outbox.claim(crm, worker, len(job_ids), LEASE, ids=job_ids)
+    for attempt in range(1, CLAIM_ATTEMPTS + 1):
+        try:
+            claimed = outbox.claim(crm, worker, len(job_ids), LEASE, ids=job_ids)
+            break
+        except OperationalError:  # a deadlock with another claim (MariaDB): nothing was written, so try again
+            if attempt == CLAIM_ATTEMPTS:
+                raise  # the rows stay queued; the dispatcher publishes them again when their lease ends
+            time.sleep(0.05 * attempt)
     if claimed:
         outbox.execute(crm, claimed, worker)
 
