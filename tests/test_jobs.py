@@ -242,7 +242,10 @@ def test_stop_in_a_batch_commits_what_ran_and_releases_the_rest(crm, tmp_path):
     assert effects(crm) == ["k0", "k1"]
 
 
-def test_a_batch_whose_commit_fails_runs_again_job_by_job(crm, tmp_path, run_due_jobs):
+def test_a_batch_whose_commit_fails_runs_again_job_by_job(crm, tmp_path, run_due_jobs, monkeypatch):
+    from crmcore.jobs import outbox
+
+    monkeypatch.setattr(outbox, "BATCH_SECONDS", 60.0)  # one batch of four, however loaded the machine
     with crm.transaction() as ctx:
         for n in range(4):
             ctx.enqueue("test.batch_effect", key=f"k{n}")
