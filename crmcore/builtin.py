@@ -182,7 +182,7 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
 def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
     """The core's jobs: activity reminders, the daily dormancy check, queued mail."""
     return [
-        JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, help="Fire an activity's reminder."),
+        JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, batch=True, help="Fire an activity's reminder."),
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
         PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
         JobHandler(

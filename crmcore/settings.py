@@ -105,6 +105,9 @@ class Settings:
     broker_url: str = "redis://127.0.0.1:6379/0"
     #: Celery queue the dispatcher publishes to and workers consume.
     celery_queue: str = "crmcore"
+    #: Jobs per Celery task: a Celery worker claims them together and commits the jobs of
+    #: ``batch=True`` handlers together; 1 spreads long jobs most evenly over the workers.
+    celery_chunk: int = attrs.field(default=20, converter=int)
     #: Mail transport: ``smtp`` or ``file`` (writes .eml files to ``mail_dir``).
     mail_transport: str = "file"
     mail_dir: str = "mail-out"

@@ -160,10 +160,26 @@ def test_a_duplicated_message_runs_the_job_once(celery_crm, celery_worker, tmp_p
 
     celery_crm.jobs.enqueue("test.effect", key="twice")
     [claimed] = outbox.claim(celery_crm, "dispatcher", 10, timedelta(minutes=5), to_state="queued", count_attempt=False)
-    publish(celery_crm, [claimed.id, claimed.id, claimed.id])
+    for _ in range(3):
+        publish(celery_crm, [claimed.id])
     deadline = time.monotonic() + 60
     while states(celery_crm, "test.effect") != {"done": 1}:
         assert time.monotonic() < deadline
         time.sleep(0.2)
     time.sleep(1)
     assert [r["key"] for r in deliveries(tmp_path / "deliveries.jsonl")] == ["twice"]
+
+
+def test_celery_workers_commit_batch_handlers_jobs_together_and_retry_a_failing_one(
+    celery_crm, celery_worker, tmp_path
+):
+    with celery_crm.transaction() as ctx:
+        for n in range(100):
+            ctx.enqueue("test.batch_effect", {"fail_first": n == 7}, key=f"b-{n:03d}")
+    dispatch_until(celery_crm, lambda: states(celery_crm, "test.batch_effect") == {"done": 100})
+    with celery_crm.transaction(readonly=True) as ctx:
+        assert ctx.session.scalar(text("SELECT COUNT(DISTINCT job_key) FROM test_effect")) == 100
+    runs = [r["key"] for r in deliveries(tmp_path / "deliveries.jsonl")]
+    assert runs.count("b-007") == 2 and len(runs) == 101  # the failing job ran again; nothing else did
+    attempts = {j.idempotency_key: j.attempts for j in celery_crm.jobs.list(handler="test.batch_effect", limit=100)}
+    assert attempts.pop("b-007") == 2 and set(attempts.values()) == {1}

@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from crmcore import hookimpl
 from crmcore.errors import NotFound, ValidationError
 from crmcore.registry import JobHandler, PeriodicJob
 
-from .support.jobs_plugin import JobsPlugin, create_tables
+from .support.jobs_plugin import JobsPlugin, create_tables, deliveries
 
 
 @pytest.fixture
@@ -176,3 +177,90 @@ def test_expired_lease_is_recovered(crm, clock, run_due_jobs):
     run_due_jobs()
     assert effects(crm) == ["orphan"]
     assert crm.jobs.list(handler="test.effect")[0].attempts == 2
+
+
+def done_keys(crm, handler="test.batch_effect"):
+    return sorted(j.idempotency_key for j in crm.jobs.list(handler=handler, state="done"))
+
+
+def test_a_failing_job_in_a_batch_is_retried_and_the_others_commit(crm, clock, run_due_jobs):
+    with crm.transaction() as ctx:
+        for n in range(5):
+            ctx.enqueue("test.batch_effect", {"fail_first": n == 2}, key=f"b{n}")
+    run_due_jobs()
+    assert effects(crm) == ["b0", "b1", "b3", "b4"]  # b2's write rolled back with its savepoint
+    assert done_keys(crm) == ["b0", "b1", "b3", "b4"]
+    [failed] = crm.jobs.list(handler="test.batch_effect", state="pending")
+    assert (failed.idempotency_key, failed.attempts) == ("b2", 1)
+    assert "b2 fails its first attempt" in failed.last_error
+    assert failed.available_at == clock.now() + timedelta(seconds=10)
+    clock.advance(seconds=10)
+    run_due_jobs()
+    assert effects(crm) == done_keys(crm) == ["b0", "b1", "b2", "b3", "b4"]
+
+
+def test_a_batch_commits_once_however_many_jobs_it_holds(crm, monkeypatch):
+    from crmcore.jobs import outbox
+
+    monkeypatch.setattr(outbox, "BATCH_SECONDS", 60.0)  # a loaded machine must not split the batch
+    crm.jobs.run_due()  # the core's daily periodic job, out of the way
+    commits = []
+    event.listen(crm.engine, "commit", lambda connection: commits.append(1))
+
+    def commits_to_run(count: int, prefix: str) -> int:
+        with crm.transaction() as ctx:
+            for n in range(count):
+                ctx.enqueue("test.batch_effect", key=f"{prefix}{n}")
+        commits.clear()
+        assert crm.jobs.run_due() == count
+        return len(commits)
+
+    assert commits_to_run(3, "few") == commits_to_run(60, "many")
+    assert len(effects(crm)) == 63
+
+
+def test_batched_and_unbatched_jobs_run_in_due_order(crm, clock, run_due_jobs):
+    for n, handler in enumerate(["test.batch_effect", "test.effect", "test.batch_effect", "test.batch_effect"]):
+        crm.jobs.enqueue(handler, key=f"k{n}", due_at=clock.now() - timedelta(minutes=10 - n))
+    run_due_jobs()
+    assert effects(crm) == ["k0", "k1", "k2", "k3"]
+    assert {j.state for j in crm.jobs.list()} == {"done"}
+
+
+def test_stop_in_a_batch_commits_what_ran_and_releases_the_rest(crm, tmp_path):
+    from crmcore.jobs import outbox
+
+    with crm.transaction() as ctx:
+        for n in range(5):
+            ctx.enqueue("test.batch_effect", key=f"k{n}")
+    claimed = outbox.claim(crm, "w1", 10, timedelta(minutes=5))
+    ran = outbox.execute(crm, claimed, "w1", stop=lambda: len(deliveries(tmp_path / "deliveries.jsonl")) >= 2)
+    assert ran == 2
+    states = sorted((j.idempotency_key, j.state, j.attempts) for j in crm.jobs.list(handler="test.batch_effect"))
+    assert states == [("k0", "done", 1), ("k1", "done", 1), ("k2", "pending", 0), ("k3", "pending", 0),
+                      ("k4", "pending", 0)]  # fmt: skip
+    assert effects(crm) == ["k0", "k1"]
+
+
+def test_a_batch_whose_commit_fails_runs_again_job_by_job(crm, tmp_path, run_due_jobs, monkeypatch):
+    from crmcore.jobs import outbox
+
+    monkeypatch.setattr(outbox, "BATCH_SECONDS", 60.0)  # one batch of four, however loaded the machine
+    with crm.transaction() as ctx:
+        for n in range(4):
+            ctx.enqueue("test.batch_effect", key=f"k{n}")
+    failures = []
+
+    @event.listens_for(crm.engine, "commit")
+    def fail_the_batch(connection):
+        ran = len(deliveries(tmp_path / "deliveries.jsonl"))
+        if ran == 4 and not failures:  # the batch's commit, once every job of it ran
+            failures.append(ran)
+            raise OperationalError("COMMIT", {}, Exception("deadlock detected"))
+
+    run_due_jobs()
+    assert failures == [4]
+    assert effects(crm) == done_keys(crm) == ["k0", "k1", "k2", "k3"]  # nothing lost, each effect once
+    runs = sorted(record["key"] for record in deliveries(tmp_path / "deliveries.jsonl"))
+    assert runs == ["k0", "k0", "k1", "k1", "k2", "k2", "k3", "k3"]  # the rolled-back batch ran again
+    assert {j.attempts for j in crm.jobs.list()} == {1}

@@ -55,15 +55,15 @@ def start_worker(url: str, log: Path, *args: str, sleep: float = 0.0) -> subproc
     return process
 
 
-def enqueue(crm, count: int) -> None:
+def enqueue(crm, count: int, handler: str = "test.effect") -> None:
     with crm.transaction() as ctx:
         for n in range(count):
-            ctx.enqueue("test.effect", {"n": n}, key=f"job-{n:05d}")
+            ctx.enqueue(handler, {"n": n}, key=f"job-{n:05d}")
 
 
 def counts(crm) -> tuple[int, int]:
     with crm.transaction(readonly=True) as ctx:
-        done = ctx.session.scalar(select(func.count()).where(Job.handler == "test.effect", Job.state == "done"))
+        done = ctx.session.scalar(select(func.count()).where(Job.state == "done", Job.handler.like("test.%")))
         effects = ctx.session.scalar(text("SELECT COUNT(*) FROM test_effect"))
     return done, effects
 
@@ -91,9 +91,13 @@ def stop(process: subprocess.Popen) -> str:
     return output
 
 
-def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(crm, crm_url, tmp_path):
+BOTH_KINDS = pytest.mark.parametrize("handler", ["test.effect", "test.batch_effect"])
+
+
+@BOTH_KINDS
+def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(crm, crm_url, tmp_path, handler):
     log = tmp_path / "deliveries.jsonl"
-    enqueue(crm, 1000)
+    enqueue(crm, 1000, handler)
     first = start_worker(crm_url, log, "--lease", "2", "--batch", "100", sleep=0.002)
     wait_for(lambda: len(deliveries(log)) >= 150, 60, "the first worker to get going")
     first.kill()  # SIGKILL: no clean-up at all
@@ -117,9 +121,10 @@ def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(crm, crm_url, tm
 
 
 @pytest.mark.databases("postgresql", "mariadb")
-def test_four_workers_never_run_a_job_concurrently_twice(crm, crm_url, tmp_path):
+@BOTH_KINDS
+def test_four_workers_never_run_a_job_concurrently_twice(crm, crm_url, tmp_path, handler):
     log = tmp_path / "deliveries.jsonl"
-    enqueue(crm, 10_000)
+    enqueue(crm, 10_000, handler)
     workers = [start_worker(crm_url, log, "--batch", "50") for _ in range(4)]
     wait_for(lambda: counts(crm) == (10_000, 10_000), 240, "10,000 jobs")
     for worker in workers:
@@ -136,13 +141,14 @@ def test_four_workers_never_run_a_job_concurrently_twice(crm, crm_url, tmp_path)
 
 
 @pytest.mark.databases("postgresql", "mariadb")
-def test_database_going_away_mid_run_pauses_the_worker_and_loses_nothing(crm, crm_url, tmp_path):
+@BOTH_KINDS
+def test_database_going_away_mid_run_pauses_the_worker_and_loses_nothing(crm, crm_url, tmp_path, handler):
     log = tmp_path / "deliveries.jsonl"
     url = make_url(crm_url)
     proxy = TCPProxy(url.host or "127.0.0.1", url.port or (5432 if url.get_backend_name() == "postgresql" else 3306))
     try:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
-        enqueue(crm, 300)
+        enqueue(crm, 300, handler)
         worker = start_worker(proxied, log, "--batch", "20", "--poll", "0.1", sleep=0.005)
         wait_for(lambda: counts(crm)[0] >= 50, 120, "some jobs done")
         proxy.cut()
@@ -163,15 +169,16 @@ def test_database_going_away_mid_run_pauses_the_worker_and_loses_nothing(crm, cr
     assert "database unavailable" in output
     with crm.transaction(readonly=True) as ctx:
         done_keys = set(
-            ctx.session.scalars(select(Job.idempotency_key).where(Job.handler == "test.effect", Job.state == "done"))
+            ctx.session.scalars(select(Job.idempotency_key).where(Job.handler == handler, Job.state == "done"))
         )
         effect_keys = set(ctx.session.scalars(text("SELECT job_key FROM test_effect")))
     assert done_keys == effect_keys  # nothing marked done that did not run
 
 
-def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(crm, crm_url, tmp_path):
+@BOTH_KINDS
+def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(crm, crm_url, tmp_path, handler):
     log = tmp_path / "deliveries.jsonl"
-    enqueue(crm, 20)
+    enqueue(crm, 20, handler)
     worker = start_worker(crm_url, log, "--batch", "20", sleep=0.3)
     wait_for(lambda: len(deliveries(log)) >= 2, 30, "two jobs")
     started = time.monotonic()
@@ -183,7 +190,7 @@ def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(crm, crm_url, tm
     with crm.transaction(readonly=True) as ctx:
         states = dict(
             ctx.session.execute(
-                select(Job.state, func.count()).where(Job.handler == "test.effect").group_by(Job.state)
+                select(Job.state, func.count()).where(Job.handler == handler).group_by(Job.state)
             ).all()
         )
         attempts = set(ctx.session.scalars(select(Job.attempts).where(Job.state == "pending")))

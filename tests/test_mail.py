@@ -83,6 +83,36 @@ def test_permanent_refusal_is_recorded_and_reported_not_retried(crm, smtp_server
     assert [j.state for j in crm.jobs.list(handler="core.send_mail")] == ["done"]
 
 
+def test_a_non_ascii_address_goes_out_with_smtputf8_or_fails_for_good_without_it(crm_factory, failures):
+    from crmcore.testing.smtp import SMTPSink
+
+    for smtputf8 in (True, False):
+        server = SMTPSink(smtputf8=smtputf8).start()
+        try:
+            crm = crm_factory(plugins=[failures], mail_transport="smtp", smtp_host="127.0.0.1", smtp_port=server.port)
+            queue(crm, "Jürgen Müller-Lüdenscheidt vom Großen Wörthersee <jürgen@example.com>", f"k5:{smtputf8}")
+            crm.jobs.run_due()
+        finally:
+            server.stop()
+        if smtputf8:
+            [message] = server.messages
+            assert server.envelopes[0][1] == ["jürgen@example.com"]
+            assert message["To"].addresses[0].display_name == "Jürgen Müller-Lüdenscheidt vom Großen Wörthersee"
+        else:
+            assert server.messages == [] and [code for _, code in failures.failed] == [None]
+            [delivery] = [d for d in _deliveries(crm) if d.status == "failed"]
+            assert "SMTPUTF8" in delivery.error
+
+
+def _deliveries(crm):
+    from sqlalchemy import select
+
+    from crmcore.models import MailDelivery
+
+    with crm.transaction(readonly=True) as ctx:
+        return ctx.session.scalars(select(MailDelivery)).all()
+
+
 def test_unreachable_server_is_temporary(crm_factory, run_due_jobs):
     crm = crm_factory(mail_transport="smtp", smtp_port=1)
     queue(crm, "ada@example.com", "k3")
@@ -102,3 +132,54 @@ def test_file_transport_writes_eml_files(crm_factory, tmp_path):
 def test_html_to_text_drops_styles_and_keeps_structure():
     text = html_to_text("<html><head><style>p{}</style></head><body><h1>Hi</h1><p>A&amp;B</p><ul><li>one</li></ul>")
     assert text == "Hi\n\nA&B\n\n- one\n"
+
+
+def test_built_message_reads_back_exactly_with_non_ascii_headers_and_attachments():
+    import email
+    import email.policy
+
+    from crmcore.mail import Attachment, build_mime
+    from crmcore.settings import Settings
+
+    long_subject = "Grüße aus Köln: unser Frühlingsangebot gilt nur noch diese Woche, für alle Stammkunden"
+    message = MailMessage(
+        to="Zoë Müller <zoe@example.com>", subject=long_subject, sender="\"Café Olé, Shop\" <news@example.com>",
+        html="<p>Hällo =3D &amp; bye</p>\n<p>" + "x" * 120 + " </p>", text="Hällo =3D\n.dot line  \nend",
+        reply_to="Support <help@example.com>", headers={"X-Campaign": "spring " * 20},
+        attachments=(Attachment(filename="Rechnung März.pdf", content_type="application/pdf", data=bytes(range(256))),),
+    )  # fmt: skip
+    built = build_mime(message, Settings())
+    assert (built.sender, built.recipient, built.international) == ("news@example.com", "zoe@example.com", False)
+    assert max(len(line) for line in built.data.split(b"\r\n")) <= 998 and built.data.isascii()
+    parsed = email.message_from_bytes(built.data, policy=email.policy.default)
+    assert parsed.defects == [] and not any(part.defects for part in parsed.walk())
+    assert parsed["Subject"] == long_subject
+    assert parsed["From"].addresses[0].display_name == "Café Olé, Shop"
+    assert parsed["To"].addresses[0].username == "zoe" and parsed["To"].addresses[0].display_name == "Zoë Müller"
+    assert parsed["Reply-To"] == "Support <help@example.com>" and parsed["X-Campaign"] == "spring " * 20
+    assert parsed["Message-ID"] == built.message_id
+    assert _lines(parsed.get_body(("plain",))) == ["Hällo =3D", ".dot line  ", "end"]
+    assert _lines(parsed.get_body(("html",))) == ["<p>Hällo =3D &amp; bye</p>", "<p>" + "x" * 120 + " </p>"]
+    [attachment] = parsed.iter_attachments()
+    assert attachment.get_filename() == "Rechnung März.pdf" and attachment.get_content() == bytes(range(256))
+
+
+def test_a_line_break_in_a_header_is_refused():
+    from crmcore.mail import build_mime
+    from crmcore.settings import Settings
+
+    with pytest.raises(ValueError, match="line break"):
+        build_mime(MailMessage(to="ada@example.com", subject="Hi\r\nBcc: everyone@example.com", text="x"), Settings())
+
+
+def _lines(part):
+    return part.get_content().splitlines()
+
+
+def test_html_to_text_skips_scripts_and_comments_and_keeps_links_and_stray_brackets():
+    html = (
+        "<!doctype html><!-- a <p>comment</p> --><script>if (a<b) document.write('<p>x</p>')</script>"
+        "<P>1 < 2 &amp; 3<br/>next</P><a HREF='https://e.test/?a=1&amp;b=2' title=\"a>b\">Shop</a>"
+        "<a href=\"mailto:x@e.test\">Write</a>"
+    )
+    assert html_to_text(html) == "1 < 2 & 3\nnextShop (https://e.test/?a=1&b=2)Write\n"

@@ -19,8 +19,11 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
     Called once at start-up. A service queues work with
     ``ctx.enqueue(handler_name, payload, key=...)``; after commit a worker calls
     the handler with a :class:`~crmcore.registry.JobCall`, at least once, so the
-    handler must tolerate a repeat (use ``call.idempotency_key``). A periodic
-    job is scheduled by the worker every ``every``, once per period.
+    handler must tolerate a repeat (use ``call.idempotency_key``). A handler
+    whose every effect is a write to the CRM's database may declare
+    ``batch=True``: its jobs then share transactions (a savepoint each, one
+    commit per batch). A periodic job is scheduled by the worker every
+    ``every``, once per period.
 
     :returns: A list of :class:`~crmcore.registry.JobHandler` and
         :class:`~crmcore.registry.PeriodicJob`.

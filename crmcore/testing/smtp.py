@@ -14,10 +14,11 @@ class SMTPSink:
     """Accepts mail on a free port; ``messages`` holds what arrived (parsed).
 
     ``refuse[address] = "550 5.1.1 no such user"`` makes it refuse a recipient;
-    ``fail_next(n, "451 4.3.0 try later")`` refuses the next *n* messages.
+    ``fail_next(n, "451 4.3.0 try later")`` refuses the next *n* messages;
+    ``smtputf8=False`` leaves out the SMTPUTF8 extension (non-ASCII addresses).
     """
 
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", *, smtputf8: bool = True) -> None:
         from aiosmtpd.controller import Controller
 
         self.host = host
@@ -28,7 +29,7 @@ class SMTPSink:
         self.connections = 0
         self._failures: list[str] = []
         self._lock = threading.Lock()
-        self.controller = Controller(self, hostname=host, port=self.port)
+        self.controller = Controller(self, hostname=host, port=self.port, enable_SMTPUTF8=smtputf8)
 
     def start(self) -> SMTPSink:
         """Start serving."""

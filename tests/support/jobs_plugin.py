@@ -4,6 +4,8 @@ Handler ``test.effect`` writes one row per idempotency key into ``test_effect``
 (inside the job's transaction, so it commits with the job's done mark) and
 appends every delivery attempt, with its start and end time, to a JSON-lines
 file (so attempts whose transaction rolled back are still seen).
+``test.batch_effect`` does the same with ``batch=True``; a payload with
+``"fail_first": true`` makes its first attempt raise after writing.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class JobsPlugin:
     def crm_register_jobs(self):
         return [
             JobHandler(name="test.effect", func=self.effect),
+            JobHandler(name="test.batch_effect", func=self.effect, batch=True),
             JobHandler(
                 name="test.flaky",
                 func=self.flaky,
@@ -70,6 +73,8 @@ class JobsPlugin:
         record = {"key": call.idempotency_key, "worker": self.worker, "started": started, "finished": time.time()}
         with open(self.log, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
+        if call.payload.get("fail_first") and call.attempt == 1:
+            raise RuntimeError(f"{call.idempotency_key} fails its first attempt")
 
     def flaky(self, call: JobCall) -> None:
         raise ConnectionError(f"the partner API is down (attempt {call.attempt})")

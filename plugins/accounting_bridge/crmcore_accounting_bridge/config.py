@@ -145,6 +145,9 @@ class Config:
     file_drop_dir: str
     overdue_ticket: bool
     _accounts_by_group: dict[str, str] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+    _taxes_by_product: dict[tuple[str | None, str | None], tuple[Tax, ...]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
 
     @classmethod
     def of(cls, crm: CRM) -> Config:
@@ -200,12 +203,15 @@ class Config:
 
     def taxes_for(self, sku: str | None, category: str | None) -> tuple[Tax, ...]:
         """The taxes of a product: by SKU, else by category, else the defaults."""
-        codes = self.default_taxes
-        for key in (sku, category):
-            if key is not None and key in self.product_taxes:
-                codes = _codes(self.product_taxes[key])
-                break
-        return tuple(Tax(code=c, rate=self.tax_rates[c]) for c in codes)
+        found = self._taxes_by_product.get((sku, category))
+        if found is None:
+            codes = self.default_taxes
+            for key in (sku, category):
+                if key is not None and key in self.product_taxes:
+                    codes = _codes(self.product_taxes[key])
+                    break
+            found = self._taxes_by_product[(sku, category)] = tuple(Tax(code=c, rate=self.tax_rates[c]) for c in codes)
+        return found
 
     def tax(self, code: str) -> Tax:
         """A tax by code; ValueError when it has no rate."""

@@ -15,6 +15,7 @@ the document, so a second run overwrites instead of copying.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +74,23 @@ def connectors(crm: CRM) -> dict[str, Connector]:
 
 def queue_push(ctx: HookContext, kind: str, local_id: int) -> None:
     """Queue a push of one document to every enabled connector (idempotent by key)."""
-    for name in Config.of(ctx.crm).connectors:
-        ctx.enqueue(PUSH_HANDLER, {"connector": name, "kind": kind, "id": local_id},
-                    key=f"{PUSH_HANDLER}:{name}:{kind}:{local_id}")  # fmt: skip
+    queue_pushes(ctx, [(kind, local_id)])
+
+
+def queue_pushes(ctx: HookContext, documents: Sequence[tuple[str, int]]) -> None:
+    """Queue pushes of many ``(kind, id)`` documents to every enabled connector, with one executemany."""
+    from crmcore.jobs.outbox import insert_jobs
+
+    connectors = Config.of(ctx.crm).connectors
+    if not connectors or not documents:
+        return
+    attempts = ctx.crm.jobs.max_attempts(PUSH_HANDLER)
+    insert_jobs(ctx.session, [
+        {"handler": PUSH_HANDLER, "payload": {"connector": name, "kind": kind, "id": local_id},
+         "idempotency_key": f"{PUSH_HANDLER}:{name}:{kind}:{local_id}", "due_at": ctx.now, "max_attempts": attempts}
+        for kind, local_id in dict.fromkeys(documents) for name in connectors
+    ], now=ctx.now)  # fmt: skip
+    ctx.on_commit(ctx.crm.jobs.notify)
 
 
 def external_id(ctx: HookContext, connector: str, kind: str, local_id: int) -> str | None:

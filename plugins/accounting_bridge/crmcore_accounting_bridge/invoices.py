@@ -12,11 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from crmcore import permissions
+from crmcore.db import gc_paused
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.models import Contact, Opportunity, Product, Purchase, PurchaseLine
 from crmcore.services.base import ContactRef, Service, get_contact, get_user
 from crmcore.validation import clean_text, currency_code, parse_date
-from crmcore_accounting_bridge.calc import LineInput, Tax, compute, round_money
+from crmcore_accounting_bridge.calc import InvoiceAmounts, LineInput, Tax, compute, round_money
 from crmcore_accounting_bridge.config import Config
 from crmcore_accounting_bridge.events import InvoiceIssued
 from crmcore_accounting_bridge.journal import Leg, checked_legs, local_today
@@ -227,33 +228,50 @@ def issue_in(ctx: HookContext, **spec: Any) -> Invoice:
 def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[int, str]]:
     """Number, compute, store and post invoices in the unit of work; returns their ids and numbers in order.
 
-    All or nothing: any refused invoice refuses the batch. Rows are written
-    with one multi-row INSERT per table (invoices, lines, entries, postings,
-    audit), so a batch of thousands costs a handful of statements.
+    All or nothing: any refused invoice refuses the batch (errors name it:
+    ``invoice 3 total``). See :func:`write_planned` for how rows are written.
     """
-    from sqlalchemy import insert
-
-    from crmcore.models import AuditEntry
-
-    config = Config.of(ctx.crm)
-    today = local_today(ctx)
     sources = [s.source for s in specs if s.source]
     if len(set(sources)) != len(sources):
         raise Conflict("the same sale appears twice in the batch")
+    for found in invoiced_sources(ctx, sources):
+        raise Conflict(f"{found} is already invoiced")
+    plans, refused = plan_many(ctx, specs)
+    if refused:
+        many = len(specs) > 1
+        raise ValidationError({f"invoice {index + 1} {field}" if many else field: message
+                               for index, errors in refused.items() for field, message in errors.items()})  # fmt: skip
+    return write_planned(ctx, [plan for plan in plans if plan is not None])
+
+
+def invoiced_sources(ctx: HookContext, sources: Sequence[str]) -> dict[str, str]:
+    """``{source: number}`` of the given sources already invoiced."""
+    found: dict[str, str] = {}
     for chunk in range(0, len(sources), 500):
-        taken = ctx.session.scalars(select(Invoice.source).where(Invoice.source.in_(sources[chunk:chunk + 500])))
-        for found in taken:
-            raise Conflict(f"{found} is already invoiced")
-    errors: dict[str, str] = {}
-    plans = []
+        query = select(Invoice.source, Invoice.number).where(Invoice.source.in_(sources[chunk : chunk + 500]))
+        found.update((source, number) for source, number in ctx.session.execute(query) if source)
+    return found
+
+
+#: An invoice ready to write: what to issue, its computed amounts, its issue date.
+Plan = tuple[IssueSpec, InvoiceAmounts, date]
+
+
+def plan_many(ctx: HookContext, specs: Sequence[IssueSpec]) -> tuple[list[Plan | None], dict[int, dict[str, str]]]:
+    """Compute each invoice and check what needs the books; returns the plans (None where refused) and the
+    errors of the refused ones by position."""
+    config = Config.of(ctx.crm)
+    today = local_today(ctx)
+    plans: list[Plan | None] = []
+    refused: dict[int, dict[str, str]] = {}
     credited: dict[int, Decimal] = {}
     for index, spec in enumerate(specs):
-        prefix = f"invoice {index + 1} " if len(specs) > 1 else ""
+        plans.append(None)
         if not spec.lines:
-            errors[f"{prefix}lines"] = "an invoice needs at least one line"
+            refused[index] = {"lines": "an invoice needs at least one line"}
             continue
         if spec.contact.erased_at is not None:
-            errors[f"{prefix}contact"] = "this contact was erased"
+            refused[index] = {"contact": "this contact was erased"}
             continue
         amounts = compute([LineInput(quantity=li.quantity, unit_price=li.unit_price, discount=li.discount,
                                      taxes=li.taxes, tax_inclusive=spec.tax_inclusive) for li in spec.lines],
@@ -263,14 +281,30 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
             done = credited.setdefault(original.id, sum_credit_notes(ctx, original.id))
             remaining = original.total - done
             if amounts.total > remaining:
-                errors[f"{prefix}total"] = (f"credit of {amounts.total} {spec.currency} exceeds what is left to "
-                                            f"credit on {original.number} ({round_money(remaining, spec.currency)} "
-                                            f"{spec.currency})")  # fmt: skip
+                refused[index] = {"total": f"credit of {amounts.total} {spec.currency} exceeds what is left to "
+                                           f"credit on {original.number} ({round_money(remaining, spec.currency)} "
+                                           f"{spec.currency})"}  # fmt: skip
                 continue
             credited[original.id] = done + amounts.total
-        plans.append((spec, amounts, spec.issued_on or today))
-    if errors:
-        raise ValidationError(errors)
+        plans[index] = (spec, amounts, spec.issued_on or today)
+    return plans, refused
+
+
+def write_planned(ctx: HookContext, plans: Sequence[Plan]) -> list[tuple[int, str]]:
+    """Number, store and post planned invoices; returns their ids and numbers in order.
+
+    Numbers come from one counter move per series and year (gapless: the same
+    transaction). Rows are written with one multi-row INSERT per table
+    (invoices, lines, entries, postings, audit, outbox), so a batch of
+    thousands costs a handful of statements.
+    """
+    from sqlalchemy import insert
+
+    from crmcore.models import AuditEntry
+
+    if not plans:
+        return []
+    config = Config.of(ctx.crm)
     numbers: dict[int, str] = {}
     series_ids: dict[tuple[str, int], int] = {}
     groups: dict[tuple[str, int], list[int]] = {}
@@ -351,7 +385,7 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
          "changes": {"number": row["number"], "total": str(row["total"])}}
         for row in rows
     ])  # fmt: skip
-    from crmcore_accounting_bridge.connectors import queue_push
+    from crmcore_accounting_bridge.connectors import queue_pushes
 
     for invoice_id, row in zip(ids, rows, strict=True):
         ctx.call("crm_invoice_issued", event=InvoiceIssued(
@@ -359,8 +393,8 @@ def issue_many_in(ctx: HookContext, specs: Sequence[IssueSpec]) -> list[tuple[in
             total=row["total"], currency=row["currency"], due_on=row["due_on"], source=row["source"],
             occurred_at=ctx.now,
         ))  # fmt: skip
-        queue_push(ctx, "customer", row["contact_id"])
-        queue_push(ctx, "invoice", invoice_id)
+    queue_pushes(ctx, [document for invoice_id, row in zip(ids, rows, strict=True)
+                       for document in (("customer", row["contact_id"]), ("invoice", invoice_id))])  # fmt: skip
     return [(invoice_id, row["number"]) for invoice_id, row in zip(ids, rows, strict=True)]
 
 
@@ -395,6 +429,61 @@ def _lines(ctx: HookContext, config: Config, raw_lines: Iterable[Mapping[str, An
     if errors:
         raise ValidationError(errors)
     return built
+
+
+@attrs.frozen(kw_only=True)
+class Posted:
+    """What :meth:`InvoiceService.post_many` did with one item."""
+
+    #: ``posted``, ``exists`` (its source was invoiced before) or ``rejected``.
+    action: str
+    number: str | None = None
+    invoice_id: int | None = None
+    source: str | None = None
+    #: Why a rejected item was refused, by field.
+    errors: dict[str, str] = attrs.field(factory=dict)
+
+
+_ITEM_FIELDS = frozenset(
+    {"contact", "lines", "currency", "tax_inclusive", "issued_on", "due_on", "terms_days", "notes"}
+)
+
+
+def _item_specs(
+    ctx: HookContext, invoices: Sequence[Mapping[str, Any]], *, keyed: bool
+) -> list[IssueSpec | ValidationError]:
+    """Validate batch items (contacts read with one query per 500); each becomes a spec or its errors."""
+    config = Config.of(ctx.crm)
+    known = _ITEM_FIELDS | {"source"} if keyed else _ITEM_FIELDS
+    default_currency = ctx.crm.settings.currency
+    ids = [int(i["contact"]) for i in invoices if str(i.get("contact", "")).strip().isdigit()]
+    contacts: dict[int, Contact] = {}
+    for chunk in range(0, len(ids), 500):
+        contacts.update((c.id, c) for c in ctx.session.scalars(
+            select(Contact).where(Contact.id.in_(ids[chunk:chunk + 500]))))  # fmt: skip
+    specs: list[IssueSpec | ValidationError] = []
+    for item in invoices:
+        try:
+            unknown = set(item) - known
+            if unknown:
+                raise ValidationError({"invoice": f"unknown field(s) {', '.join(sorted(unknown))}"})
+            source = clean_text(item.get("source"), "source", 60, required=True) if keyed else None
+            ref = item.get("contact") or ""
+            contact = contacts.get(int(ref)) if str(ref).strip().isdigit() else None
+            contact = contact or get_contact(ctx, ref)
+            code = currency_code(item.get("currency"), default_currency)
+            inclusive = item.get("tax_inclusive")
+            specs.append(IssueSpec(
+                contact=contact, lines=_lines(ctx, config, item.get("lines") or [], code), currency=code,
+                tax_inclusive=config.prices_include_tax if inclusive is None else bool(inclusive),
+                issued_on=parse_date(item.get("issued_on"), "issued_on"),
+                due_on=parse_date(item.get("due_on"), "due_on"), terms_days=item.get("terms_days"),
+                rep_id=ctx.actor.user_id or contact.owner_id, source=source,
+                notes=clean_text(item.get("notes"), "notes", 4000),
+            ))  # fmt: skip
+        except (ValidationError, NotFound) as exc:
+            specs.append(exc if isinstance(exc, ValidationError) else ValidationError({"contact": str(exc)}))
+    return specs
 
 
 class InvoiceService(Service):
@@ -439,41 +528,56 @@ class InvoiceService(Service):
         Each item takes the arguments of :meth:`create` (``contact``, ``lines``,
         ``currency``, ``tax_inclusive``, ``issued_on``, ``due_on``, ``terms_days``,
         ``notes``). All or nothing: errors name the item (``invoice 3 line 2 sku``).
+        For a batch where each invoice stands alone, see :meth:`post_many`.
         """
-        config = Config.of(self.crm)
-        known = {"contact", "lines", "currency", "tax_inclusive", "issued_on", "due_on", "terms_days", "notes"}
-        with self.crm.transaction(actor) as ctx:
+        with gc_paused(), self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "accounting.invoice")
-            ids = [int(i["contact"]) for i in invoices if str(i.get("contact", "")).strip().isdigit()]
-            contacts: dict[int, Contact] = {}
-            for chunk in range(0, len(ids), 500):
-                contacts.update((c.id, c) for c in ctx.session.scalars(
-                    select(Contact).where(Contact.id.in_(ids[chunk:chunk + 500]))))  # fmt: skip
-            specs, errors = [], {}
-            for index, item in enumerate(invoices, start=1):
-                try:
-                    unknown = set(item) - known
-                    if unknown:
-                        raise ValidationError({"invoice": f"unknown field(s) {', '.join(sorted(unknown))}"})
-                    ref = item.get("contact") or ""
-                    contact = contacts.get(int(ref)) if str(ref).strip().isdigit() else None
-                    contact = contact or get_contact(ctx, ref)
-                    code = currency_code(item.get("currency"), self.crm.settings.currency)
-                    inclusive = item.get("tax_inclusive")
-                    specs.append(IssueSpec(
-                        contact=contact, lines=_lines(ctx, config, item.get("lines") or [], code), currency=code,
-                        tax_inclusive=config.prices_include_tax if inclusive is None else bool(inclusive),
-                        issued_on=parse_date(item.get("issued_on"), "issued_on"),
-                        due_on=parse_date(item.get("due_on"), "due_on"), terms_days=item.get("terms_days"),
-                        rep_id=ctx.actor.user_id or contact.owner_id,
-                        notes=clean_text(item.get("notes"), "notes", 4000),
-                    ))  # fmt: skip
-                except (ValidationError, NotFound) as exc:
-                    found = exc.errors if isinstance(exc, ValidationError) else {"contact": str(exc)}
-                    errors.update({f"invoice {index} {k}": v for k, v in found.items()})
+            specs = _item_specs(ctx, invoices, keyed=False)
+            errors = {f"invoice {index} {field}": message for index, spec in enumerate(specs, start=1)
+                      if isinstance(spec, ValidationError) for field, message in spec.errors.items()}  # fmt: skip
             if errors:
                 raise ValidationError(errors)
-            return [number for _id, number in issue_many_in(ctx, specs)]
+            return [number for _id, number in issue_many_in(ctx, [s for s in specs if isinstance(s, IssueSpec)])]
+
+    def post_many(self, invoices: Sequence[Mapping[str, Any]], *, actor: Any = None) -> list[Posted]:
+        """Issue and post a batch of invoices in one transaction, each standing alone; one result per item.
+
+        Each item takes the arguments of :meth:`create_many` plus ``source``,
+        the sale it comes from (``shop-order:1042``, up to 60 characters): an
+        item whose source was invoiced before is not issued again (``exists``,
+        with that invoice's number), so posting the same batch twice, or again
+        after a crash, creates nothing new. A refused item is ``rejected`` with
+        its errors and writes nothing; the others are ``posted``, numbered
+        consecutively in item order. A hook that raises rolls the batch back.
+        """
+        results: list[Posted | None] = [None] * len(invoices)
+        with gc_paused(), self.crm.transaction(actor) as ctx:
+            permissions.require(ctx, "accounting.invoice")
+            specs = _item_specs(ctx, invoices, keyed=True)
+            sources = [s.source for s in specs if isinstance(s, IssueSpec) and s.source]
+            done = invoiced_sources(ctx, sources)
+            chosen: list[tuple[int, IssueSpec]] = []
+            batch_sources: set[str] = set()
+            for index, spec in enumerate(specs):
+                if isinstance(spec, ValidationError):
+                    results[index] = Posted(action="rejected", errors=spec.errors)
+                elif spec.source in done:
+                    results[index] = Posted(action="exists", number=done[spec.source], source=spec.source)
+                elif spec.source in batch_sources:
+                    results[index] = Posted(action="rejected", source=spec.source,
+                                            errors={"source": f"{spec.source} appears twice in the batch"})  # fmt: skip
+                else:
+                    batch_sources.add(str(spec.source))
+                    chosen.append((index, spec))
+            plans, refused = plan_many(ctx, [spec for _index, spec in chosen])
+            for position, errors in refused.items():
+                index, spec = chosen[position]
+                results[index] = Posted(action="rejected", source=spec.source, errors=errors)
+            kept = [(index, plan) for (index, _spec), plan in zip(chosen, plans, strict=True) if plan is not None]
+            written = write_planned(ctx, [plan for _index, plan in kept])
+            for (index, plan), (invoice_id, number) in zip(kept, written, strict=True):
+                results[index] = Posted(action="posted", number=number, invoice_id=invoice_id, source=plan[0].source)
+        return [result for result in results if result is not None]
 
     def from_opportunity(self, opportunity_id: int, *, actor: Any = None) -> Invoice:
         """Invoice a won opportunity (one line: its name and amount)."""

@@ -142,3 +142,19 @@ def test_file_drop_writes_includes_that_beancount_and_ledger_read(crm, books, ad
     assert run.returncode == 0 and run.stderr == "", run.stderr
     balances = {line.split()[-1]: line.split()[0] for line in run.stdout.splitlines() if "EUR" in line}
     assert balances["Assets:Bank"] == "150.00" and balances["Liabilities:CustomerCredit"] == "-31.00"
+
+
+def test_a_posted_batch_queues_each_push_once_and_posting_it_again_queues_nothing(
+    crm, books, ada, grace, products, run_due_jobs
+):
+    batch = [{"source": f"shop:{n}", "contact": contact.id, "lines": [{"sku": "PRO"}]}
+             for n, contact in enumerate([ada, ada, grace], start=1)]  # fmt: skip
+    assert [r.action for r in books.invoices.post_many(batch)] == ["posted"] * 3
+    assert [r.action for r in books.invoices.post_many(batch)] == ["exists"] * 3
+    with crm.transaction(readonly=True) as ctx:
+        keys = ctx.session.scalars(select(Job.idempotency_key).where(Job.idempotency_key.like("%:ledgerly:%"))).all()
+    assert sorted(keys) == sorted(f"accounting_bridge.push:ledgerly:{kind}:{n}"
+                                  for kind, n in [("customer", ada.id), ("customer", grace.id), ("invoice", 1),
+                                                  ("invoice", 2), ("invoice", 3)])  # fmt: skip
+    run_due_jobs()
+    assert sorted(kind for kind, _, _ in LEDGERLY.connector.received) == ["customer"] * 2 + ["invoice"] * 3

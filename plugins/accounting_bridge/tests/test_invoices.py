@@ -187,3 +187,36 @@ def test_an_erased_customer_keeps_the_books_and_gets_no_new_invoice(crm, books, 
     assert books.invoices.get(invoice.number)["total"] == D("119.00")
     with pytest.raises(ValidationError, match="erased"):
         books.invoices.create(ada.id, lines=[{"sku": "PRO"}])
+
+
+def test_post_many_posts_each_invoice_alone_and_a_rerun_creates_nothing(crm, books, ada, grace, products):
+    gone = crm.leads.capture(email="gone@example.com")
+    crm.contacts.erase(gone.id)
+    batch = [
+        {"source": "shop:1", "contact": ada.id, "lines": [{"sku": "PRO"}]},
+        {"source": "shop:2", "contact": grace.id, "lines": [{"sku": "NOPE"}]},
+        {"source": "shop:3", "contact": "grace@example.com", "lines": [{"sku": "BOOK", "quantity": 2}]},
+        {"source": "shop:3", "contact": ada.id, "lines": [{"sku": "BOOK"}]},
+        {"contact": ada.id, "lines": [{"sku": "PRO"}]},
+        {"source": "shop:4", "contact": gone.id, "lines": [{"sku": "PRO"}]},
+        {"source": "shop:5", "contact": ada.id, "lines": [{"sku": "BOOK"}]},
+    ]
+    results = books.invoices.post_many(batch)
+    assert [(r.action, r.number) for r in results] == [
+        ("posted", "INV-2026-00001"), ("rejected", None), ("posted", "INV-2026-00002"), ("rejected", None),
+        ("rejected", None), ("rejected", None), ("posted", "INV-2026-00003")]  # fmt: skip
+    assert results[1].errors["line 1 sku"] == "no product with SKU 'NOPE'"
+    assert results[3].errors == {"source": "shop:3 appears twice in the batch"}
+    assert results[4].errors == {"source": "is required"}
+    assert results[5].errors == {"contact": "this contact was erased"}
+    assert [e["narration"] for e in books.journal.entries()] == [
+        "Invoice INV-2026-00001", "Invoice INV-2026-00002", "Invoice INV-2026-00003"]  # fmt: skip
+    assert books.invoices.get("INV-2026-00002")["total"] == D("42.80")
+    assert {b["account"]: b["balance"] for b in books.journal.balances()}["Assets:Receivable"] == D("183.20")
+    again = books.invoices.post_many(batch)
+    assert [(r.action, r.number) for r in again if r.action != "rejected"] == [
+        ("exists", "INV-2026-00001"), ("exists", "INV-2026-00002"), ("exists", "INV-2026-00002"),
+        ("exists", "INV-2026-00003")]  # fmt: skip
+    assert len(books.invoices.list()) == 3 and len(books.journal.entries()) == 3
+    fixed = books.invoices.post_many([{**batch[1], "lines": [{"sku": "PRO"}]}])  # corrected, it lands alone
+    assert [(r.action, r.number, r.source) for r in fixed] == [("posted", "INV-2026-00004", "shop:2")]

@@ -8,6 +8,7 @@ and queues the first fill job, in the same transaction.
 from __future__ import annotations
 
 import builtins
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -69,10 +70,17 @@ def compile_template(ctx: HookContext, template: Template, campaign: Campaign | 
     if campaign is not None:
         for variant in ctx.session.scalars(select(Variant).where(Variant.campaign_id == campaign.id)):
             subjects[variant.label] = variant.subject
-    compiled = CompiledTemplate(
-        ctx.crm, key=f"{template.id}:{template.updated_at.timestamp()}:{campaign.id if campaign else 0}",
-        subject=template.subject, html=template.html, text=template.text, layout=template.layout, subjects=subjects,
-    )  # fmt: skip
+    # Compiling costs tens of milliseconds (once per fill chunk otherwise): keep the last few, keyed by content.
+    source = repr((template.subject, template.html, template.text, template.layout, sorted(subjects.items())))
+    key = f"{template.id}:{hashlib.sha256(source.encode()).hexdigest()[:24]}"
+    cache: dict[str, CompiledTemplate] = ctx.crm.__dict__.setdefault("_email_marketing_compiled", {})
+    compiled = cache.get(key)
+    if compiled is None:
+        compiled = CompiledTemplate(ctx.crm, key=key, subject=template.subject, html=template.html,
+                                    text=template.text, layout=template.layout, subjects=subjects)  # fmt: skip
+        if len(cache) >= 32:
+            cache.clear()
+        cache[key] = compiled
     types = custom_field_types(ctx)
     compiled.check(page_context(ctx.crm, sample_context(tuple(types), types), subject=template.subject))
     return compiled
@@ -466,7 +474,7 @@ class CampaignService:
         return campaign
 
     def pause(self, ref: Any, *, actor: Any = None) -> Campaign:
-        """Stop sending after the message in hand; ``resume`` carries on where it stopped."""
+        """Stop sending after the messages in hand (``commit_every``); ``resume`` carries on where it stopped."""
         with self.crm.transaction(actor) as ctx:
             campaign = get_campaign(ctx, ref, lock=True)
             if campaign.state != CampaignState.SENDING:

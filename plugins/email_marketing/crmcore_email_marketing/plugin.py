@@ -97,6 +97,10 @@ def crm_register_settings() -> list[SettingSpec]:
                          "has not unsubscribed or asked not to be contacted."),
         SettingSpec(plugin=plugin, name="batch_size", default=200, convert=_positive(int),
                     help="Messages per delivery batch (one outbox job, one SMTP connection)."),
+        SettingSpec(plugin=plugin, name="commit_every", default=50, convert=_positive(int),
+                    help="Delivery marks this many messages 'sending' per commit and records their outcomes with "
+                         "the next: a crashed worker leaves at most this many 'unknown' (never resent), and a "
+                         "pause takes effect after them (with a rate limit, after about a second's worth)."),
         SettingSpec(plugin=plugin, name="fill_chunk", default=1000, convert=_positive(int),
                     help="Recipients rendered and queued per fill job."),
         SettingSpec(plugin=plugin, name="rate_limit", default=0.0, convert=_positive(float),

@@ -9,14 +9,14 @@ each a delivery job; the chunk, its batches and the next chunk's job commit
 with the job's done mark, so a crash repeats a chunk harmlessly and memory
 stays flat whatever the segment's size.
 
-**Delivery** (job ``email_marketing.deliver``): one batch, one connection.
-Before a message goes out its row is marked ``sending`` and committed; once
-the server accepts it, it is marked ``sent`` (with the next row's ``sending``
-mark in the same commit). A worker that dies mid-batch leaves at most one row
-``sending``: when the batch runs again that row becomes ``unknown`` (it may
-have left) and is never resent, so nobody gets two copies. Temporary refusals
-(4xx) are retried later with backoff; permanent ones (5xx) are recorded per
-recipient, and unknown mailboxes are suppressed.
+**Delivery** (job ``email_marketing.deliver``): one batch, one connection,
+in groups of ``commit_every`` messages. Before a group goes out its rows are
+marked ``sending`` in one commit; their outcomes (``sent``, refused, deferred)
+are written with the next group's mark. A worker that dies mid-batch leaves at
+most one group ``sending``: when the batch runs again those rows become
+``unknown`` (some may have left) and are never resent, so nobody gets two
+copies. Temporary refusals (4xx) are retried later with backoff; permanent ones
+(5xx) are recorded per recipient, and unknown mailboxes are suppressed.
 
 **Rate limit**: batches are timers spaced ``batch_size / rate_limit`` seconds
 apart and each batch paces itself, so the limit holds with any number of workers.
@@ -30,9 +30,9 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, and_, func, insert, select, update
+from sqlalchemy import Select, and_, bindparam, func, insert, select, update
 
-from crmcore.mail import MailMessage, PermanentMailError, TemporaryMailError
+from crmcore.mail import BatchSender, MailMessage, OutgoingMail, PermanentMailError, TemporaryMailError
 from crmcore.models import Contact
 from crmcore.registry import JobHandler
 from crmcore_email_marketing.campaigns import (
@@ -158,13 +158,16 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
     labels = sorted(ctx.session.scalars(select(Variant.label).where(Variant.campaign_id == campaign.id)))
     testing = bool(campaign.ab_metric and labels and campaign.ab_winner is None)
     zone = crm.settings.timezone
+    campaign_id, winner = campaign.id, campaign.ab_winner
     records: list[dict[str, Any]] = []
     for contact in rows:
         suppressed = contact.suppressed
         consented = bool(contact.consented)
+        # every row has every key: one executemany of the plain table, no ORM bookkeeping per row
         record: dict[str, Any] = {
-            "campaign_id": campaign.id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
-            "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED,
+            "campaign_id": campaign_id, "contact_id": contact.id, "email": contact.email, "attempts": 0,
+            "opens": 0, "clicks": 0, "status": RecipientStatus.SKIPPED, "reason": None, "subject": None,
+            "html": None, "text": None, "variant": None, "due_at": None, "batch": None,
         }  # fmt: skip
         records.append(record)
         reason = _skip_reason(contact, suppressed, consented, opt_in)
@@ -178,8 +181,8 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
                 variant = labels[(contact.id * 2654435761 // 100) % len(labels)]
             else:
                 held = True
-        elif campaign.ab_winner:
-            variant = campaign.ab_winner
+        elif winner:
+            variant = winner
         try:
             rendered = render_for(crm, compiled, contact, fields, variant=variant, subject=not held)
         except TemplateProblem as exc:
@@ -189,7 +192,7 @@ def fill_chunk(ctx: HookContext, campaign: Campaign) -> int:
         record["status"] = RecipientStatus.HELD if held else RecipientStatus.QUEUED
     if records:
         assign_batches(ctx, campaign, [r for r in records if r["status"] == RecipientStatus.QUEUED])
-        ctx.session.execute(insert(Recipient), records)
+        ctx.session.execute(insert(Recipient.__table__), records)
     if rows:
         campaign.fill_cursor = rows[-1].id
     if len(rows) == chunk_size:
@@ -384,7 +387,7 @@ def deliver_job(call: JobCall) -> None:
             .where(Recipient.campaign_id == campaign_id, Recipient.batch == batch,
                    Recipient.status == RecipientStatus.SENDING)
             .values(status=RecipientStatus.UNKNOWN, html=None, text=None,
-                    reason="the worker stopped while handing this message over; not resent to avoid a duplicate")
+                    reason="the worker stopped while handing its group of messages over; not resent (no duplicates)")
         )  # fmt: skip
         rows = [
             dict(row._mapping)
@@ -407,7 +410,7 @@ def deliver_job(call: JobCall) -> None:
 
 
 class _Delivery:
-    """The bookkeeping of one delivery batch: one commit per message."""
+    """The bookkeeping of one delivery batch: one commit per group of ``commit_every`` messages."""
 
     def __init__(self, crm: CRM, campaign_id: int, campaign_name: str, generation: int) -> None:
         self.crm = crm
@@ -420,38 +423,54 @@ class _Delivery:
         self.sender_address = setting(crm, "from_address") or crm.settings.mail_from
         self.reply_to = setting(crm, "reply_to")
         self.domain = self.sender_address.rpartition("@")[2].strip("> ") or "localhost"
-        #: The outcome of the message in hand, written with the next message's ``sending`` mark.
-        self.outcome: tuple[str, dict[str, Any], dict[str, Any]] | None = None
+        self.rate = float(setting(crm, "rate_limit") or 0) or None
+        group = int(setting(crm, "commit_every"))
+        # Paced sending commits at least every second or so: a pause must not wait for a long group.
+        self.group_size = max(1, min(group, int(self.rate))) if self.rate else group
+        #: The outcomes of the group in hand, written with the next group's ``sending`` mark.
+        self.outcomes: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
         self.deferred: list[int] = []
-        self.stopped = False
 
     def run(self, rows: list[dict[str, Any]]) -> None:
-        rate = float(setting(self.crm, "rate_limit") or 0)
-        with self.crm.mail.batch(rate=rate or None) as sender:
-            for row in rows:
-                if not self._commit(next_row=row):
-                    self.stopped = True
-                    return
-                mime = self._mime(row)
-                for attempt in (1, 2):
+        with self.crm.mail.batch(rate=self.rate) as sender:
+            for start in range(0, len(rows), self.group_size):
+                group = rows[start : start + self.group_size]
+                if not self._commit(next_group=group):
+                    return  # paused, cancelled or resumed anew: the group stays queued
+                for index, row in enumerate(group):
                     try:
-                        sender.send(mime)
-                    except PermanentMailError as exc:
-                        self._failed(row, exc)
-                    except TemporaryMailError as exc:
-                        if exc.code is None and attempt == 1:
-                            continue  # the connection dropped before the answer: reconnect, send again
-                        if exc.code is None:
-                            self._requeue(row)  # the server is unreachable: retry the batch later
-                            raise
-                        self._defer(row, exc)
-                    else:
-                        self._sent(row, str(mime["Message-ID"]))
-                    break
+                        self._deliver(sender, row)
+                    except Exception as exc:
+                        # An unreachable server took nothing; after anything else the message in hand
+                        # may have left, so it stays ``sending`` (``unknown`` when the batch runs again).
+                        untouched = index if isinstance(exc, TemporaryMailError) else index + 1
+                        self.outcomes += [("requeue", later, {}) for later in group[untouched:]]
+                        raise
+
+    def _deliver(self, sender: BatchSender, row: dict[str, Any]) -> None:
+        try:
+            message = self._message(row)
+        except ValueError as exc:  # a header with a line break: no server would take it
+            self._failed(row, PermanentMailError(f"the message cannot be built: {exc}"))
+            return
+        for attempt in (1, 2):
+            try:
+                sender.send(message)
+            except PermanentMailError as exc:
+                self._failed(row, exc)
+            except TemporaryMailError as exc:
+                if exc.code is None and attempt == 1:
+                    continue  # the connection dropped before the answer: reconnect, send again
+                if exc.code is None:
+                    raise  # the server is unreachable: the outbox retries the batch later
+                self.outcomes.append(("deferred", row, {"reason": str(exc)[:480]}))
+            else:
+                self._sent(row, message.message_id)
+            return
 
     def finish(self, batch: int) -> None:
-        """Write the last outcome, queue the retry of deferred recipients, finish the campaign."""
-        self._commit(next_row=None)
+        """Write the last outcomes, queue the retry of deferred recipients, finish the campaign."""
+        self._commit(next_group=None)
         with self.crm.transaction(independent=True) as ctx:
             campaign = ctx.session.get(Campaign, self.campaign_id)
             if campaign is None or campaign.generation != self.generation:
@@ -463,7 +482,7 @@ class _Delivery:
                 enqueue_batch(ctx, campaign, batch, ctx.now + timedelta(minutes=min(minutes, 24 * 60)), attempts)
             maybe_finish(ctx, campaign)
 
-    def _mime(self, row: dict[str, Any]) -> Any:
+    def _message(self, row: dict[str, Any]) -> OutgoingMail:
         html, text, unsubscribe = personalize_urls(
             self.crm, row["html"], row["text"], campaign_id=self.campaign_id, campaign=self.campaign_name,
             contact_id=row["contact_id"], track_opens=self.track_opens, track_clicks=self.track_clicks,
@@ -482,30 +501,24 @@ class _Delivery:
         return self.crm.mail.build(message)
 
     def _sent(self, row: dict[str, Any], message_id: str) -> None:
-        self.outcome = ("sent", row, {"message_id": message_id})
+        self.outcomes.append(("sent", row, {"message_id": message_id}))
 
     def _failed(self, row: dict[str, Any], exc: PermanentMailError) -> None:
-        self.outcome = ("failed", row, {"reason": str(exc)[:480], "code": exc.code})
+        self.outcomes.append(("failed", row, {"reason": str(exc)[:480], "code": exc.code}))
 
-    def _defer(self, row: dict[str, Any], exc: TemporaryMailError) -> None:
-        self.outcome = ("deferred", row, {"reason": str(exc)[:480]})
+    def _commit(self, *, next_group: list[dict[str, Any]] | None) -> bool:
+        """Write the outcomes in hand and mark *next_group* ``sending``, in one commit.
 
-    def _requeue(self, row: dict[str, Any]) -> None:
-        self.outcome = ("requeue", row, {})
-
-    def _commit(self, *, next_row: dict[str, Any] | None) -> bool:
-        """Write the last outcome and mark *next_row* ``sending``, in one commit.
-
-        Returns False (leaving *next_row* queued) when the campaign is no
-        longer sending in this generation: paused, cancelled or resumed anew.
+        Returns False (leaving *next_group* queued) when the campaign is no
+        longer sending in this generation (paused, cancelled or resumed anew),
+        or when any of its rows is no longer queued (another run of the batch).
         """
-        outcome, self.outcome = self.outcome, None
-        if outcome is None and next_row is None:
+        outcomes, self.outcomes = self.outcomes, []
+        if not outcomes and not next_group:
             return True
         with self.crm.transaction(independent=True) as ctx:
-            if outcome is not None:
-                self._write(ctx, *outcome)
-            if next_row is None:
+            self._write(ctx, outcomes)
+            if not next_group:
                 return True
             still_sending = (
                 select(Campaign.id)
@@ -513,45 +526,58 @@ class _Delivery:
                        Campaign.generation == self.generation)
                 .exists()
             )  # fmt: skip
-            claimed = ctx.session.execute(
-                update(Recipient)
-                .where(Recipient.id == next_row["id"], Recipient.status == RecipientStatus.QUEUED, still_sending)
-                .values(status=RecipientStatus.SENDING, attempts=Recipient.attempts + 1)
-                .execution_options(synchronize_session=False)
-            )
-            return bool(getattr(claimed, "rowcount", 0))
+            ids = [row["id"] for row in next_group]
+            with ctx.session.begin_nested() as savepoint:
+                claimed = ctx.session.execute(
+                    update(Recipient)
+                    .where(Recipient.id.in_(ids), Recipient.status == RecipientStatus.QUEUED, still_sending)
+                    .values(status=RecipientStatus.SENDING, attempts=Recipient.attempts + 1)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(claimed, "rowcount", 0) != len(ids):
+                    savepoint.rollback()
+                    return False
+            return True
 
-    def _write(self, ctx: HookContext, kind: str, row: dict[str, Any], info: dict[str, Any]) -> None:
-        where = and_(Recipient.id == row["id"], Recipient.status == RecipientStatus.SENDING)
-        if kind == "sent":
-            ctx.session.execute(update(Recipient).where(where).values(
-                status=RecipientStatus.SENT, sent_at=ctx.now, message_id=info["message_id"], html=None, text=None,
-            ))  # fmt: skip
-            ctx.call("crm_campaign_message_sent", event=CampaignMessageSent(
-                campaign_id=self.campaign_id, campaign=self.campaign_name, recipient_id=row["id"],
-                contact_id=row["contact_id"], email=row["email"], message_id=info["message_id"],
-                variant=row["variant"], occurred_at=ctx.now,
-            ))  # fmt: skip
-        elif kind == "failed":
-            ctx.session.execute(update(Recipient).where(where).values(
-                status=RecipientStatus.FAILED, reason=info["reason"], html=None, text=None))  # fmt: skip
-            if _is_bad_mailbox(info["code"], info["reason"]):
-                from crmcore_email_marketing.suppression import suppress_in
+    def _write(self, ctx: HookContext, outcomes: list[tuple[str, dict[str, Any], dict[str, Any]]]) -> None:
+        sent = [(row, info["message_id"]) for kind, row, info in outcomes if kind == "sent"]
+        if sent:
+            table = Recipient.__table__
+            ctx.session.execute(
+                update(table)
+                .where(table.c.id == bindparam("recipient_id"), table.c.status == RecipientStatus.SENDING)
+                .values(status=RecipientStatus.SENT, sent_at=ctx.now, message_id=bindparam("sent_message_id"),
+                        html=None, text=None),
+                [{"recipient_id": row["id"], "sent_message_id": message_id} for row, message_id in sent],
+            )  # fmt: skip
+            for row, message_id in sent:
+                ctx.call("crm_campaign_message_sent", event=CampaignMessageSent(
+                    campaign_id=self.campaign_id, campaign=self.campaign_name, recipient_id=row["id"],
+                    contact_id=row["contact_id"], email=row["email"], message_id=message_id,
+                    variant=row["variant"], occurred_at=ctx.now,
+                ))  # fmt: skip
+        for kind, row, info in outcomes:
+            where = and_(Recipient.id == row["id"], Recipient.status == RecipientStatus.SENDING)
+            if kind == "failed":
+                ctx.session.execute(update(Recipient).where(where).values(
+                    status=RecipientStatus.FAILED, reason=info["reason"], html=None, text=None))  # fmt: skip
+                if _is_bad_mailbox(info["code"], info["reason"]):
+                    from crmcore_email_marketing.suppression import suppress_in
 
-                suppress_in(ctx, row["email"], "bounce", detail=info["reason"], campaign_id=self.campaign_id)
-        elif kind == "deferred":
-            attempts = row["attempts"] + 1
-            if attempts >= self.max_attempts:
+                    suppress_in(ctx, row["email"], "bounce", detail=info["reason"], campaign_id=self.campaign_id)
+            elif kind == "deferred":
+                attempts = row["attempts"] + 1
+                if attempts >= self.max_attempts:
+                    ctx.session.execute(update(Recipient).where(where).values(
+                        status=RecipientStatus.FAILED, html=None, text=None,
+                        reason=f"gave up after {attempts} temporary refusals: {info['reason']}"[:480]))  # fmt: skip
+                else:
+                    ctx.session.execute(update(Recipient).where(where).values(
+                        status=RecipientStatus.QUEUED, reason=f"deferred: {info['reason']}"[:480]))  # fmt: skip
+                    self.deferred.append(row["id"])
+            elif kind == "requeue":  # not handed over at all (the attempt is not counted)
                 ctx.session.execute(update(Recipient).where(where).values(
-                    status=RecipientStatus.FAILED, html=None, text=None,
-                    reason=f"gave up after {attempts} temporary refusals: {info['reason']}"[:480]))  # fmt: skip
-            else:
-                ctx.session.execute(update(Recipient).where(where).values(
-                    status=RecipientStatus.QUEUED, reason=f"deferred: {info['reason']}"[:480]))  # fmt: skip
-                self.deferred.append(row["id"])
-        else:  # requeue: not handed over at all (the attempt is not counted)
-            ctx.session.execute(update(Recipient).where(where).values(
-                status=RecipientStatus.QUEUED, attempts=Recipient.attempts - 1))  # fmt: skip
+                    status=RecipientStatus.QUEUED, attempts=Recipient.attempts - 1))  # fmt: skip
 
 
 def _is_bad_mailbox(code: int | None, reason: str) -> bool:

@@ -41,7 +41,7 @@ def crm_plugins() -> list[Any]:
 @pytest.fixture
 def email_settings() -> dict[str, Any]:
     """The plugin's settings for a test; override per module."""
-    return {"consent_regime": "opt_out", "batch_size": 3, "fill_chunk": 5}
+    return {"consent_regime": "opt_out", "batch_size": 3, "fill_chunk": 5, "commit_every": 2}
 
 
 @pytest.fixture

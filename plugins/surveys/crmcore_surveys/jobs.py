@@ -67,4 +67,4 @@ def invitation_message(crm: Any, survey: Survey, invitation: Invitation, contact
 
 def registrations() -> list[JobHandler | PeriodicJob]:
     """The plugin's job handlers."""
-    return [JobHandler(name=SEND_HANDLER, func=send_invitation_job, help="email a due survey invitation")]
+    return [JobHandler(name=SEND_HANDLER, func=send_invitation_job, batch=True, help="email a due survey invitation")]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import select
 
+from crmcore_ticketing.batch import Deferred
 from crmcore_ticketing.calendar import CALENDAR_HOURS, BusinessCalendar, Clock, parse_duration
 from crmcore_ticketing.events import TicketSlaEvent
 from crmcore_ticketing.models import PRIORITIES, SlaCalendar, SlaMetric, SlaPolicy, Status, Ticket
@@ -122,9 +123,25 @@ def calendar_of(ctx: HookContext, calendar_id: int | None) -> Clock:
     if found is None:
         row = ctx.session.get(SlaCalendar, calendar_id)
         assert row is not None
-        found = ctx.cache[key] = build_calendar(row)
+        found = ctx.cache[key] = shared_calendar(ctx.crm, row)
     clock: Clock = found
     return clock
+
+
+def shared_calendar(crm: Any, row: SlaCalendar) -> BusinessCalendar:
+    """The calendar of *row*, kept on the CRM so its per-day intervals stay computed across units of work.
+
+    Keyed by the row's content, so an edited calendar is a new entry: nothing to invalidate.
+    """
+    built: dict[tuple[Any, ...], BusinessCalendar] = crm.__dict__.setdefault("_ticketing_calendars", {})
+    key = (row.id, row.name, row.timezone, repr(row.hours), row.holiday_country, row.holiday_region,
+           tuple(row.closed_days or ()))  # fmt: skip
+    found = built.get(key)
+    if found is None:
+        if len(built) > 256:  # edited many times over a long life: start afresh
+            built.clear()
+        found = built[key] = build_calendar(row)
+    return found
 
 
 def build_calendar(row: SlaCalendar) -> BusinessCalendar:
@@ -236,6 +253,17 @@ class Engine:
         """Drop what was loaded (after a savepoint rolled back)."""
         self._runs.clear()
 
+    def preload(self, tickets: Iterable[Ticket]) -> None:
+        """Load the runs of many tickets with one query per 500 (a batch about to touch them)."""
+        ids = [t.id for t in tickets if t.id not in self._runs]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for ticket_id in chunk:
+                self._runs[ticket_id] = []
+            query = select(SlaMetric).where(SlaMetric.ticket_id.in_(chunk)).order_by(SlaMetric.id)
+            for run in self.ctx.session.scalars(query):
+                self._runs[run.ticket_id].append(run)
+
     def _ensure_id(self, run: SlaMetric) -> None:
         if run.id is None:
             self.ctx.session.flush()
@@ -262,7 +290,6 @@ class Engine:
         existing_runs = self._runs.setdefault(ticket.id, existing)
         existing_runs.append(run)
         self.refresh(ticket, run)
-        self._ensure_id(run)
         return run
 
     def _calendar_id(self, ticket: Ticket, policy: SlaPolicy | None) -> int | None:
@@ -409,6 +436,12 @@ class Engine:
         """Keep exactly one pending timer per run, at its next point (or none)."""
         if at == run.timer_at:
             return
+        deferred = Deferred.of(self.ctx)
+        if deferred is not None and deferred.holds(run):  # its timer is not written yet: just move it
+            run.timer_at = at
+            if at is None:
+                deferred.drop_timer(run)
+            return
         key = f"{SLA_HANDLER}:{run.id}:{run.timer_seq}"
         if at is None:
             self.ctx.cancel_jobs(key)
@@ -419,6 +452,9 @@ class Engine:
             return
         run.timer_seq += 1
         run.timer_at = at
+        if deferred is not None:
+            deferred.add_timer(run)
+            return
         self._ensure_id(run)
         self.ctx.enqueue(SLA_HANDLER, {"metric_id": run.id, "seq": run.timer_seq},
                          key=f"{SLA_HANDLER}:{run.id}:{run.timer_seq}", due_at=at)  # fmt: skip

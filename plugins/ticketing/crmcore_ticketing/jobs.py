@@ -35,7 +35,8 @@ def sla_job(call: JobCall) -> None:
 def registrations() -> list[JobHandler | PeriodicJob]:
     """The plugin's handlers and its periodic Maildir poll."""
     return [
-        JobHandler(name=SLA_HANDLER, func=sla_job, help="SLA warnings, breaches and escalations of one metric"),
+        JobHandler(name=SLA_HANDLER, func=sla_job, batch=True,
+                   help="SLA warnings, breaches and escalations of one metric"),
         JobHandler(name=POLL_HANDLER, func=poll_job, max_attempts=3, help="ingest mail from the configured Maildir"),
         PeriodicJob(name=POLL_HANDLER, handler=POLL_HANDLER, every=timedelta(minutes=1)),
     ]

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 from sqlalchemy import select
 
+from crmcore.db import gc_paused
 from crmcore.errors import ValidationError
 from crmcore.mail import Attachment as FileData
 from crmcore.mail import html_to_text
@@ -270,32 +271,96 @@ def _referenced_ids(message: Message) -> tuple[str, ...]:
 # -- ingesting ---------------------------------------------------------------------------
 
 
-def find_thread(ctx: HookContext, incoming: Incoming) -> Ticket | None:
+@attrs.define
+class Lookups:
+    """What a batch of messages looks up, read with one query per kind and kept current as the batch writes."""
+
+    #: Message-IDs already on a thread (a second copy is a duplicate).
+    seen: set[str]
+    #: Message-ID -> ticket id, for threading by ``In-Reply-To`` and ``References``.
+    threads: dict[str, int]
+    #: Tracking number -> ticket id.
+    numbers: dict[str, int]
+    #: The tickets read up front, held so the session's (weak) identity map keeps them.
+    tickets: list[Ticket] = attrs.field(factory=list)
+
+    @classmethod
+    def load(cls, ctx: HookContext, batch: Sequence[Incoming]) -> Lookups:
+        """Read the threads, tickets, SLA runs and requesters the messages of *batch* refer to."""
+        from crmcore_ticketing.tickets import engine, preload_requesters, reserve_numbers
+
+        prefix = ctx.crm.plugin_setting("ticketing", "tracking_prefix")
+        own = {m.message_id for m in batch}
+        ids = sorted(own | {i for m in batch for i in (*m.in_reply_to, *m.references[-50:])})
+        threads: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            query = select(ThreadMessage.message_id, ThreadMessage.ticket_id).where(
+                ThreadMessage.message_id.in_(ids[start : start + 500]))  # fmt: skip
+            threads.update((mid, ticket_id) for mid, ticket_id in ctx.session.execute(query) if mid)
+        wanted = sorted({n for n in (numbers.find(m.subject, prefix) for m in batch) if n})
+        found: dict[str, int] = {}
+        for start in range(0, len(wanted), 500):
+            query = select(Ticket.number, Ticket.id).where(Ticket.number.in_(wanted[start : start + 500]))
+            found.update((number, ticket_id) for number, ticket_id in ctx.session.execute(query))
+        ticket_ids = sorted({*threads.values(), *found.values()})
+        tickets: list[Ticket] = []
+        for start in range(0, len(ticket_ids), 500):  # into the session, so each message finds its ticket there
+            tickets.extend(ctx.session.scalars(select(Ticket).where(Ticket.id.in_(ticket_ids[start : start + 500]))))
+        engine(ctx).preload(tickets)
+        preload_requesters(ctx, [m.sender_email for m in batch if not m.automatic])
+        reserve_numbers(ctx, min(len(batch), 500))
+        return cls(seen=own & set(threads), threads=threads, numbers=found, tickets=tickets)
+
+    def learn(self, incoming: Incoming, result: IngestResult) -> None:
+        """Remember what ingesting *incoming* stored, for the messages after it."""
+        if result.ticket_id is None or result.action in ("duplicate", "rejected"):
+            return
+        self.seen.add(incoming.message_id)
+        self.threads[incoming.message_id] = result.ticket_id
+        if result.number:
+            self.numbers[result.number] = result.ticket_id
+
+
+def find_thread(ctx: HookContext, incoming: Incoming, lookups: Lookups | None = None) -> Ticket | None:
     """The ticket an incoming message belongs to: tracking number in the subject, else its references."""
     from crmcore.crm import CRM
 
     crm: CRM = ctx.crm
     number = numbers.find(incoming.subject, crm.plugin_setting("ticketing", "tracking_prefix"))
+    ids = [*incoming.in_reply_to, *reversed(incoming.references)][:50]
+    if lookups is not None:
+        ticket_id = lookups.numbers.get(number) if number else None
+        if ticket_id is None:
+            ticket_id = next((lookups.threads[i] for i in ids if i in lookups.threads), None)
+        return ctx.session.get(Ticket, ticket_id) if ticket_id is not None else None
     if number:
         ticket: Ticket | None = ctx.first(Ticket, Ticket.number == number)
         if ticket is not None:
             return ticket
-    ids = [*incoming.in_reply_to, *reversed(incoming.references)]
     if ids:
         row = ctx.session.execute(
-            select(ThreadMessage.ticket_id).where(ThreadMessage.message_id.in_(ids[:50])).limit(1)
+            select(ThreadMessage.ticket_id).where(ThreadMessage.message_id.in_(ids)).limit(1)
         ).first()
         if row is not None:
             return ctx.session.get(Ticket, row[0])
     return None
 
 
-def ingest_in(ctx: HookContext, incoming: Incoming, raw: bytes | None = None) -> IngestResult:
-    """Turn one parsed message into a new ticket or a message on its ticket, inside *ctx*."""
+def ingest_in(
+    ctx: HookContext, incoming: Incoming, raw: bytes | None = None, lookups: Lookups | None = None
+) -> IngestResult:
+    """Turn one parsed message into a new ticket or a message on its ticket, inside *ctx*.
+
+    A batch passes its *lookups* (what it read up front); alone, each lookup is a query.
+    """
     from crmcore_ticketing import tickets as service
 
-    seen = ctx.session.execute(select(ThreadMessage.id).where(ThreadMessage.message_id == incoming.message_id)).first()
-    if seen is not None:
+    if lookups is not None:
+        seen = incoming.message_id in lookups.seen
+    else:
+        query = select(ThreadMessage.id).where(ThreadMessage.message_id == incoming.message_id)
+        seen = ctx.session.execute(query).first() is not None
+    if seen:
         return IngestResult(action="duplicate", reason=f"{incoming.message_id} was ingested before")
     if incoming.automatic:
         ticket = None
@@ -304,14 +369,14 @@ def ingest_in(ctx: HookContext, incoming: Incoming, raw: bytes | None = None) ->
             if raw is not None:
                 embedded = _referenced_ids(email.message_from_bytes(raw, policy=email.policy.compat32))
                 refs = attrs.evolve(incoming, references=(*incoming.references, *embedded))
-            ticket = find_thread(ctx, refs)
+            ticket = find_thread(ctx, refs)  # an embedded original may name any thread: ask the database
             if ticket is not None:
                 service.add_message_in(ctx, ticket, author_type="system", public=False, channel="email",
                                        body=f"Delivery failed: {incoming.bounce_detail or incoming.subject}",
                                        message_id=incoming.message_id)  # fmt: skip
         return IngestResult(action="ignored", reason=incoming.automatic, ticket_id=ticket.id if ticket else None,
                             number=ticket.number if ticket else None)  # fmt: skip
-    ticket = find_thread(ctx, incoming)
+    ticket = find_thread(ctx, incoming, lookups)
     requester = service.resolve_requester(ctx, incoming.sender_email, incoming.sender_name)
     if ticket is not None:
         action = "appended"
@@ -326,6 +391,8 @@ def ingest_in(ctx: HookContext, incoming: Incoming, raw: bytes | None = None) ->
                     attachments=incoming.attachments, message_id=incoming.message_id, follow_up_of=ticket,
                 )  # fmt: skip
                 service.acknowledge(ctx, follow)
+                if lookups is not None:
+                    lookups.tickets.append(follow)
                 return IngestResult(action="follow_up", ticket_id=follow.id, number=follow.number,
                                     reason=f"{ticket.number} is closed")  # fmt: skip
         elif ticket.status == Status.SOLVED.value:
@@ -344,6 +411,8 @@ def ingest_in(ctx: HookContext, incoming: Incoming, raw: bytes | None = None) ->
         message_id=incoming.message_id,
     )
     service.acknowledge(ctx, created)
+    if lookups is not None:
+        lookups.tickets.append(created)
     return IngestResult(action="created", ticket_id=created.id, number=created.number)
 
 
@@ -364,22 +433,48 @@ class MailIn(Service):
             return attrs.evolve(ingest_in(ctx, incoming, bytes(raw)), source=source)
 
     def ingest_many(self, items: Iterable[tuple[str, bytes]]) -> list[IngestResult]:
-        """Ingest many messages in one transaction, each in a savepoint; bad ones are ``rejected``."""
+        """Ingest many messages (a mailbox poll) in one transaction, each in a savepoint.
+
+        Messages are parsed before the transaction begins; what the batch refers
+        to (threads, tickets, their SLA runs, requesters) is read with one query
+        per kind; history lines and SLA timers are written with one executemany
+        each at the end. A malformed or refused message is ``rejected`` with its
+        reason and rolls back alone; the others land. Running the same messages
+        again changes nothing (each is a ``duplicate``).
+        """
         from crmcore_ticketing.attachments import check_sizes
+        from crmcore_ticketing.batch import Deferred
+        from crmcore_ticketing.tickets import FREE_NUMBERS, REQUESTERS, engine
 
+        parsed: list[tuple[str, bytes, Incoming | ValidationError]] = []
+        for source, raw in items:
+            try:
+                incoming = self.parse(raw)
+                check_sizes(self.crm, incoming.attachments)
+                parsed.append((source, raw, incoming))
+            except ValidationError as exc:
+                parsed.append((source, raw, exc))
         results: list[IngestResult] = []
-        with self.crm.transaction() as ctx:
-            for source, raw in items:
+        with gc_paused(), self.crm.transaction() as ctx, Deferred.collecting(ctx) as deferred:
+            lookups = Lookups.load(ctx, [item for _s, _r, item in parsed if isinstance(item, Incoming)])
+            for source, raw, item in parsed:
+                if isinstance(item, ValidationError):
+                    results.append(IngestResult(action="rejected", reason=str(item), source=source))
+                    continue
+                mark = deferred.mark()
                 try:
-                    incoming = self.parse(raw)
-                    check_sizes(self.crm, incoming.attachments)
                     with ctx.session.begin_nested():
-                        results.append(attrs.evolve(ingest_in(ctx, incoming, raw), source=source))
+                        result = ingest_in(ctx, item, raw, lookups)
                 except ValidationError as exc:
-                    from crmcore_ticketing.tickets import engine
-
+                    deferred.rollback(mark)
                     engine(ctx).forget()  # runs loaded inside the rolled-back savepoint
+                    ctx.cache[REQUESTERS] = {}  # a lead captured there is gone
                     results.append(IngestResult(action="rejected", reason=str(exc), source=source))
+                    continue
+                lookups.learn(item, result)
+                results.append(attrs.evolve(result, source=source))
+            for key in (REQUESTERS, FREE_NUMBERS):  # the batch's memos end with it
+                ctx.cache.pop(key, None)
         return results
 
     def poll_maildir(self, path: str | os.PathLike[str] | None = None, *, limit: int = 500) -> list[IngestResult]:

@@ -23,6 +23,7 @@ from crmcore.services.base import Service, get_contact, get_user
 from crmcore.validation import clean_text, normalize_email, parse_datetime
 from crmcore_ticketing import attachments as files
 from crmcore_ticketing import numbers
+from crmcore_ticketing.batch import Deferred
 from crmcore_ticketing.engine import Engine, policy_of
 from crmcore_ticketing.events import (
     TicketAssigned,
@@ -74,18 +75,15 @@ def engine(ctx: HookContext) -> Engine:
 
 
 def record_change(ctx: HookContext, ticket: Ticket, field: str, old: Any, new: Any) -> None:
-    """Write one line of the ticket's history."""
-    ctx.session.add(
-        HistoryEntry(
-            ticket_id=ticket.id,
-            occurred_at=ctx.now,
-            actor_id=ctx.actor.user_id,
-            actor=ctx.actor.label,
-            field=field,
-            old_value=None if old is None else str(old)[:500],
-            new_value=None if new is None else str(new)[:500],
-        )
-    )
+    """Write one line of the ticket's history (in a mail batch, at the end of the batch)."""
+    line = {"ticket_id": ticket.id, "occurred_at": ctx.now, "actor_id": ctx.actor.user_id, "actor": ctx.actor.label,
+            "field": field, "old_value": None if old is None else str(old)[:500],
+            "new_value": None if new is None else str(new)[:500]}  # fmt: skip
+    deferred = Deferred.of(ctx)
+    if deferred is not None:
+        deferred.history.append(line)
+    else:
+        ctx.session.add(HistoryEntry(**line))
 
 
 def get_ticket(ctx: HookContext, ref: int | str | Ticket) -> Ticket:
@@ -177,8 +175,12 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
     if isinstance(requester, int) or str(requester).strip().isdigit():
         return get_contact(ctx, requester)
     display, address = parseaddr(str(requester))
-    _given, normalized = normalize_email(address or str(requester), "requester")
-    found: Contact | None = ctx.first(Contact, Contact.email_normalized == normalized, Contact.merged_into_id.is_(None))
+    normalized = _normalized_email(ctx, address or str(requester))
+    known: dict[str, Contact | None] | None = ctx.cache.get(REQUESTERS)
+    if known is not None and normalized in known:
+        found = known[normalized]
+    else:
+        found = ctx.first(Contact, Contact.email_normalized == normalized, Contact.merged_into_id.is_(None))
     if found is not None:
         if found.erased_at is not None:
             raise ValidationError({"requester": "this contact was erased"})
@@ -190,7 +192,41 @@ def resolve_requester(ctx: HookContext, requester: Any, name: str | None = None)
     if last:
         fields["last_name"] = last[:120]
     contact: Contact = ctx.crm.leads.capture(**fields)
+    if known is not None:
+        known[normalized] = contact
     return contact
+
+
+def _normalized_email(ctx: HookContext, address: str) -> str:
+    """*address* normalized (remembered for the unit of work: a batch sees the same senders often)."""
+    memo: dict[str, str] = ctx.cache.setdefault("ticketing:emails", {})
+    found = memo.get(address)
+    if found is None:
+        found = memo[address] = normalize_email(address, "requester")[1]
+    return found
+
+
+#: ``ctx.cache`` key of a batch's requesters by normalized email (None: known not to exist).
+REQUESTERS = "ticketing:requesters"
+
+
+def preload_requesters(ctx: HookContext, emails: Iterable[str]) -> None:
+    """Look up the requesters of a batch with one query per 500 addresses; later lookups hit the cache."""
+    known: dict[str, Contact | None] = ctx.cache.setdefault(REQUESTERS, {})
+    wanted = []
+    for email in emails:
+        try:
+            normalized = _normalized_email(ctx, email)
+        except ValidationError:
+            continue
+        if normalized not in known:
+            known[normalized] = None
+            wanted.append(normalized)
+    for start in range(0, len(wanted), 500):
+        query = select(Contact).where(Contact.email_normalized.in_(wanted[start : start + 500]),
+                                      Contact.merged_into_id.is_(None))  # fmt: skip
+        for contact in ctx.session.scalars(query):
+            known[contact.email_normalized or ""] = contact
 
 
 # -- opening and messages --------------------------------------------------------------
@@ -275,6 +311,7 @@ def open_in(
     sla.adopt(ticket)
     sla.start(ticket, "first_reply", ticket.created_at)
     sla.start(ticket, "resolution", ticket.created_at)
+    sla.update_next_due(ticket)  # now, so it is written with the first message (one flush, not two)
     ctx.call(
         "crm_ticket_created",
         event=TicketCreated(
@@ -304,11 +341,25 @@ def _body(value: Any) -> str:
     return value.replace("\x00", "").strip()
 
 
+#: ``ctx.cache`` key of tracking numbers a batch checked to be free.
+FREE_NUMBERS = "ticketing:free_numbers"
+
+
+def reserve_numbers(ctx: HookContext, count: int) -> None:
+    """Draw *count* tracking numbers and check them free with one query (for a batch of new tickets)."""
+    drawn = {numbers.generate(setting(ctx, "tracking_prefix")) for _ in range(count)}
+    taken = set(ctx.session.scalars(select(Ticket.number).where(Ticket.number.in_(sorted(drawn)))))
+    ctx.cache.setdefault(FREE_NUMBERS, []).extend(sorted(drawn - taken))
+
+
 def _new_number(ctx: HookContext) -> str:
+    free: list[str] | None = ctx.cache.get(FREE_NUMBERS)
+    if free:
+        return free.pop()
     prefix = setting(ctx, "tracking_prefix")
     for _ in range(10):
         number = numbers.generate(prefix)
-        if ctx.first(Ticket, Ticket.number == number) is None:
+        if ctx.scalar(select(Ticket.id).where(Ticket.number == number)) is None:
             return number
     raise Conflict("could not find a free tracking number; widen the prefix")  # pragma: no cover
 
@@ -375,6 +426,8 @@ def add_message_in(
         channel=channel, body=body, message_id=message_id, created_at=ctx.now,
     )  # fmt: skip
     ctx.session.add(message)
+    if ticket.updated_at != ctx.now:  # set before the flush, so the ticket's update rides with the message's insert
+        ticket.updated_at = ctx.now
     ctx.session.flush()
     for item in attachments:
         relative, digest = files.store(ctx.crm, item.data)
@@ -384,7 +437,6 @@ def add_message_in(
     if not opening:
         kind = "note" if not public else "reply" if author_type == "agent" else "message"
         record_change(ctx, ticket, kind, None, f"#{message.id} by {author_type} via {channel}")
-    ticket.updated_at = ctx.now
     sla = engine(ctx)
     if author_type == "customer" and public:
         if ticket.status == Status.SOLVED.value or ticket.status == Status.PENDING.value:

@@ -210,3 +210,50 @@ def test_a_bad_message_in_a_batch_is_rejected_alone(support, eml):
     ])  # fmt: skip
     assert [r.action for r in results] == ["created", "rejected", "created"]
     assert len(support.tickets.list()) == 2
+
+
+def test_a_mailbox_batch_threads_within_itself_rejects_the_bad_message_alone_and_reruns_to_nothing(
+    support, crm, eml, standard_policy, clock
+):
+    from crmcore_ticketing.models import HistoryEntry, SlaMetric
+
+    from crmcore.models import Job
+
+    too_long = (b"From: Bob <bob@example.com>\r\nTo: support@example.com\r\nSubject: Log file\r\n"
+                b"Message-ID: <too-long@example.com>\r\n\r\n" + b"x" * 100_001)  # fmt: skip
+    batch = [
+        ("a.eml", eml("thunderbird_multipart_alternative.eml")),
+        ("b.eml", too_long),  # parses, then refused inside its savepoint (the body is over the limit)
+        ("c.eml", eml("malformed_no_sender.eml")),  # refused while parsing
+        ("d.eml", eml("applemail_reply_in_reply_to.eml")),  # a reply to a.eml, in the same batch
+        ("e.eml", eml("latin1_base64_attachment.eml")),
+    ]
+
+    def counts() -> tuple[int, int, int, int]:
+        with crm.transaction(readonly=True) as ctx:
+            return (ctx.session.query(Ticket).count(), ctx.session.query(HistoryEntry).count(),
+                    ctx.session.query(SlaMetric).count(), ctx.session.query(Job).count())  # fmt: skip
+
+    results = support.mail.ingest_many(batch)
+    assert [(r.source, r.action) for r in results] == [
+        ("a.eml", "created"), ("b.eml", "rejected"), ("c.eml", "rejected"), ("d.eml", "appended"),
+        ("e.eml", "created")]  # fmt: skip
+    assert "body: is longer than 100,000 characters" in results[1].reason
+    assert "no sender address in From" in results[2].reason
+    assert results[3].number == results[0].number
+    thread = support.tickets.messages(results[0].number)
+    assert thread[-1].body == "Nachtrag: Der Fehler kommt auch nach dem Neustart wieder.\n\nJürgen"
+    fields = [h.field for h in support.tickets.history(results[0].number)]
+    assert fields == ["created", "message"]
+    # two tickets, each with a first-reply and a resolution run and one pending timer per run
+    tickets, history, runs, jobs = counts()
+    assert (tickets, history, runs) == (2, 3, 4)
+    with crm.transaction(readonly=True) as ctx:
+        timers = ctx.session.query(Job).filter(Job.handler == "ticketing.sla").all()
+        by_run = {r.id: r for r in ctx.session.query(SlaMetric)}
+        assert sorted(j.payload["metric_id"] for j in timers) == sorted(by_run)
+        assert all(j.due_at == by_run[j.payload["metric_id"]].timer_at for j in timers)
+        assert ctx.session.query(Contact).filter(Contact.email == "bob@example.com").count() == 0
+    again = support.mail.ingest_many(batch)
+    assert [r.action for r in again] == ["duplicate", "rejected", "rejected", "duplicate", "duplicate"]
+    assert counts() == (tickets, history, runs, jobs)
