@@ -55,6 +55,8 @@ class HookContext:
     #: Per-unit-of-work memo for lookups that many rows of a batch share (rep
     #: loads, custom field declarations, products, touchpoints of new contacts).
     cache: dict[str, Any] = attrs.field(factory=dict)
+    #: False when working in a host application's session, which may outlive a rollback.
+    own_session: bool = True
     _after_commit: list[Callable[[], None]] = attrs.field(factory=list)
 
     def call(self, hook_name: str, **kwargs: Any) -> Any:
@@ -95,11 +97,16 @@ class HookContext:
         callables without arguments) are applied in Python, and the object
         comes back persistent with its key, so later changes to it are
         flushed as usual. For a row of one table (a captured contact, a
-        touchpoint); one with related objects set goes through the ORM.
+        touchpoint) in the unit of work's own transaction; inside a savepoint
+        or a host's session, or with related objects set, the ORM does it.
         """
         session = self.session
         mapper = sa_inspect(obj).mapper
-        if any(relation.key in obj.__dict__ for relation in mapper.relationships):  # related objects: the ORM's job
+        if (
+            session.in_nested_transaction()  # a savepoint rolled back must forget the object, as the ORM does
+            or not self.own_session  # so must a host's session that goes on after a rollback
+            or any(relation.key in obj.__dict__ for relation in mapper.relationships)  # related objects
+        ):
             session.add(obj)
             session.flush()
             return

@@ -162,7 +162,7 @@ class CRM:
             return
         own = session is None
         session = session or self.session_factory()
-        ctx = HookContext(crm=self, session=session, actor=SYSTEM, now=self.clock.now())
+        ctx = HookContext(crm=self, session=session, actor=SYSTEM, now=self.clock.now(), own_session=own)
         token = self._current.set(ctx)
         try:
             with _database_errors(self):

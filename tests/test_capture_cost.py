@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, insert, select
 
-from crmcore import CRM
+from crmcore import CRM, hookimpl
 from crmcore.errors import ValidationError
 from crmcore.forms import SubmissionMeta
 from crmcore.models import AuditEntry, Contact, CustomField, LifecycleChange, Touchpoint
@@ -120,3 +120,21 @@ def test_without_the_cache_every_capture_reads_the_metadata(crm_factory):
     with statements(crm) as seen:
         crm.leads.capture(email="ada@example.com")
     assert kinds(seen) == ["SELECT", "SELECT", "SELECT", "INSERT", "INSERT", "INSERT"], seen  # + fields, reps
+
+
+class VetoAfterInsert:
+    """Refuses a lead in ``crm_lead_captured``, after its rows were written."""
+
+    @hookimpl
+    def crm_lead_captured(self, event: Any, ctx: Any) -> None:
+        if ctx.session.get(Contact, event.contact_id).first_name == "Veto":
+            raise ValidationError({"first_name": "not this one"})
+
+
+def test_a_batch_record_vetoed_after_its_insert_leaves_nothing(crm_factory):
+    crm = crm_factory(plugins=[VetoAfterInsert()])
+    result = crm.leads.capture_many([{"email": "a@example.com"}, {"email": "b@example.com", "first_name": "Veto"},
+                                     {"email": "c@example.com"}, {"email": "d@example.com"}])  # fmt: skip
+    assert len(result.created) == 3 and [e.index for e in result.errors] == [1]
+    emails = sorted(c.email for c in crm.contacts.list())
+    assert emails == ["a@example.com", "c@example.com", "d@example.com"]
