@@ -100,10 +100,11 @@ def record(session: Session, before: Snapshot, *rows: Invitation | SurveyRespons
     for key in sorted(deltas, key=repr):
         change = {name: amount for name, amount in deltas[key].items() if amount}
         if change:
-            _add(session, *key, change)
+            _add(session, key, change)
 
 
-def _add(session: Session, survey_id: int, day: date, dimension: str, value: Any, change: dict[str, int]) -> None:
+def _add(session: Session, key: tuple[Any, ...], change: dict[str, int]) -> None:
+    survey_id, day, dimension, value = key
     where = [DailyResults.survey_id == survey_id, DailyResults.dimension == dimension, DailyResults.day == day]
     if dimension != "all":
         column = getattr(DailyResults, COLUMNS[dimension])
@@ -150,7 +151,6 @@ def rebuild(connection: Connection, zone: str, now: datetime) -> int:
     connection.execute(delete(DailyResults))
     connection.execute(delete(RollupState))
     connection.execute(insert(RollupState).values(zone=zone, rebuilt_at=now))
-    written = 0
     targets = ["survey_id", "day", "dimension", "agent_id", "product", "channel", "language", *MEASURES]
     for dimension in ("all", *DIMENSIONS):
         kept = [rows.c[COLUMNS[dimension]]] if dimension != "all" else []
@@ -159,5 +159,5 @@ def rebuild(connection: Connection, zone: str, now: datetime) -> int:
             *(rows.c[COLUMNS[d]] if d == dimension else null() for d in DIMENSIONS),
             *(func.sum(rows.c[m]) for m in MEASURES),
         ).group_by(rows.c.survey_id, rows.c.day, *kept)  # fmt: skip
-        written += connection.execute(insert(DailyResults).from_select(targets, statement)).rowcount or 0
-    return written
+        connection.execute(insert(DailyResults).from_select(targets, statement))
+    return int(connection.scalar(select(func.count()).select_from(DailyResults)) or 0)

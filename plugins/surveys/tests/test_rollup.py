@@ -36,9 +36,11 @@ def traffic(crm, service, clock, run_due_jobs, rng, count, agents):
         crm.consent.grant(contact.id, "surveys", "email", source="test")
         key = rng.choice(list(SCALES))
         with crm.transaction() as ctx:
-            invitation, _ = invite_in(ctx, get_survey(ctx, key), ctx.session.get(type(contact), contact.id),
-                                      source="test", agent_id=rng.choice([*agents, None]),
-                                      product=rng.choice(["A", "B", None]), channel=rng.choice(["email", "chat"]))  # fmt: skip
+            invitation, _ = invite_in(
+                ctx, get_survey(ctx, key), ctx.session.get(type(contact), contact.id), source="test",
+                agent_id=rng.choice([*agents, None]), product=rng.choice(["A", "B", None]),
+                channel=rng.choice(["email", "chat"]),
+            )  # fmt: skip
             invitation_id = invitation.id
         clock.advance(hours=rng.randint(1, 9))
         run_due_jobs()
@@ -72,7 +74,7 @@ def rollup_rows(crm):
                 DailyResults.product, DailyResults.channel, DailyResults.language)  # fmt: skip
         sums = [func.sum(getattr(DailyResults, m)) for m in rollup.MEASURES]
         rows = connection.execute(select(*keys, *sums).group_by(*keys)).all()
-    return sorted((tuple(r) for r in rows if any(r[len(keys):])), key=repr)
+    return sorted((tuple(r) for r in rows if any(r[len(keys) :])), key=repr)
 
 
 def test_rollup_results_equal_the_raw_computation(crm, service, nps, clock, run_due_jobs, monkeypatch, cli):
