@@ -1,0 +1,54 @@
+"""Covering indexes for the reports that read every touchpoint (ads, affiliates, channels, ROI).
+
+Revision ID: core_0008
+Revises: core_0007
+Create Date: 2026-11-29 06:20:00
+
+A report that scans a million touchpoints through an index that lacks a
+column it reads looks up the table row for each one; an index holding every
+column it reads is scanned alone (and is far narrower than the table).
+
+- ``touchpoint (kind, occurred_at, contact_id, quantity, ad, affiliate)``
+  replaces ``(kind, occurred_at)``: ad clicks, affiliate clicks and conversions
+  of a range (marketing.ads, marketing.affiliates).
+- ``touchpoint (contact_id, occurred_at, kind)`` replaces ``(contact_id,
+  occurred_at)``: "the contact's first (last) creditable touch before a sale"
+  checks the kind without reading the row (marketing.roi).
+- ``touchpoint (occurred_at, source, utm_source, kind, contact_id, quantity,
+  currency, value)``: marketing.channels over all time or a range.
+- ``purchase (contact_id, purchased_at, currency, total)`` replaces
+  ``(contact_id, purchased_at)``: each contact's sales in order (marketing.roi).
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "core_0008"
+down_revision = "core_0007"
+branch_labels = None
+depends_on = None
+
+#: name, table, columns before, columns after
+CHANGED = (
+    ("ix_touchpoint_kind_time", "touchpoint", ["kind", "occurred_at"],
+     ["kind", "occurred_at", "contact_id", "quantity", "ad", "affiliate"]),
+    ("ix_touchpoint_contact_time", "touchpoint", ["contact_id", "occurred_at"], ["contact_id", "occurred_at", "kind"]),
+    ("ix_purchase_contact_time", "purchase", ["contact_id", "purchased_at"],
+     ["contact_id", "purchased_at", "currency", "total"]),
+)  # fmt: skip
+CHANNELS = ["occurred_at", "source", "utm_source", "kind", "contact_id", "quantity", "currency", "value"]
+
+
+def upgrade() -> None:
+    for name, table, _before, after in CHANGED:
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, after)
+    op.create_index("ix_touchpoint_time_channel", "touchpoint", CHANNELS)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_touchpoint_time_channel", table_name="touchpoint")
+    for name, table, before, _after in CHANGED:
+        op.drop_index(name, table_name=table)
+        op.create_index(name, table, before)
