@@ -18,6 +18,15 @@ column it reads is scanned alone (and is far narrower than the table).
   currency, value)``: marketing.channels over all time or a range.
 - ``purchase (contact_id, purchased_at, currency, total)`` replaces
   ``(contact_id, purchased_at)``: each contact's sales in order (marketing.roi).
+- ``purchase (purchased_at, currency, rep_id, contact_id, total)`` replaces
+  ``(purchased_at)``: the sales of a range (sales.reps, marketing.demographics,
+  marketing.products).
+- ``contact (created_at, owner_id, merged_into_id)`` replaces ``(created_at)``:
+  leads handled per rep in a range (sales.reps).
+- ``lifecycle_change (to_stage, occurred_at, contact_id, from_stage)`` replaces
+  ``(to_stage, occurred_at)``: the leads captured in a range (sales.conversion);
+  ``(to_stage, contact_id, occurred_at)`` gains ``from_stage`` for all time, read
+  in contact order (the contact and its later moves are then near each other).
 """
 
 from __future__ import annotations
@@ -36,6 +45,12 @@ CHANGED = (
     ("ix_touchpoint_contact_time", "touchpoint", ["contact_id", "occurred_at"], ["contact_id", "occurred_at", "kind"]),
     ("ix_purchase_contact_time", "purchase", ["contact_id", "purchased_at"],
      ["contact_id", "purchased_at", "currency", "total"]),
+    ("ix_purchase_time", "purchase", ["purchased_at"], ["purchased_at", "currency", "rep_id", "contact_id", "total"]),
+    ("ix_contact_created_at", "contact", ["created_at"], ["created_at", "owner_id", "merged_into_id"]),
+    ("ix_lifecycle_change_to_stage", "lifecycle_change", ["to_stage", "occurred_at"],
+     ["to_stage", "occurred_at", "contact_id", "from_stage"]),
+    ("ix_lifecycle_change_stage_contact", "lifecycle_change", ["to_stage", "contact_id", "occurred_at"],
+     ["to_stage", "contact_id", "occurred_at", "from_stage"]),
 )  # fmt: skip
 CHANNELS = ["occurred_at", "source", "utm_source", "kind", "contact_id", "quantity", "currency", "value"]
 
