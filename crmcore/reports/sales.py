@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, func, literal, literal_column, null, select
+from sqlalchemy import Select, and_, case, func, literal, literal_column, null, select
 from sqlalchemy.orm import aliased
 
 from crmcore.errors import ValidationError
@@ -46,7 +46,7 @@ def build_conversion(query: ReportQuery) -> Any:
 
     def reached(*stages: str) -> Any:
         # EXISTS (SELECT 1 …), not SELECT *: SQLite then answers it from the index alone
-        found = select(literal_column("1")).where(later.contact_id == LifecycleChange.contact_id,
+        found: Select[Any] = select(literal_column("1")).where(later.contact_id == LifecycleChange.contact_id,
                                                   later.to_stage.in_(stages))  # fmt: skip
         return case((found.exists(), 1), else_=0)
 
