@@ -116,8 +116,7 @@ class Purchase(Base):
 
     __tablename__ = "purchase"
     __table_args__ = (
-        # each contact's sales in order, with what ROI reads of them
-        Index("ix_purchase_contact_time", "contact_id", "purchased_at", "currency", "total"),
+        Index("ix_purchase_contact_time", "contact_id", "purchased_at"),
         # the sales of a range, with what the reports read of them
         Index("ix_purchase_time", "purchased_at", "currency", "rep_id", "contact_id", "total"),
         Index("ix_purchase_rep_time", "rep_id", "purchased_at"),

@@ -38,8 +38,7 @@ class Touchpoint(Base):
 
     __tablename__ = "touchpoint"
     __table_args__ = (
-        # The timeline; reports: "the contact's first (last) creditable touch before a sale" (kind covered).
-        Index("ix_touchpoint_contact_time", "contact_id", "occurred_at", "kind"),
+        Index("ix_touchpoint_contact_time", "contact_id", "occurred_at"),
         # Reports: "the contact's last ad click (or first creditable touch) before a conversion".
         Index("ix_touchpoint_contact_kind_time", "contact_id", "kind", "occurred_at"),
         # Reports: the clicks and conversions of a range, read from the index alone (ads, affiliates).
