@@ -93,17 +93,27 @@ def session_user(crm: CRM, session: Session) -> User | None:
 
 
 def session_grants(crm: CRM, session: Session) -> tuple[User, Grants] | None:
-    """The session's user and their grants (one read), or None when the session no longer counts."""
+    """The session's user and their grants, or None when the session no longer counts.
+
+    The user and their role are read in one query; inside a page's unit of work
+    (a GET) this joins it, so the check costs no transaction of its own.
+    """
+    from sqlalchemy import select
+
     from crmcore import permissions
-    from crmcore.models import User
+    from crmcore.models import Role, User
 
     with crm.transaction(readonly=True) as ctx:
-        user = ctx.session.get(User, session.user_id)
-        if user is None or not user.active or (user.session_epoch or 0) != session.epoch:
+        row = ctx.session.execute(
+            select(User, Role).outerjoin(Role, Role.name == User.role).where(User.id == session.user_id)
+        ).first()
+        if row is None:
             return None
-        ctx.actor = crm.resolve_actor(user, ctx.session)
-        ctx.cache.pop("grants", None)
-        grants = permissions.grants(ctx)
+        user, role = row
+        if not user.active or (user.session_epoch or 0) != session.epoch:
+            return None
+        permissions.definition_of(ctx, user.role, role)
+        grants = permissions.grants_of(ctx, user)
         if not grants.allows("console.access"):
             return None
     return user, grants
