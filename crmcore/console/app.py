@@ -40,6 +40,7 @@ CORE_MENU = (
     MenuEntry(label="My day", path="", permission="console.access", order=10),
     MenuEntry(label="Search", path="search", permission="contacts.view", order=20),
     MenuEntry(label="Pipeline", path="pipeline", permission="opportunities.view", order=30),
+    MenuEntry(label="Campaigns", path="campaigns", permission="reports.view", order=50),
     MenuEntry(label="Reports", path="reports", permission="reports.view", order=90),
 )
 

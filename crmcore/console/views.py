@@ -409,6 +409,43 @@ def reports(request: Request, form: FormData | None) -> Response:
     return page(request, "console/reports.html", {"sections": sections, "start": start or "", "end": end or ""})
 
 
+# -- campaigns -------------------------------------------------------------------------
+
+
+def _funnel(rows: list[dict[str, Any]], value: str) -> list[dict[str, Any]]:
+    """Funnel steps: each row with its bar's width in percent (the widest 60%)."""
+    widest = max((row[value] or 0 for row in rows), default=0)
+    return [{**row, "width": round(60 * (row[value] or 0) / widest) if widest else 0} for row in rows]
+
+
+@staff("reports.view")
+def campaigns(request: Request, form: FormData | None) -> Response:
+    """The funnel (leads to customers, the pipeline by stage), campaigns' cost, revenue and ROI, plugins' panels.
+
+    The figures are the reports' (``sales.conversion``, ``sales.pipeline``,
+    ``marketing.roi``) over the chosen range; plugins add panels through
+    ``crm_console_campaigns`` (email_marketing: its campaigns with budgets).
+    """
+    crm = crm_of(request)
+    start = request.query_params.get("from") or None
+    end = request.query_params.get("to") or None
+    conversion = crm.reports.run("sales.conversion", start=start, end=end)
+    totals = {name: sum(row[name] or 0 for row in conversion.rows) for name in ("leads", "qualified", "customers")}
+    lifecycle = _funnel([{"label": "Leads", "count": totals["leads"]},
+                         {"label": "Qualified", "count": totals["qualified"]},
+                         {"label": "Customers", "count": totals["customers"]}], "count")  # fmt: skip
+    pipeline = crm.reports.run("sales.pipeline", start=start, end=end)
+    roi = crm.reports.run("marketing.roi", start=start, end=end)
+    with crm.transaction(readonly=True) as ctx:
+        panel_context(request, ctx)
+        ctx.cache["console_range"] = (conversion.parameters["from"], conversion.parameters["to"])
+        panels = _panels(crm.plugins.call("crm_console_campaigns", ctx=ctx))
+    return page(request, "console/campaigns.html", {
+        "lifecycle": lifecycle, "stages": _funnel(pipeline.rows, "amount"), "roi": roi.rows, "panels": panels,
+        "currency": roi.parameters.get("currency") or crm.settings.currency, "start": start or "", "end": end or "",
+    })  # fmt: skip
+
+
 def routes() -> list[BaseRoute]:
     """The core's console routes (paths relative to the console's mount point)."""
     return [
@@ -427,6 +464,7 @@ def routes() -> list[BaseRoute]:
         Route("/activities/{activity_id:int}/done", activity_done, methods=["POST"]),
         Route("/pipeline", pipeline, name="console.pipeline"),
         Route("/opportunities/{opportunity_id:int}/move", move_opportunity, methods=["POST"]),
+        Route("/campaigns", campaigns, name="console.campaigns"),
         Route("/reports", reports, name="console.reports"),
     ]
 

@@ -98,6 +98,23 @@ def crm_console_my_day(user: User, ctx: HookContext) -> list[Panel]:
 
 
 @hookspec
+def crm_console_campaigns(ctx: HookContext) -> list[Panel]:
+    """Add panels to the console's campaigns page (email campaigns with budget, cost and ROI, ...).
+
+    Collector: every plugin answers; panels are shown in ``order`` below the
+    core's funnel and ROI table. Runs inside the page's read-only unit of work,
+    acting for the signed-in user (who holds ``reports.view``); render with
+    ``crmcore.console.render_panel``. ``ctx.cache["console_range"]`` holds the
+    page's ``(start, end)`` local dates (``None`` when open). Must not write.
+
+    :param ctx: The unit of work, acting for the signed-in user.
+    :returns: A list of :class:`~crmcore.console.menu.Panel`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
 def crm_console_search(text: str, ctx: HookContext) -> list[SearchHit]:
     """Answer the console's search box with a plugin's records (tickets, invoices, ...).
 

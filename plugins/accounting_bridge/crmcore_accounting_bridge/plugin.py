@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     import click
     from sqlalchemy import Select
 
+    from crmcore.console import Panel
     from crmcore.context import HookContext
     from crmcore.demo.simulation import DemoDay
     from crmcore.events import OpportunityClosed, PurchaseRecorded
@@ -60,6 +61,14 @@ def crm_register_permissions() -> list[PermissionSpec]:
         PermissionSpec(name="accounting.books", description="Record payments, post and reverse entries, export "
                        "the books", roles=()),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
+    """The contact's latest invoices on their console page (``accounting.view``)."""
+    from crmcore_accounting_bridge.console import contact_panels
+
+    return contact_panels(contact, ctx)
 
 
 @hookimpl
