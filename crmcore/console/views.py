@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -186,7 +186,7 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
         with crm.transaction(readonly=True) as ctx:
             query = select(Contact).where(Contact.phone_normalized.like(f"%{digits}"), Contact.merged_into_id.is_(None))
             reach = permissions.owner_condition(ctx, Contact.owner_id)
-            contacts.extend(ctx.session.scalars(query.where(reach) if reach is not None else query).all()[:20])
+            contacts.extend(ctx.session.scalars((query.where(reach) if reach is not None else query).limit(20)))
     seen: set[int] = set()
     for contact in contacts:
         if contact.id in seen:
@@ -203,12 +203,13 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
             .order_by(Organization.name).limit(20)
         ).all()
         org_contacts: dict[int, int] = {}
-        for organization in organizations:
-            first_id = select(Contact.id).where(Contact.organization_id == organization.id).order_by(Contact.id)
+        if organizations:  # each organization links to its first contact the user reaches (one query)
+            first = (select(Contact.organization_id, func.min(Contact.id))
+                     .where(Contact.organization_id.in_([o.id for o in organizations]))
+                     .group_by(Contact.organization_id))  # fmt: skip
             reach = permissions.owner_condition(ctx, Contact.owner_id)
-            first = ctx.session.scalar((first_id.where(reach) if reach is not None else first_id).limit(1))
-            if first is not None:
-                org_contacts[organization.id] = first
+            rows = ctx.session.execute(first.where(reach) if reach is not None else first).tuples()
+            org_contacts = {org_id: contact_id for org_id, contact_id in rows if org_id is not None}
     for organization in organizations:
         if organization.id in org_contacts:
             groups.setdefault("Organizations", []).append(SearchHit(
