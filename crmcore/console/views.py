@@ -208,7 +208,7 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
                      .where(Contact.organization_id.in_([o.id for o in organizations]))
                      .group_by(Contact.organization_id))  # fmt: skip
             reach = permissions.owner_condition(ctx, Contact.owner_id)
-            rows = ctx.session.execute(first.where(reach) if reach is not None else first).tuples()
+            rows = ctx.session.execute(first.where(reach) if reach is not None else first)
             org_contacts = {org_id: contact_id for org_id, contact_id in rows if org_id is not None}
     for organization in organizations:
         if organization.id in org_contacts:
@@ -268,7 +268,7 @@ def contact_page(request: Request, form: FormData | None) -> Response:
         stage_ids = {o.stage_id for o in opportunities}
         stage_names = dict(ctx.session.execute(
             select(PipelineStage.id, PipelineStage.name).where(PipelineStage.id.in_(stage_ids))
-        ).tuples().all()) if stage_ids else {}  # fmt: skip
+        ).all()) if stage_ids else {}  # fmt: skip
         panel_context(request, ctx)
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
     return page(request, "console/contact.html", {

@@ -154,13 +154,16 @@ def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | 
 def crm_contact_timeline(
     contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
 ) -> list[dict[str, Any]]:
-    """Invoices, credit notes and payments on the contact's timeline."""
+    """Invoices, credit notes and payments on the contact's timeline (for users holding ``accounting.view``)."""
     from sqlalchemy import select
 
+    from crmcore import permissions
     from crmcore.services.timeline import older
     from crmcore_accounting_bridge.calc import round_money
     from crmcore_accounting_bridge.models import Invoice, Payment
 
+    if not permissions.has(ctx, "accounting.view"):
+        return []
     invoices = select(Invoice).where(Invoice.contact_id == contact.id)
     payments = select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id).where(
         Payment.contact_id == contact.id)  # fmt: skip
