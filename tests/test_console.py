@@ -388,7 +388,7 @@ def test_the_timeline_pages_through_items_sharing_a_timestamp(crm, site, clock):
         html = client.get(f"/console/contacts/{lead}").text
         pages = 1
         while True:
-            seen += re.findall(r'<li><time datetime="[^"]+">[^<]*</time> <span class="badge">[^<]*</span> ([^<]*)</li>', html)
+            seen += re.findall(r'</time> <span class="badge">[^<]*</span> ([^<]*)</li>', html)
             older = re.search(r'<li class="more"><a href="([^"]+)"', html)
             if older is None:
                 break
@@ -412,8 +412,8 @@ def test_the_campaigns_page_shows_the_funnel_and_roi_without_email_marketing(crm
         page = client.get("/console/campaigns")
         assert page.status_code == 200 and 'href="/console/campaigns"' in page.text
         funnel = re.search(r'id="lifecycle-funnel">(.*?)</section>', page.text, re.S).group(1)
-        steps = re.findall(r'<span class="label">(\w+)</span><span class="bar" style="width: (\d+)%"></span><b>(\d+)</b>',
-                           funnel)  # fmt: skip
+        step = r'<span class="label">(\w+)</span><span class="bar" style="width: (\d+)%"></span><b>(\d+)</b>'
+        steps = re.findall(step, funnel)
         assert steps == [("Leads", "60", "2"), ("Qualified", "30", "1"), ("Customers", "0", "0")]
         pipeline = re.search(r'id="pipeline-funnel">(.*?)</section>', page.text, re.S).group(1)
         assert "Qualification" in pipeline and "$1,349.50" in pipeline  # both open deals in the first stage
