@@ -414,9 +414,9 @@ def reports(request: Request, form: FormData | None) -> Response:
 
 
 def _funnel(rows: list[dict[str, Any]], value: str) -> list[dict[str, Any]]:
-    """Funnel steps: each row with its bar's width in percent (the widest 60%)."""
+    """Funnel steps: each row with its bar's width in percent of the widest."""
     widest = max((row[value] or 0 for row in rows), default=0)
-    return [{**row, "width": round(60 * (row[value] or 0) / widest) if widest else 0} for row in rows]
+    return [{**row, "width": round(100 * (row[value] or 0) / widest) if widest else 0} for row in rows]
 
 
 @staff("reports.view")
