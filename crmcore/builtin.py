@@ -7,11 +7,12 @@ migrations and templates.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, cast, func, literal_column, null, or_, select, union_all
+from sqlalchemy import String, bindparam, cast, func, literal_column, null, or_, select, union_all
 
 from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
@@ -306,7 +307,7 @@ def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | Non
 
 
 def _timeline_part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, ...], amount: Any,
-                   contact: Contact, cursor: TimelineCursor | None, limit: int) -> Any:
+                   cursor: TimelineCursor | None, limit: int) -> Any:
     """One kind of row of the core's timeline: a page of it, in the union's common columns."""
     nothing = cast(null(), String(255))
     columns = [
@@ -314,25 +315,24 @@ def _timeline_part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, .
         kind.label("kind"), *((text if text is not None else nothing).label(f"t{n}") for n, text in enumerate(texts)),
         (amount if amount is not None else cast(null(), Purchase.total.type)).label("amount"),
     ]  # fmt: skip
-    query = select(*columns).where(model.contact_id == contact.id)
+    query = select(*columns).where(model.contact_id == bindparam("contact_id"))
     condition = older(cursor, key, at, model.id)
     if condition is not None:
         query = query.where(condition)
     return select(query.order_by(at.desc(), model.id.desc()).limit(limit).subquery())
 
 
-@hookimpl(trylast=True)
-def crm_contact_timeline(
-    contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
-) -> list[dict[str, Any]]:
-    """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback (one query)."""
+@functools.lru_cache(maxsize=64)
+def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
+    """The core's timeline page as one UNION ALL (built once per cursor and size; the contact is a parameter)."""
+
     def word(text: str) -> Any:
         return literal_column(f"'{text}'", String(20))
 
     def part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, ...], amount: Any = None) -> Any:
-        return _timeline_part(key, model, at, kind, texts, amount, contact, cursor, limit)
+        return _timeline_part(key, model, at, kind, texts, amount, cursor, limit)
 
-    union = union_all(
+    return union_all(
         part("stage", LifecycleChange, LifecycleChange.occurred_at, word("stage"),
              (LifecycleChange.from_stage, LifecycleChange.to_stage, LifecycleChange.reason, None)),
         part("touchpoint", Touchpoint, Touchpoint.occurred_at, Touchpoint.kind,
@@ -344,8 +344,16 @@ def crm_contact_timeline(
         part("feedback", Feedback, Feedback.created_at, word("feedback"), (Feedback.source, None, None, None),
              Feedback.rating),
     )  # fmt: skip
+
+
+@hookimpl(trylast=True)
+def crm_contact_timeline(
+    contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
+) -> list[dict[str, Any]]:
+    """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback (one query)."""
+    union = _timeline_union(cursor, limit)
     items = []
-    for row in ctx.session.execute(union):
+    for row in ctx.session.execute(union, {"contact_id": contact.id}):
         item = {"at": row.at, "key": row.key, "id": row.id}
         if row.key == "stage":
             moved = f"{row.t0} -> {row.t1}" if row.t0 else f"became {row.t1}"

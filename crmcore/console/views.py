@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import bindparam, func, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -279,17 +279,20 @@ def contact_page(request: Request, form: FormData | None) -> Response:
 
 
 def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
-    """Purpose by channel: does the contact hold consent (the ledger's rules, one query)."""
+    """Purpose by channel: does the contact hold consent (the ledger's rules, one query built once)."""
     ledger = getattr(crm, "consent", None)
     if ledger is None:
         return None
-    from crmcore.models import Consent
-
     pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
-    held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == contact.id).exists()
-                    for purpose, channel in pairs))  # fmt: skip
+    held = getattr(crm, "_console_consent_query", None)
+    if held is None:
+        from crmcore.models import Consent
+
+        held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
+                        .exists() for purpose, channel in pairs))  # fmt: skip
+        crm._console_consent_query = held  # type: ignore[attr-defined]
     with crm.transaction(readonly=True) as ctx:
-        answers = ctx.session.execute(held).one()
+        answers = ctx.session.execute(held, {"contact_id": contact.id}).one()
     grid: dict[str, dict[str, bool]] = {}
     for (purpose, channel), given in zip(pairs, answers, strict=True):
         grid.setdefault(purpose, {})[channel] = bool(given)
