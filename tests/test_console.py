@@ -278,10 +278,13 @@ def test_every_template_text_has_a_persian_translation():
     core = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa")
     for message in messages_in([root / "templates" / "console"]):
         assert core.gettext(message) != message or message == "CRM", message
-    plugin_dir = root / "plugins" / "ticketing" / "crmcore_ticketing"
-    tickets = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
-    for message in messages_in([plugin_dir / "templates" / "ticketing" / "console"]):
-        assert tickets.gettext(message) != message, message
+    for plugin in ("ticketing", "surveys", "accounting_bridge", "email_marketing"):
+        plugin_dir = root / "plugins" / plugin / f"crmcore_{plugin}"
+        catalog = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
+        messages = messages_in([plugin_dir / "templates" / plugin / "console"])
+        assert messages, plugin
+        for message in messages:
+            assert catalog.gettext(message) != message, (plugin, message)
 
 
 def test_the_console_can_be_left_out_and_refuses_the_default_secret(crm_factory):
