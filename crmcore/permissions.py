@@ -167,21 +167,26 @@ def grants(ctx: HookContext) -> Grants:
     return found
 
 
-def grants_of(ctx: HookContext, user: Any) -> Grants:
-    """The grants of *user* (an active ``User``): role, extra permissions, teams reached."""
+def grants_of(ctx: HookContext, user: Any, *, has_extra: bool = True, manages: bool = True) -> Grants:
+    """The grants of *user* (an active ``User``): role, extra permissions, teams reached.
+
+    A caller that knows the user holds no permission of their own (*has_extra*
+    false) or manages no team (*manages* false) saves the query for it.
+    """
     from crmcore.models import TeamManager, UserPermission
 
     definition = role_definition(ctx, user.role) or ("own", frozenset())
     scope, permissions = definition
-    extra = ctx.session.scalars(select(UserPermission.permission).where(UserPermission.user_id == user.id))
+    extra: set[str] = set()
+    if has_extra:
+        extra.update(ctx.session.scalars(select(UserPermission.permission).where(UserPermission.user_id == user.id)))
     teams: set[int] = set()
     if scope in ("team", "managed") and user.team_id is not None:
         teams.add(user.team_id)
-    if scope == "managed":
+    if scope == "managed" and manages:
         teams.update(ctx.session.scalars(select(TeamManager.team_id).where(TeamManager.user_id == user.id)))
-    found = Grants(user_id=user.id, role=user.role, scope=scope, permissions=permissions | set(extra),
-                   team_ids=frozenset(teams))  # fmt: skip
-    return found
+    return Grants(user_id=user.id, role=user.role, scope=scope, permissions=permissions | extra,
+                  team_ids=frozenset(teams))  # fmt: skip
 
 
 def has(ctx: HookContext, permission: str) -> bool:

@@ -438,3 +438,14 @@ def test_ticketing_panels_are_in_the_pages_language(crm, site):
         assert "بدون SLA" in panel  # the badge "no SLA"
         day = client.get("/console/")
         assert "مهلت‌های SLA در خطر" in day.text  # "SLA deadlines at risk"
+
+
+def test_a_users_own_permissions_and_managed_teams_apply_at_their_next_page(crm, site):
+    lead, other = site["rita_lead"].id, site["wes_lead"].id
+    with client_for(site["url"], "rita@example.com") as rita, client_for(site["url"], "mia@example.com") as mia:
+        assert "Merge a duplicate" not in rita.get(f"/console/contacts/{lead}").text
+        assert mia.get(f"/console/contacts/{other}").status_code == 404  # Mia manages east only
+        crm.users.grant("rita@example.com", "contacts.merge")
+        crm.users.manage_team("mia@example.com", "west")
+        assert "Merge a duplicate" in rita.get(f"/console/contacts/{lead}").text
+        assert mia.get(f"/console/contacts/{other}").status_code == 200
