@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from crmcore.bundles import BundleKind
+    from crmcore.console import Panel
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.demo.simulation import DemoDay
@@ -171,6 +172,14 @@ def crm_register_reports() -> list[Report]:
     from crmcore_email_marketing.reports import registered_reports
 
     return registered_reports()
+
+
+@hookimpl
+def crm_console_campaigns(ctx: HookContext) -> list[Panel]:
+    """The email campaigns, with budgets, cost, results and ROI, on the console's campaigns page."""
+    from crmcore_email_marketing.console import campaigns_panels
+
+    return campaigns_panels(ctx)
 
 
 @hookimpl
