@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from crmcore.db import Base, BigID, JSONData, UTCDateTime, unmanaged
 
-#: Trigram indexes of the console's search, made by migration core_0008 on PostgreSQL when pg_trgm can be
+#: Trigram indexes of the console's search, made by migration core_0009 on PostgreSQL when pg_trgm can be
 #: created (the models cannot say "only if the extension exists"), so schema comparisons leave them out.
 TRIGRAM_PREFIX = "trgm_"
 unmanaged(TRIGRAM_PREFIX)

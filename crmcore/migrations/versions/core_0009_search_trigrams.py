@@ -8,8 +8,8 @@ extension installed (postgresql-contrib) and, before PostgreSQL 13, a
 superuser; where it cannot be created the migration logs why and leaves the
 search as it was (correct, only slower). Other databases are left alone.
 
-Revision ID: core_0008
-Revises: core_0007
+Revision ID: core_0009
+Revises: core_0008
 Create Date: 2026-11-29 06:20:00
 """
 
@@ -20,8 +20,8 @@ import logging
 import sqlalchemy as sa
 from alembic import op
 
-revision = "core_0008"
-down_revision = "core_0007"
+revision = "core_0009"
+down_revision = "core_0008"
 branch_labels = None
 depends_on = None
 
