@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore_accounting_bridge import hookspecs
-from crmcore_accounting_bridge import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from sqlalchemy import Select
 
@@ -56,6 +57,14 @@ def crm_register_permissions() -> list[PermissionSpec]:
         PermissionSpec(name="accounting.books", description="Record payments, post and reverse entries, export "
                        "the books", roles=()),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_accounting_bridge import models
+
+    return [models]
 
 
 @hookimpl
