@@ -140,7 +140,7 @@ def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
 @hookimpl
 def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
     """``open_balance``, ``customer_credit`` and ``overdue_invoices`` on ``crm contact show``."""
-    from crmcore_accounting_bridge.payments import balance_in
+    from crmcore_accounting_bridge.journal import balance_in
 
     found = balance_in(ctx, contact.id)
     return found if any(found.values()) else None
