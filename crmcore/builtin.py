@@ -14,11 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, bindparam, cast, func, literal_column, null, or_, select, union_all
 
-from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
-from crmcore.mail import SEND_MAIL_HANDLER, send_mail_job
 from crmcore.models import (
     Activity,
     Contact,
@@ -33,11 +31,11 @@ from crmcore.models import (
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
-from crmcore.services.sales import REMINDER_HANDLER
 from crmcore.services.timeline import older
 
 if TYPE_CHECKING:
     from decimal import Decimal
+    from types import ModuleType
 
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
@@ -159,6 +157,10 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
 @hookimpl(trylast=True)
 def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
     """The core's jobs: activity reminders, the daily dormancy check, queued mail."""
+    from crmcore.attribution import POSTBACK_HANDLER, send_postback
+    from crmcore.mail import SEND_MAIL_HANDLER, send_mail_job
+    from crmcore.services.sales import REMINDER_HANDLER
+
     return [
         JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, batch=True, help="Fire an activity's reminder."),
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
@@ -226,6 +228,14 @@ def crm_register_bundle_kinds() -> list[BundleKind]:
     from crmcore.bundles import CORE_KINDS
 
     return list(CORE_KINDS)
+
+
+@hookimpl(trylast=True)
+def crm_register_models() -> list[ModuleType]:
+    """The core's models (always imported: the services use them)."""
+    from crmcore import models
+
+    return [models]
 
 
 @hookimpl(trylast=True)

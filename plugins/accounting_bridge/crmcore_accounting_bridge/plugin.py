@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING, Any
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore_accounting_bridge import hookspecs
-from crmcore_accounting_bridge import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from sqlalchemy import Select
 
@@ -69,6 +70,14 @@ def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
     from crmcore_accounting_bridge.console import contact_panels
 
     return contact_panels(contact, ctx)
+
+
+@hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_accounting_bridge import models
+
+    return [models]
 
 
 @hookimpl
@@ -144,7 +153,7 @@ def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
 @hookimpl
 def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
     """``open_balance``, ``customer_credit`` and ``overdue_invoices`` on ``crm contact show``."""
-    from crmcore_accounting_bridge.payments import balance_in
+    from crmcore_accounting_bridge.journal import balance_in
 
     found = balance_in(ctx, contact.id)
     return found if any(found.values()) else None

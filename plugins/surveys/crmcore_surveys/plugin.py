@@ -9,9 +9,10 @@ from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
 from crmcore_surveys import hookspecs
-from crmcore_surveys import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from starlette.routing import BaseRoute
 
@@ -81,6 +82,14 @@ def crm_register_settings() -> list[SettingSpec]:
         SettingSpec(plugin="surveys", name="score_detractor", default=-10, convert=int,
                     help="Lead-score points of a contact whose latest headline answer is a detractor's."),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_surveys import models
+
+    return [models]
 
 
 @hookimpl
