@@ -7,17 +7,16 @@ migrations and templates.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Select, String, bindparam, cast, func, literal_column, null, or_, select, union_all
 
-from crmcore.attribution import POSTBACK_HANDLER, send_postback
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
-from crmcore.mail import SEND_MAIL_HANDLER, send_mail_job
 from crmcore.models import (
     Activity,
     Contact,
@@ -32,10 +31,11 @@ from crmcore.models import (
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
-from crmcore.services.sales import REMINDER_HANDLER
+from crmcore.services.timeline import older
 
 if TYPE_CHECKING:
     from decimal import Decimal
+    from types import ModuleType
 
     from starlette.routing import BaseRoute
 
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from crmcore.crm import CRM
     from crmcore.models import Affiliate
     from crmcore.reports import Report, ReportQuery
+    from crmcore.services.timeline import TimelineCursor
 
 DORMANCY_HANDLER = "core.dormancy_check"
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -181,6 +182,10 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
 @hookimpl(trylast=True)
 def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
     """The core's jobs: activity reminders, the daily dormancy check, queued mail."""
+    from crmcore.attribution import POSTBACK_HANDLER, send_postback
+    from crmcore.mail import SEND_MAIL_HANDLER, send_mail_job
+    from crmcore.services.sales import REMINDER_HANDLER
+
     return [
         JobHandler(name=REMINDER_HANDLER, func=_activity_reminder, batch=True, help="Fire an activity's reminder."),
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
@@ -248,6 +253,14 @@ def crm_register_bundle_kinds() -> list[BundleKind]:
     from crmcore.bundles import CORE_KINDS
 
     return list(CORE_KINDS)
+
+
+@hookimpl(trylast=True)
+def crm_register_models() -> list[ModuleType]:
+    """The core's models (always imported: the services use them)."""
+    from crmcore import models
+
+    return [models]
 
 
 @hookimpl(trylast=True)
@@ -328,53 +341,68 @@ def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | Non
     return purchase_revenue()  # type: ignore[no-any-return]
 
 
-def _page(query: Any, column: Any, before: datetime | None, limit: int) -> Any:
-    if before is not None:
-        query = query.where(column < before)
-    entity = query.column_descriptions[0]["entity"]
-    return query.order_by(column.desc(), entity.id.desc()).limit(limit)
+def _timeline_part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, ...], amount: Any,
+                   cursor: TimelineCursor | None, limit: int) -> Any:
+    """One kind of row of the core's timeline: a page of it, in the union's common columns."""
+    nothing = cast(null(), String(255))
+    columns = [
+        literal_column(f"'{key}'", String(20)).label("key"), model.id.label("id"), at.label("at"),
+        kind.label("kind"), *((text if text is not None else nothing).label(f"t{n}") for n, text in enumerate(texts)),
+        (amount if amount is not None else cast(null(), Purchase.total.type)).label("amount"),
+    ]  # fmt: skip
+    query = select(*columns).where(model.contact_id == bindparam("contact_id"))
+    condition = older(cursor, key, at, model.id)
+    if condition is not None:
+        query = query.where(condition)
+    return select(query.order_by(at.desc(), model.id.desc()).limit(limit).subquery())
+
+
+@functools.lru_cache(maxsize=64)
+def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
+    """The core's timeline page as one UNION ALL (built once per cursor and size; the contact is a parameter)."""
+
+    def word(text: str) -> Any:
+        return literal_column(f"'{text}'", String(20))
+
+    def part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, ...], amount: Any = None) -> Any:
+        return _timeline_part(key, model, at, kind, texts, amount, cursor, limit)
+
+    return union_all(
+        part("stage", LifecycleChange, LifecycleChange.occurred_at, word("stage"),
+             (LifecycleChange.from_stage, LifecycleChange.to_stage, LifecycleChange.reason, None)),
+        part("touchpoint", Touchpoint, Touchpoint.occurred_at, Touchpoint.kind,
+             (Touchpoint.source, Touchpoint.campaign, Touchpoint.ad, Touchpoint.affiliate)),
+        part("interaction", Interaction, Interaction.occurred_at, Interaction.kind,
+             (Interaction.subject, None, None, None)),
+        part("purchase", Purchase, Purchase.purchased_at, word("purchase"), (Purchase.currency, None, None, None),
+             Purchase.total),
+        part("feedback", Feedback, Feedback.created_at, word("feedback"), (Feedback.source, None, None, None),
+             Feedback.rating),
+    )  # fmt: skip
 
 
 @hookimpl(trylast=True)
 def crm_contact_timeline(
-    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+    contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
 ) -> list[dict[str, Any]]:
-    """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback."""
-    session, items = ctx.session, []
-    for change in session.scalars(
-        _page(
-            select(LifecycleChange).where(LifecycleChange.contact_id == contact.id),
-            LifecycleChange.occurred_at,
-            before,
-            limit,
-        )
-    ):
-        moved = f"{change.from_stage} -> {change.to_stage}" if change.from_stage else f"became {change.to_stage}"
-        items.append({"at": change.occurred_at, "kind": "stage", "text": f"{moved} ({change.reason})"})
-    for touch in session.scalars(
-        _page(select(Touchpoint).where(Touchpoint.contact_id == contact.id), Touchpoint.occurred_at, before, limit)
-    ):
-        what = ", ".join(
-            f"{k}={v}" for k in ("source", "campaign", "ad", "affiliate")
-            if (v := getattr(touch, k))
-        )  # fmt: skip
-        items.append({"at": touch.occurred_at, "kind": f"touch:{touch.kind}", "text": what or touch.kind,
-                      "touchpoint_id": touch.id})  # fmt: skip
-    for interaction in session.scalars(
-        _page(select(Interaction).where(Interaction.contact_id == contact.id), Interaction.occurred_at, before, limit)
-    ):
-        items.append({"at": interaction.occurred_at, "kind": f"interaction:{interaction.kind}",
-                      "text": interaction.subject or interaction.kind, "interaction_id": interaction.id})  # fmt: skip
-    for purchase in session.scalars(
-        _page(select(Purchase).where(Purchase.contact_id == contact.id), Purchase.purchased_at, before, limit)
-    ):
-        items.append({"at": purchase.purchased_at, "kind": "purchase",
-                      "text": f"bought for {purchase.total:.2f} {purchase.currency}",
-                      "purchase_id": purchase.id})  # fmt: skip
-    for feedback in session.scalars(
-        _page(select(Feedback).where(Feedback.contact_id == contact.id), Feedback.created_at, before, limit)
-    ):
-        rating = f"rated {feedback.rating}" if feedback.rating is not None else "commented"
-        items.append({"at": feedback.created_at, "kind": "feedback",
-                      "text": f"{rating} via {feedback.source}", "feedback_id": feedback.id})  # fmt: skip
+    """The core's timeline items: stage moves, touchpoints, interactions, purchases, feedback (one query)."""
+    union = _timeline_union(cursor, limit)
+    items = []
+    for row in ctx.session.execute(union, {"contact_id": contact.id}):
+        item = {"at": row.at, "key": row.key, "id": row.id}
+        if row.key == "stage":
+            moved = f"{row.t0} -> {row.t1}" if row.t0 else f"became {row.t1}"
+            item.update(kind="stage", text=f"{moved} ({row.t2})")
+        elif row.key == "touchpoint":
+            named = zip(("source", "campaign", "ad", "affiliate"), (row.t0, row.t1, row.t2, row.t3), strict=True)
+            what = ", ".join(f"{name}={value}" for name, value in named if value)
+            item.update(kind=f"touch:{row.kind}", text=what or row.kind, touchpoint_id=row.id)
+        elif row.key == "interaction":
+            item.update(kind=f"interaction:{row.kind}", text=row.t0 or row.kind, interaction_id=row.id)
+        elif row.key == "purchase":
+            item.update(kind="purchase", text=f"bought for {row.amount:.2f} {row.t0}", purchase_id=row.id)
+        else:
+            rating = f"rated {int(row.amount)}" if row.amount is not None else "commented"
+            item.update(kind="feedback", text=f"{rating} via {row.t0}", feedback_id=row.id)
+        items.append(item)
     return items

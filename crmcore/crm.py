@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar, overload
 
 from sqlalchemy import event, select
 from sqlalchemy import exc as sa_exc
@@ -29,15 +30,54 @@ if TYPE_CHECKING:
     import jinja2.sandbox
     from starlette.applications import Starlette
 
+    from crmcore.attribution import AffiliateService, ConversionService
+    from crmcore.bundles import BundleService
+    from crmcore.forms import FormService
     from crmcore.jobs import Jobs
+    from crmcore.links import LinkService
     from crmcore.mail import Mailer
     from crmcore.models import User
+    from crmcore.reports.service import ReportService
+    from crmcore.services.consent import ConsentService
+    from crmcore.services.contacts import ContactService, CustomFieldService, ProductService
+    from crmcore.services.customers import CustomerService
+    from crmcore.services.leads import InteractionService, LeadService, TouchpointService
+    from crmcore.services.sales import SalesService
+    from crmcore.services.segments import SegmentService
+    from crmcore.services.users import RoleService, UserService
     from crmcore.signing import Signer
 
 log = logging.getLogger("crmcore")
 
 #: What a service accepts as the acting user.
 ActorLike: TypeAlias = "Actor | int | str | User | None"
+ServiceT = TypeVar("ServiceT")
+
+
+class _Service(Generic[ServiceT]):
+    """A service of the CRM, imported and built on first use.
+
+    A command then imports only the services it calls (``crm contact show``
+    never loads the report engine or the bundle importer).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.module, _, self.name = path.partition(":")
+        self.attr = ""
+
+    def __set_name__(self, owner: type, attr: str) -> None:
+        self.attr = attr
+
+    @overload
+    def __get__(self, crm: None, owner: type) -> _Service[ServiceT]: ...
+    @overload
+    def __get__(self, crm: CRM, owner: type) -> ServiceT: ...
+    def __get__(self, crm: CRM | None, owner: type) -> ServiceT | _Service[ServiceT]:
+        if crm is None:
+            return self
+        service = getattr(importlib.import_module(self.module), self.name)(crm)
+        # Stored on the instance, so later reads skip this descriptor; one instance wins a race.
+        return crm.__dict__.setdefault(self.attr, service)  # type: ignore[no-any-return]
 
 
 class CRM:
@@ -52,6 +92,25 @@ class CRM:
     Two CRM objects in one process never share state: each has its own plugin
     manager, engine, template environment and registries.
     """
+
+    contacts: _Service[ContactService] = _Service("crmcore.services.contacts:ContactService")
+    leads: _Service[LeadService] = _Service("crmcore.services.leads:LeadService")
+    touchpoints: _Service[TouchpointService] = _Service("crmcore.services.leads:TouchpointService")
+    customers: _Service[CustomerService] = _Service("crmcore.services.customers:CustomerService")
+    sales: _Service[SalesService] = _Service("crmcore.services.sales:SalesService")
+    interactions: _Service[InteractionService] = _Service("crmcore.services.leads:InteractionService")
+    products: _Service[ProductService] = _Service("crmcore.services.contacts:ProductService")
+    users: _Service[UserService] = _Service("crmcore.services.users:UserService")
+    roles: _Service[RoleService] = _Service("crmcore.services.users:RoleService")
+    custom_fields: _Service[CustomFieldService] = _Service("crmcore.services.contacts:CustomFieldService")
+    consent: _Service[ConsentService] = _Service("crmcore.services.consent:ConsentService")
+    segments: _Service[SegmentService] = _Service("crmcore.services.segments:SegmentService")
+    links: _Service[LinkService] = _Service("crmcore.links:LinkService")
+    forms: _Service[FormService] = _Service("crmcore.forms:FormService")
+    affiliates: _Service[AffiliateService] = _Service("crmcore.attribution:AffiliateService")
+    conversions: _Service[ConversionService] = _Service("crmcore.attribution:ConversionService")
+    reports: _Service[ReportService] = _Service("crmcore.reports.service:ReportService")
+    bundles: _Service[BundleService] = _Service("crmcore.bundles:BundleService")
 
     def __init__(
         self,
@@ -93,34 +152,6 @@ class CRM:
             f"crmcore-actor-memo-{id(self)}", default=None
         )
         self._setting_specs = self._collect_setting_specs()
-        from crmcore import services
-
-        self.contacts = services.ContactService(self)
-        self.leads = services.LeadService(self)
-        self.touchpoints = services.TouchpointService(self)
-        self.customers = services.CustomerService(self)
-        self.sales = services.SalesService(self)
-        self.interactions = services.InteractionService(self)
-        self.products = services.ProductService(self)
-        self.users = services.UserService(self)
-        self.roles = services.RoleService(self)
-        self.custom_fields = services.CustomFieldService(self)
-        self.consent = services.ConsentService(self)
-        self.segments = services.SegmentService(self)
-        from crmcore.attribution import AffiliateService, ConversionService
-        from crmcore.forms import FormService
-        from crmcore.links import LinkService
-
-        self.links = LinkService(self)
-        self.forms = FormService(self)
-        self.affiliates = AffiliateService(self)
-        self.conversions = ConversionService(self)
-        from crmcore.reports.service import ReportService
-
-        self.reports = ReportService(self)
-        from crmcore.bundles import BundleService
-
-        self.bundles = BundleService(self)
         if not tolerant:
             self.plugins.call("crm_startup", crm=self)
 

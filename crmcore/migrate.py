@@ -51,6 +51,7 @@ def alembic_config(crm: CRM, connection: Connection | None = None) -> Config:
     """An Alembic config for *crm*: the core's and every enabled plugin's version folders."""
     from alembic.config import Config
 
+    crm.plugins.call("crm_register_models")  # every enabled plugin's tables on Base.metadata
     locations: list[str] = []
     for group in crm.plugins.call("crm_register_migrations"):
         locations.extend(str(p) for p in group)

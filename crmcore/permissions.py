@@ -114,12 +114,19 @@ def declared(crm: CRM) -> dict[str, PermissionSpec]:
 
 def role_definition(ctx: HookContext, name: str) -> tuple[str, frozenset[str]] | None:
     """The scope and permissions of role *name*, or None when no such role exists."""
-    from crmcore.models import Role, RolePermission
+    from crmcore.models import Role
 
     memo = ctx.cache.setdefault("roles", {})
     if name in memo:
         return memo[name]  # type: ignore[no-any-return]
-    row = ctx.first(Role, Role.name == name)
+    return definition_of(ctx, name, ctx.first(Role, Role.name == name))
+
+
+def definition_of(ctx: HookContext, name: str, row: Any) -> tuple[str, frozenset[str]] | None:
+    """The scope and permissions of role *name* given its ``crm_role`` row (None: no row), remembered."""
+    from crmcore.models import RolePermission
+
+    memo = ctx.cache.setdefault("roles", {})
     result: tuple[str, frozenset[str]] | None
     if row is not None and row.customized:
         granted = ctx.session.scalars(select(RolePermission.permission).where(RolePermission.role_id == row.id))
@@ -137,7 +144,7 @@ def role_definition(ctx: HookContext, name: str) -> tuple[str, frozenset[str]] |
 
 def grants(ctx: HookContext) -> Grants:
     """The acting user's grants in this unit of work (the system holds all)."""
-    from crmcore.models import TeamManager, User, UserPermission
+    from crmcore.models import User
 
     actor = ctx.actor
     if actor.user_id is None:
@@ -154,20 +161,32 @@ def grants(ctx: HookContext) -> Grants:
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
         raise PermissionDenied("this user account is disabled")
-    definition = role_definition(ctx, user.role) or ("own", frozenset())
-    scope, permissions = definition
-    extra = ctx.session.scalars(select(UserPermission.permission).where(UserPermission.user_id == user.id))
-    teams: set[int] = set()
-    if scope in ("team", "managed") and user.team_id is not None:
-        teams.add(user.team_id)
-    if scope == "managed":
-        teams.update(ctx.session.scalars(select(TeamManager.team_id).where(TeamManager.user_id == user.id)))
-    found = Grants(user_id=user.id, role=user.role, scope=scope, permissions=permissions | set(extra),
-                   team_ids=frozenset(teams))  # fmt: skip
-    ctx.cache["grants"] = found
+    found = ctx.cache["grants"] = grants_of(ctx, user)
     if memo is not None:
         memo[f"grants:{actor.user_id}"] = found
     return found
+
+
+def grants_of(ctx: HookContext, user: Any, *, has_extra: bool = True, manages: bool = True) -> Grants:
+    """The grants of *user* (an active ``User``): role, extra permissions, teams reached.
+
+    A caller that knows the user holds no permission of their own (*has_extra*
+    false) or manages no team (*manages* false) saves the query for it.
+    """
+    from crmcore.models import TeamManager, UserPermission
+
+    definition = role_definition(ctx, user.role) or ("own", frozenset())
+    scope, permissions = definition
+    extra: set[str] = set()
+    if has_extra:
+        extra.update(ctx.session.scalars(select(UserPermission.permission).where(UserPermission.user_id == user.id)))
+    teams: set[int] = set()
+    if scope in ("team", "managed") and user.team_id is not None:
+        teams.add(user.team_id)
+    if scope == "managed" and manages:
+        teams.update(ctx.session.scalars(select(TeamManager.team_id).where(TeamManager.user_id == user.id)))
+    return Grants(user_id=user.id, role=user.role, scope=scope, permissions=permissions | extra,
+                  team_ids=frozenset(teams))  # fmt: skip
 
 
 def has(ctx: HookContext, permission: str) -> bool:

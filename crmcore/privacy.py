@@ -1,6 +1,7 @@
 """The core's privacy hooks and pages: double opt-in for web forms.
 
-Registered as part of the core plugin (imported by :mod:`crmcore.builtin`).
+Registered as part of the core plugin (imported by :mod:`crmcore.builtin`); the web
+stack is imported only when the routes are built.
 The confirmation link opens a page with one button: the consent is granted
 only by that POST, so mail scanners that prefetch links never confirm anything.
 """
@@ -9,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
 from crmcore.hooks import hookimpl
 from crmcore.services.base import get_contact
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import BaseRoute
+
     from crmcore.context import HookContext
     from crmcore.crm import CRM
 
@@ -49,4 +50,6 @@ async def _confirm_page(request: Request) -> Response:
 
 def consent_routes(crm: CRM) -> list[BaseRoute]:
     """``/consent/confirm/<token>``: GET shows the button, POST confirms."""
+    from starlette.routing import Route
+
     return [Route("/consent/confirm/{token}", _confirm_page, methods=["GET", "POST"])]

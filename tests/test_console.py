@@ -278,10 +278,13 @@ def test_every_template_text_has_a_persian_translation():
     core = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa")
     for message in messages_in([root / "templates" / "console"]):
         assert core.gettext(message) != message or message == "CRM", message
-    plugin_dir = root / "plugins" / "ticketing" / "crmcore_ticketing"
-    tickets = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
-    for message in messages_in([plugin_dir / "templates" / "ticketing" / "console"]):
-        assert tickets.gettext(message) != message, message
+    for plugin in ("ticketing", "surveys", "accounting_bridge", "email_marketing"):
+        plugin_dir = root / "plugins" / plugin / f"crmcore_{plugin}"
+        catalog = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
+        messages = messages_in([plugin_dir / "templates" / plugin / "console"])
+        assert messages, plugin
+        for message in messages:
+            assert catalog.gettext(message) != message, (plugin, message)
 
 
 def test_the_console_can_be_left_out_and_refuses_the_default_secret(crm_factory):
@@ -372,3 +375,77 @@ def test_the_contact_page_shows_consent_from_the_ledger(crm, site):
     consent = re.search(r'<table class="consent">(.*?)</table>', html, re.S).group(1)
     rows = {m.group(1): m.group(2) for m in re.finditer(r"<tr><th>(\w+)</th>(.*?)</tr>", consent, re.S)}
     assert rows["marketing"].count("badge ok") == 1 and "badge ok" not in rows["surveys"]
+
+
+def test_the_timeline_pages_through_items_sharing_a_timestamp(crm, site, clock):
+    """The "Older" link pages by (time, key, id): 45 items at one instant are each shown exactly once."""
+    lead = site["rita_lead"].id
+    same = clock.now() - timedelta(days=1)
+    for n in range(25):
+        crm.interactions.log(lead, kind="call", subject=f"Call {n:02d}", occurred_at=same, actor="rita@example.com")
+    for _ in range(20):
+        crm.touchpoints.record(lead, kind="visit", occurred_at=same, source=f"site{_:02d}")
+    expected = len(crm.contacts.timeline(lead, limit=500))
+    seen: list[str] = []
+    with client_for(site["url"], "rita@example.com") as client:
+        html = client.get(f"/console/contacts/{lead}").text
+        pages = 1
+        while True:
+            seen += re.findall(r'</time> <span class="badge">[^<]*</span> ([^<]*)</li>', html)
+            older = re.search(r'<li class="more"><a href="([^"]+)"', html)
+            if older is None:
+                break
+            html = client.get(older.group(1).replace("&amp;", "&"), headers={"HX-Request": "true"}).text
+            pages += 1
+    assert pages == 3 and len(seen) == expected == 47  # 45 + the first call + "became lead"
+    assert sorted(text for text in seen if text.startswith("Call ")) == [f"Call {n:02d}" for n in range(25)]
+    assert len({text for text in seen if text.startswith("source=")}) == 20
+
+
+def test_a_bad_timeline_position_is_a_clear_error(crm, site):
+    with client_for(site["url"], "rita@example.com") as client:
+        for bad in ("yesterday", "2026-01-01T00:00:00", "2026-01-01T00:00:00+00:00~touchpoint~x"):
+            response = client.get(f"/console/contacts/{site['rita_lead'].id}/timeline", params={"before": bad})
+            assert response.status_code == 422, bad
+
+
+def test_the_campaigns_page_shows_the_funnel_and_roi_without_email_marketing(crm, site):
+    crm.leads.qualify(site["rita_lead"].id, reason="Asked for a quote")
+    with client_for(site["url"], "mark@example.com") as client:  # a marketer: reports.view
+        page = client.get("/console/campaigns")
+        assert page.status_code == 200 and 'href="/console/campaigns"' in page.text
+        funnel = re.search(r'id="lifecycle-funnel">(.*?)</section>', page.text, re.S).group(1)
+        step = r'class="label">(\w+)</span><span class="track"><span class="bar" style="width: (\d+)%">.*?<b>(\d+)</b>'
+        steps = re.findall(step, funnel)
+        assert steps == [("Leads", "100", "2"), ("Qualified", "50", "1"), ("Customers", "0", "0")]
+        pipeline = re.search(r'id="pipeline-funnel">(.*?)</section>', page.text, re.S).group(1)
+        assert "Qualification" in pipeline and "$1,349.50" in pipeline  # both open deals in the first stage
+        assert "Cost and return per campaign" in page.text
+        assert "Email campaigns" not in page.text  # the plugin is not enabled: no panel, no error
+        assert client.get("/console/campaigns", params={"from": "2026-13-01"}).status_code == 422
+    with client_for(site["url"], "rita@example.com") as client:  # a rep: no reports
+        assert client.get("/console/campaigns").status_code == 403
+        assert 'href="/console/campaigns"' not in client.get("/console/").text
+
+
+def test_ticketing_panels_are_in_the_pages_language(crm, site):
+    with client_for(site["url"], "alex@example.com") as client:
+        client.cookies.set("crm_lang", "fa", path="/console")
+        page = client.get(f"/console/contacts/{site['rita_lead'].id}")
+        panel = re.search(r'<section class="card panel"><h2>تیکت‌ها</h2>(.*?)</section>', page.text, re.S).group(1)
+        assert site["ticket"].number in panel
+        assert "جدید" in panel and ">new<" not in panel  # the status "new"
+        assert "بدون SLA" in panel  # the badge "no SLA"
+        day = client.get("/console/")
+        assert "مهلت‌های SLA در خطر" in day.text  # "SLA deadlines at risk"
+
+
+def test_a_users_own_permissions_and_managed_teams_apply_at_their_next_page(crm, site):
+    lead, other = site["rita_lead"].id, site["wes_lead"].id
+    with client_for(site["url"], "rita@example.com") as rita, client_for(site["url"], "mia@example.com") as mia:
+        assert "Merge a duplicate" not in rita.get(f"/console/contacts/{lead}").text
+        assert mia.get(f"/console/contacts/{other}").status_code == 404  # Mia manages east only
+        crm.users.grant("rita@example.com", "contacts.merge")
+        crm.users.manage_team("mia@example.com", "west")
+        assert "Merge a duplicate" in rita.get(f"/console/contacts/{lead}").text
+        assert mia.get(f"/console/contacts/{other}").status_code == 200

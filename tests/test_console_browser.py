@@ -116,6 +116,11 @@ def test_a_day_in_the_console(crm, browser):
         assert console.url.endswith("/console/pipeline")  # no page load: htmx did it
         shot(console, "06-pipeline")
 
+        console.click("nav.menu a:has-text('Campaigns')")
+        console.wait_for_selector("#lifecycle-funnel .step")
+        assert console.locator("#pipeline-funnel .step", has_text="Proposal").count() == 1
+        shot(console, "06b-campaigns")
+
         console.click("nav.menu a:has-text('Tickets')")
         console.click("a:has-text('TK-')")
         console.wait_for_selector("text=Please correct the street name")
@@ -134,6 +139,8 @@ def test_a_day_in_the_console(crm, browser):
         shot(console, "08-ticket-persian-rtl")
         contact_id = crm.contacts.get("nadia@example.net").id
         console.goto(f"{url}/console/contacts/{contact_id}")
+        tickets = console.locator("section.panel", has_text="تیکت‌ها")  # the ticketing panel, in Persian
+        assert "حل شده" in tickets.inner_text()  # the ticket's status "solved"
         shot(console, "09-contact-persian-rtl")
 
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
@@ -155,3 +162,49 @@ def test_a_day_in_the_console(crm, browser):
         assert not errors, errors
     stage = crm.sales.list_opportunities(search="Nadia")[0].stage_id
     assert crm.sales.stage_keys()[stage] == "proposal"
+
+
+def test_plugin_panels_follow_permissions_in_the_browser(crm_factory, browser, tmp_path):
+    """Survey answers and invoices on the contact page, email campaigns on the campaigns page: a
+    manager sees them all; a marketer (no ``accounting.view``) sees no invoices."""
+    from crmcore_accounting_bridge import accounting
+    from crmcore_email_marketing import email_marketing
+    from crmcore_surveys import surveys
+    from crmcore_surveys.service import invitation_url
+
+    crm = crm_factory(plugins=["ticketing", "surveys", "accounting_bridge", "email_marketing"], **SETTINGS,
+                      mail_dir=str(tmp_path / "outbox"),
+                      plugin_settings={"surveys": {"require_consent": False, "detractor_action": "none"}})  # fmt: skip
+    lead = seed(crm)["rita_lead"]
+    service = surveys(crm)
+    service.surveys.create({"key": "csat", "title": "How did we do?", "default_language": "en",
+                            "questions": [{"key": "score", "kind": "csat", "text": "Your rating"}]})  # fmt: skip
+    service.surveys.activate("csat")
+    invitation = service.surveys.invite("csat", lead.id)
+    crm.jobs.run_due()
+    service.answers.submit(invitation_url(crm, invitation.id).rsplit("/", 1)[-1], {"score": "5"})
+    crm.products.add("PRO", "CRM Pro licence", unit_price="100.00", currency="USD")
+    invoice = accounting(crm).invoices.create(lead.id, lines=[{"sku": "PRO"}])
+    email_marketing(crm).templates.create("spring", subject="Spring offers", html="<p>Hello</p>")
+    email_marketing(crm).campaigns.create("Spring sale", template="spring", segment="customers", budget="500")
+    with live_server(crm.asgi_app()) as url:
+        for email, sees_invoices in (("mia@example.com", True), ("mark@example.com", False)):
+            context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+            page = context.new_page()
+            page.goto(f"{url}/console/login")
+            page.fill("#email", email)
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.wait_for_selector("h1:has-text('My day')")
+            page.goto(f"{url}/console/contacts/{lead.id}")
+            answers = page.locator("section.panel", has_text="Survey answers")
+            assert "How did we do?" in answers.inner_text() and "promoter" in answers.inner_text()
+            invoices = page.locator("section.panel", has=page.locator("h2", has_text="Invoices"))
+            assert invoices.count() == (1 if sees_invoices else 0), email
+            assert (invoice.number in page.content()) == sees_invoices
+            shot(page, f"12-contact-panels-{email.split('@')[0]}")
+            page.click("nav.menu a:has-text('Campaigns')")
+            row = page.locator("section.panel tr", has_text="Spring sale")
+            assert "$500.00" in row.inner_text()
+            shot(page, f"13-campaigns-{email.split('@')[0]}")
+            context.close()

@@ -265,8 +265,26 @@ def test_the_report_indexes_migrate_to_the_models_schema(crm):
     with crm.transaction() as ctx:
         from sqlalchemy import inspect
 
-        names = {i["name"] for i in inspect(ctx.session.connection()).get_indexes("touchpoint")}
-    assert "ix_touchpoint_contact_kind_time" in names
+        indexes = {i["name"]: i["column_names"] for i in inspect(ctx.session.connection()).get_indexes("touchpoint")}
+    assert "ix_touchpoint_contact_kind_time" in indexes
+    # core_0008: the clicks and conversions of a range, and the channels, are read from an index alone
+    assert indexes["ix_touchpoint_kind_time"] == ["kind", "occurred_at", "contact_id", "quantity", "ad", "affiliate"]
+    assert indexes["ix_touchpoint_time_channel"][:3] == ["occurred_at", "source", "utm_source"]
+
+
+def test_the_covering_indexes_downgrade_and_upgrade_again(crm):
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from crmcore.migrate import alembic_config, schema_diff
+
+    with crm.engine.begin() as connection:
+        command.downgrade(alembic_config(crm, connection), "core_0007")
+    with crm.engine.connect() as connection:
+        indexes = {i["name"]: i["column_names"] for i in inspect(connection).get_indexes("touchpoint")}
+    assert indexes["ix_touchpoint_kind_time"] == ["kind", "occurred_at"] and "ix_touchpoint_time_channel" not in indexes
+    crm.db_upgrade()
+    assert schema_diff(crm) == []
 
 
 def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm_factory):

@@ -17,16 +17,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crmcore import permissions
 from crmcore.console import auth
 from crmcore.console.i18n import Environments, available_languages, negotiate
 from crmcore.console.menu import MenuEntry
+from crmcore.context import Actor
 from crmcore.errors import CRMError, NotFound, PermissionDenied, ValidationError
 from crmcore.settings import DEV_SECRET
 
 if TYPE_CHECKING:
+    from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.models import User
+    from crmcore.permissions import Grants
 
 log = logging.getLogger("crmcore.console")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -38,6 +40,7 @@ CORE_MENU = (
     MenuEntry(label="My day", path="", permission="console.access", order=10),
     MenuEntry(label="Search", path="search", permission="contacts.view", order=20),
     MenuEntry(label="Pipeline", path="pipeline", permission="opportunities.view", order=30),
+    MenuEntry(label="Campaigns", path="campaigns", permission="reports.view", order=50),
     MenuEntry(label="Reports", path="reports", permission="reports.view", order=90),
 )
 
@@ -77,38 +80,43 @@ def staff(permission: str | None = "console.access") -> Callable[[View], Callabl
 
 def _serve(view: View, permission: str | None, request: Request, form: FormData | None) -> Response:
     crm = crm_of(request)
-    session = auth.read_session(crm, request.cookies.get(auth.SESSION_COOKIE))
-    found = auth.session_grants(crm, session) if session else None
-    user = found[0] if found else None
-    new_cookie: str | None = None
-    if user is None:
-        user, new_cookie, session = _host_account(crm, request)
-    if user is None or session is None:
-        return _signed_out(crm, request)
-    if request.method == "POST":
-        given = (form.get("csrf") if form else None) or request.headers.get("x-csrf-token")
-        if not auth.tokens_match(session.csrf, given):
-            return error_page(request, 403, "The form expired or did not come from this site. Reload and try again.")
-    request.state.user = user
-    request.state.csrf = session.csrf
-    with crm.acting_as(user.id), ExitStack() as stack:
-        memo = crm._acting_memo.get()
-        if found is not None and memo is not None:  # read with the session check just above
-            memo[f"grants:{user.id}"] = found[1]
-        if request.method == "GET":  # a page's reads share one read-only unit of work
-            stack.enter_context(crm.transaction(readonly=True))
-        with crm.transaction(readonly=True) as ctx:
-            request.state.grants = permissions.grants(ctx)
-        if permission and not request.state.grants.allows(permission):
-            response = error_page(request, 403, "You may not see this page.")
-        else:
-            try:
-                response = view(request, form)
-            except ValidationError as exc:
-                response = error_page(request, 422, str(exc), exc.errors)
-            except (NotFound, PermissionDenied, CRMError) as exc:
-                status = exc.http_status if 400 <= exc.http_status < 500 else 500
-                response = error_page(request, status, str(exc) if status < 500 else "Something went wrong.")
+    with ExitStack() as stack:
+        # A GET's reads (the session check included) share one read-only unit of work.
+        page_ctx = stack.enter_context(crm.transaction(readonly=True)) if request.method == "GET" else None
+        session = auth.read_session(crm, request.cookies.get(auth.SESSION_COOKIE))
+        found = auth.session_grants(crm, session) if session else None
+        new_cookie: str | None = None
+        if found is None and (hosted := _host_account(crm, request)) is not None:
+            new_cookie, session, found = hosted
+        if found is None or session is None:
+            return _signed_out(crm, request)
+        user, grants = found
+        if request.method == "POST":
+            given = (form.get("csrf") if form else None) or request.headers.get("x-csrf-token")
+            if not auth.tokens_match(session.csrf, given):
+                expired = "The form expired or did not come from this site. Reload and try again."
+                return error_page(request, 403, expired)
+        request.state.user = user
+        request.state.csrf = session.csrf
+        request.state.grants = grants
+        actor = Actor(user_id=user.id, label=f"user:{user.email}", role=user.role, team_id=user.team_id)
+        if page_ctx is not None:
+            page_ctx.actor = actor
+            page_ctx.cache["grants"] = grants
+        with crm.acting_as(actor):
+            memo = crm._acting_memo.get()
+            if memo is not None:
+                memo[f"grants:{user.id}"] = grants
+            if permission and not grants.allows(permission):
+                response = error_page(request, 403, "You may not see this page.")
+            else:
+                try:
+                    response = view(request, form)
+                except ValidationError as exc:
+                    response = error_page(request, 422, str(exc), exc.errors)
+                except (NotFound, PermissionDenied, CRMError) as exc:
+                    status = exc.http_status if 400 <= exc.http_status < 500 else 500
+                    response = error_page(request, status, str(exc) if status < 500 else "Something went wrong.")
     if new_cookie:
         auth.set_cookie(crm, request, response, auth.SESSION_COOKIE, new_cookie,
                         crm.settings.console_session_hours * 3600)  # fmt: skip
@@ -116,19 +124,18 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
     return response
 
 
-def _host_account(crm: CRM, request: Request) -> tuple[User | None, str | None, auth.Session | None]:
-    """Behind a host's authentication (``request.user``), map its account to a CRM user."""
+def _host_account(crm: CRM, request: Request) -> tuple[str, auth.Session, tuple[User, Grants]] | None:
+    """Behind a host's authentication (``request.user``), map its account to a CRM user and sign them in."""
     account = request.scope.get("user")
     if account is None or not getattr(account, "is_authenticated", False):
-        return None, None, None
+        return None
     try:
         user = crm.users.for_host_account(account)
     except CRMError:
-        return None, None, None
+        return None
     token, session = auth.issue_session(crm, user)
-    if auth.session_user(crm, session) is None:
-        return None, None, None
-    return user, token, session
+    found = auth.session_grants(crm, session)
+    return (token, session, found) if found else None
 
 
 def _signed_out(crm: CRM, request: Request) -> Response:
@@ -198,6 +205,29 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     }  # fmt: skip
     body = env.get_template(template).render(**values)
     return HTMLResponse(body, status_code=status)
+
+
+def panel_context(request: Request, ctx: HookContext) -> None:
+    """Tell the panel hooks of this page its URL prefix and language (see :func:`render_panel`)."""
+    ctx.cache["console_base"] = base_path(request)
+    ctx.cache["console_env"] = environments(crm_of(request)).get(language(request))
+
+
+def render_panel(ctx: HookContext, template: str, **values: Any) -> str:
+    """Render a panel's HTML in the page's language: a console template, autoescaped, with gettext.
+
+    For ``crm_contact_panels`` and ``crm_console_my_day``: the template gets
+    ``_()``, the console's filters (``datetime``, ``money``, ``number``), ``url(path)``
+    and ``base`` (the console's prefix), and *values*. Texts go in the plugin's
+    ``locale/<lang>/LC_MESSAGES/console.po`` like those of its pages.
+    """
+    env = ctx.cache.get("console_env") or environments(ctx.crm).get(ctx.crm.settings.console_locale)
+    base = ctx.cache.get("console_base", "/console")
+
+    def url(path: str = "") -> str:
+        return f"{base}/{path.lstrip('/')}"
+
+    return env.get_template(template).render(base=base, url=url, now=ctx.now, **values)
 
 
 def error_page(request: Request, status: int, message: str, errors: dict[str, str] | None = None) -> Response:
@@ -284,4 +314,4 @@ def console_app(crm: CRM) -> Starlette:
     return app
 
 
-__all__ = ["base_path", "console_app", "crm_of", "error_page", "menu", "page", "staff"]
+__all__ = ["base_path", "console_app", "crm_of", "error_page", "menu", "page", "panel_context", "render_panel", "staff"]

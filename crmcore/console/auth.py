@@ -93,17 +93,30 @@ def session_user(crm: CRM, session: Session) -> User | None:
 
 
 def session_grants(crm: CRM, session: Session) -> tuple[User, Grants] | None:
-    """The session's user and their grants (one read), or None when the session no longer counts."""
+    """The session's user and their grants, or None when the session no longer counts.
+
+    One query reads the user, their role and whether they hold permissions of
+    their own or manage teams (most do neither, and those lists are then not
+    read); inside a page's unit of work (a GET) it joins it.
+    """
+    from sqlalchemy import exists, select
+
     from crmcore import permissions
-    from crmcore.models import User
+    from crmcore.models import Role, TeamManager, User, UserPermission
 
     with crm.transaction(readonly=True) as ctx:
-        user = ctx.session.get(User, session.user_id)
-        if user is None or not user.active or (user.session_epoch or 0) != session.epoch:
+        row = ctx.session.execute(
+            select(User, Role, exists().where(UserPermission.user_id == User.id),
+                   exists().where(TeamManager.user_id == User.id))
+            .outerjoin(Role, Role.name == User.role).where(User.id == session.user_id)
+        ).first()  # fmt: skip
+        if row is None:
             return None
-        ctx.actor = crm.resolve_actor(user, ctx.session)
-        ctx.cache.pop("grants", None)
-        grants = permissions.grants(ctx)
+        user, role, has_extra, manages = row
+        if not user.active or (user.session_epoch or 0) != session.epoch:
+            return None
+        permissions.definition_of(ctx, user.role, role)
+        grants = permissions.grants_of(ctx, user, has_extra=bool(has_extra), manages=bool(manages))
         if not grants.allows("console.access"):
             return None
     return user, grants

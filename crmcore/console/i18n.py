@@ -137,6 +137,12 @@ class Formatter:
 
         return "" if value is None else format_decimal(value, locale=self.lang)
 
+    def percent(self, value: int | float | Decimal | None) -> str:
+        """A fraction as a percentage (0.125 is 12.5%)."""
+        from babel.numbers import format_percent
+
+        return "" if value is None else format_percent(value, format="#,##0.0%", locale=self.lang)
+
     def money(self, value: int | float | Decimal | None, currency: str) -> str:
         """An amount with its currency."""
         from babel.numbers import format_currency
@@ -166,7 +172,7 @@ class Environments:
                 env.install_gettext_translations(translations(self.crm, lang), newstyle=True)  # type: ignore[attr-defined]
                 fmt = Formatter(lang, self.crm.settings.timezone)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
-                                    "money": fmt.money})  # fmt: skip
+                                    "money": fmt.money, "percent": fmt.percent})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
                 self._envs[lang] = env
         return env

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import suppress
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, func, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -16,9 +17,10 @@ from starlette.routing import BaseRoute, Route
 
 from crmcore import permissions
 from crmcore.console import auth
-from crmcore.console.app import base_path, crm_of, error_page, page, staff
+from crmcore.console.app import base_path, crm_of, error_page, page, panel_context, staff
 from crmcore.console.menu import Panel, SearchHit
 from crmcore.errors import CRMError, ValidationError
+from crmcore.services.timeline import TimelineCursor
 from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
@@ -129,11 +131,8 @@ def my_day(request: Request, form: FormData | None) -> Response:
     leads = crm.contacts.list(owner=user.id, stage="lead", limit=10) if can(request, "contacts.view") else []
     names = crm.contacts.names(a.contact_id for a in activities if a.contact_id)
     with crm.transaction(readonly=True) as ctx:
-        ctx.cache["console_base"] = base_path(request)
-        panels: list[Panel] = sorted(
-            (p for group in crm.plugins.call("crm_console_my_day", user=user, ctx=ctx) for p in group),
-            key=lambda p: p.order,
-        )
+        panel_context(request, ctx)
+        panels = _panels(crm.plugins.call("crm_console_my_day", user=user, ctx=ctx))
     return page(request, "console/my_day.html", {
         "activities": [a for a in activities if a.kind != "follow_up"],
         "follow_ups": [a for a in activities if a.kind == "follow_up"],
@@ -187,7 +186,7 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
         with crm.transaction(readonly=True) as ctx:
             query = select(Contact).where(Contact.phone_normalized.like(f"%{digits}"), Contact.merged_into_id.is_(None))
             reach = permissions.owner_condition(ctx, Contact.owner_id)
-            contacts.extend(ctx.session.scalars(query.where(reach) if reach is not None else query).all()[:20])
+            contacts.extend(ctx.session.scalars((query.where(reach) if reach is not None else query).limit(20)))
     seen: set[int] = set()
     for contact in contacts:
         if contact.id in seen:
@@ -204,12 +203,13 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
             .order_by(Organization.name).limit(20)
         ).all()
         org_contacts: dict[int, int] = {}
-        for organization in organizations:
-            first_id = select(Contact.id).where(Contact.organization_id == organization.id).order_by(Contact.id)
+        if organizations:  # each organization links to its first contact the user reaches (one query)
+            first = (select(Contact.organization_id, func.min(Contact.id))
+                     .where(Contact.organization_id.in_([o.id for o in organizations]))
+                     .group_by(Contact.organization_id))  # fmt: skip
             reach = permissions.owner_condition(ctx, Contact.owner_id)
-            first = ctx.session.scalar((first_id.where(reach) if reach is not None else first_id).limit(1))
-            if first is not None:
-                org_contacts[organization.id] = first
+            rows = ctx.session.execute(first.where(reach) if reach is not None else first)
+            org_contacts = {org_id: contact_id for org_id, contact_id in rows if org_id is not None}
     for organization in organizations:
         if organization.id in org_contacts:
             groups.setdefault("Organizations", []).append(SearchHit(
@@ -226,65 +226,73 @@ def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchH
 # -- the contact page -----------------------------------------------------------------
 
 
-def _before(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise ValidationError({"before": "not a timestamp"}) from None
-    if parsed.tzinfo is None:
-        raise ValidationError({"before": "give a time zone"})
-    return parsed
-
-
-def _timeline(crm: CRM, contact_id: int, before: datetime | None) -> tuple[list[dict[str, Any]], str | None]:
-    items = crm.contacts.timeline(contact_id, limit=TIMELINE_PAGE + 1, before=before)
+def _timeline(crm: CRM, contact: Any, before: TimelineCursor | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the timeline and the cursor of the next (None on the last page)."""
+    items = crm.contacts.timeline(contact, limit=TIMELINE_PAGE + 1, before=before)
     more = len(items) > TIMELINE_PAGE
     items = items[:TIMELINE_PAGE]
-    return items, (items[-1]["at"].isoformat() if more and items else None)
+    return items, (TimelineCursor.of(items[-1]).token() if more and items else None)
+
+
+def _panels(groups: Iterable[list[Panel]]) -> list[Panel]:
+    return sorted((p for group in groups for p in group), key=lambda p: p.order)
 
 
 @staff("contacts.view")
 def contact_page(request: Request, form: FormData | None) -> Response:
-    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions."""
+    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions.
+
+    Everything is read in the page's one unit of work: the contact with its
+    owner in one query, the core's timeline page in another.
+    """
+    from crmcore.models import Contact, PipelineStage, User
+    from crmcore.services.base import get_contact, score_contributions
+    from crmcore.services.contacts import contact_tags
+
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
-    details = crm.contacts.details(contact_id)
-    contact = crm.contacts.get(contact_id)
-    score, contributions = crm.leads.score(contact_id)
-    items, more = _timeline(crm, contact_id, None)
-    consent = _consent(crm, contact)
-    owner = crm.users.get(contact.owner_id) if contact.owner_id else None
-    opportunities = (crm.sales.list_opportunities(status=None, contact=contact_id, limit=20)
-                     if can(request, "opportunities.view") else [])  # fmt: skip
-    stage_names = {s.id: s.name for s in crm.sales.stages()} if opportunities else {}
     with crm.transaction(readonly=True) as ctx:
-        ctx.cache["console_base"] = base_path(request)
-        panels: list[Panel] = sorted(
-            (p for group in crm.plugins.call("crm_contact_panels", contact=ctx.session.merge(contact), ctx=ctx)
-             for p in group),
-            key=lambda p: p.order,
-        )  # fmt: skip
+        found = ctx.session.execute(
+            select(Contact, User).outerjoin(User, User.id == Contact.owner_id).where(Contact.id == contact_id)
+        ).first()
+        owner = found[1] if found else None
+        if owner is not None:  # the reach check below needs the owner's team: known now
+            ctx.cache.setdefault("owner_teams", {})[owner.id] = owner.team_id
+        contact = get_contact(ctx, contact_id)  # permission and reach (the row is in the session already)
+        tags = contact_tags(ctx.session, contact.id)
+        contributions = score_contributions(ctx, contact)
+        items, more = _timeline(crm, contact, None)
+        consent = _consent(crm, contact)
+        opportunities = (crm.sales.list_opportunities(status=None, contact=contact, limit=20)
+                         if can(request, "opportunities.view") else [])  # fmt: skip
+        stage_ids = {o.stage_id for o in opportunities}
+        stage_names = dict(ctx.session.execute(
+            select(PipelineStage.id, PipelineStage.name).where(PipelineStage.id.in_(stage_ids))
+        ).all()) if stage_ids else {}  # fmt: skip
+        panel_context(request, ctx)
+        panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
     return page(request, "console/contact.html", {
-        "contact": contact, "details": details, "score": score, "contributions": contributions,
-        "items": items, "more": more, "consent": consent, "owner": owner, "panels": panels,
-        "opportunities": opportunities, "stage_names": stage_names,
+        "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
+        "contributions": contributions, "items": items, "more": more, "consent": consent, "owner": owner,
+        "panels": panels, "opportunities": opportunities, "stage_names": stage_names,
     })  # fmt: skip
 
 
 def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
-    """Purpose by channel: does the contact hold consent (the ledger's rules, one query)."""
+    """Purpose by channel: does the contact hold consent (the ledger's rules, one query built once)."""
     ledger = getattr(crm, "consent", None)
     if ledger is None:
         return None
-    from crmcore.models import Consent
-
     pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
-    held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == contact.id).exists()
-                    for purpose, channel in pairs))  # fmt: skip
+    held = getattr(crm, "_console_consent_query", None)
+    if held is None:
+        from crmcore.models import Consent
+
+        held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
+                        .exists() for purpose, channel in pairs))  # fmt: skip
+        crm._console_consent_query = held  # type: ignore[attr-defined]
     with crm.transaction(readonly=True) as ctx:
-        answers = ctx.session.execute(held).one()
+        answers = ctx.session.execute(held, {"contact_id": contact.id}).one()
     grid: dict[str, dict[str, bool]] = {}
     for (purpose, channel), given in zip(pairs, answers, strict=True):
         grid.setdefault(purpose, {})[channel] = bool(given)
@@ -296,8 +304,9 @@ def timeline_page(request: Request, form: FormData | None) -> Response:
     """The next page of a contact's timeline (an htmx fragment, or a whole page without JS)."""
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
-    crm.contacts.get(contact_id)  # reach check first
-    items, more = _timeline(crm, contact_id, _before(request.query_params.get("before")))
+    contact = crm.contacts.get(contact_id)  # reach check first
+    before = request.query_params.get("before")
+    items, more = _timeline(crm, contact, TimelineCursor.parse(before) if before else None)
     template = "console/_timeline.html" if "hx-request" in request.headers else "console/timeline.html"
     return page(request, template, {"items": items, "more": more, "contact_id": contact_id})
 
@@ -404,6 +413,43 @@ def reports(request: Request, form: FormData | None) -> Response:
     return page(request, "console/reports.html", {"sections": sections, "start": start or "", "end": end or ""})
 
 
+# -- campaigns -------------------------------------------------------------------------
+
+
+def _funnel(rows: list[dict[str, Any]], value: str) -> list[dict[str, Any]]:
+    """Funnel steps: each row with its bar's width in percent of the widest."""
+    widest = max((row[value] or 0 for row in rows), default=0)
+    return [{**row, "width": round(100 * (row[value] or 0) / widest) if widest else 0} for row in rows]
+
+
+@staff("reports.view")
+def campaigns(request: Request, form: FormData | None) -> Response:
+    """The funnel (leads to customers, the pipeline by stage), campaigns' cost, revenue and ROI, plugins' panels.
+
+    The figures are the reports' (``sales.conversion``, ``sales.pipeline``,
+    ``marketing.roi``) over the chosen range; plugins add panels through
+    ``crm_console_campaigns`` (email_marketing: its campaigns with budgets).
+    """
+    crm = crm_of(request)
+    start = request.query_params.get("from") or None
+    end = request.query_params.get("to") or None
+    conversion = crm.reports.run("sales.conversion", start=start, end=end)
+    totals = {name: sum(row[name] or 0 for row in conversion.rows) for name in ("leads", "qualified", "customers")}
+    lifecycle = _funnel([{"label": "Leads", "count": totals["leads"]},
+                         {"label": "Qualified", "count": totals["qualified"]},
+                         {"label": "Customers", "count": totals["customers"]}], "count")  # fmt: skip
+    pipeline = crm.reports.run("sales.pipeline", start=start, end=end)
+    roi = crm.reports.run("marketing.roi", start=start, end=end)
+    with crm.transaction(readonly=True) as ctx:
+        panel_context(request, ctx)
+        ctx.cache["console_range"] = (conversion.parameters["from"], conversion.parameters["to"])
+        panels = _panels(crm.plugins.call("crm_console_campaigns", ctx=ctx))
+    return page(request, "console/campaigns.html", {
+        "lifecycle": lifecycle, "stages": _funnel(pipeline.rows, "amount"), "roi": roi.rows, "panels": panels,
+        "currency": roi.parameters.get("currency") or crm.settings.currency, "start": start or "", "end": end or "",
+    })  # fmt: skip
+
+
 def routes() -> list[BaseRoute]:
     """The core's console routes (paths relative to the console's mount point)."""
     return [
@@ -422,6 +468,7 @@ def routes() -> list[BaseRoute]:
         Route("/activities/{activity_id:int}/done", activity_done, methods=["POST"]),
         Route("/pipeline", pipeline, name="console.pipeline"),
         Route("/opportunities/{opportunity_id:int}/move", move_opportunity, methods=["POST"]),
+        Route("/campaigns", campaigns, name="console.campaigns"),
         Route("/reports", reports, name="console.reports"),
     ]
 

@@ -10,7 +10,6 @@ At the end the report dashboard is written as one HTML file.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -35,6 +34,8 @@ def run_demo(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Simulate *days* on a fresh *database* file; write the dashboard; return the summary figures."""
+    import shutil
+
     from crmcore.clock import FrozenClock
     from crmcore.crm import CRM
     from crmcore.demo.simulation import Simulation

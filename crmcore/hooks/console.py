@@ -72,7 +72,10 @@ def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
     Collector: every plugin answers; panels are shown in ``order``. Runs inside
     the read-only unit of work of the page, acting for the signed-in user (so
     services and queries see only what the user may); ``ctx.cache["console_base"]``
-    is the console's URL prefix for links. Must not write.
+    is the console's URL prefix for links. Render the HTML with
+    ``crmcore.console.render_panel(ctx, template, **values)`` so it is in the
+    page's language; check your plugin's permission and return ``[]`` without
+    it. Must not write.
 
     :param contact: The contact shown (within the user's reach).
     :param ctx: The unit of work, acting for the signed-in user.
@@ -87,10 +90,28 @@ def crm_console_my_day(user: User, ctx: HookContext) -> list[Panel]:
     """Add panels to the signed-in user's "my day" page (SLA deadlines at risk, surveys to read, ...).
 
     Collector: every plugin answers; panels are shown in ``order``. Runs inside
-    a read-only unit of work acting for *user*. Must not write.
+    a read-only unit of work acting for *user*; render the HTML with
+    ``crmcore.console.render_panel``. Must not write.
 
     :param user: The signed-in user.
     :param ctx: The unit of work, acting for the user.
+    :returns: A list of :class:`~crmcore.console.menu.Panel`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_console_campaigns(ctx: HookContext) -> list[Panel]:
+    """Add panels to the console's campaigns page (email campaigns with budget, cost and ROI, ...).
+
+    Collector: every plugin answers; panels are shown in ``order`` below the
+    core's funnel and ROI table. Runs inside the page's read-only unit of work,
+    acting for the signed-in user (who holds ``reports.view``); render with
+    ``crmcore.console.render_panel``. ``ctx.cache["console_range"]`` holds the
+    page's ``(start, end)`` local dates (``None`` when open). Must not write.
+
+    :param ctx: The unit of work, acting for the signed-in user.
     :returns: A list of :class:`~crmcore.console.menu.Panel`.
 
     .. versionadded:: 0.1

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from crmcore.context import HookContext
     from crmcore.events import ContactErased, ContactMerged, InteractionLogged
     from crmcore.models import Contact, Interaction
+    from crmcore.services.timeline import TimelineCursor
 
 
 @hookspec(firstresult=True)
@@ -155,18 +156,25 @@ def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | 
 
 @hookspec
 def crm_contact_timeline(
-    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+    contact: Contact, before: datetime | None, cursor: TimelineCursor | None, limit: int, ctx: HookContext
 ) -> list[dict[str, Any]]:
     """Contribute items to a contact's timeline (tickets, survey answers, invoices).
 
-    A collector: every implementation answers with at most *limit* items older
-    than *before* (all when ``None``), newest first; the core merges them with
-    its own (lifecycle moves, touchpoints, interactions, purchases, feedback)
-    and keeps the newest *limit*. Each item is ``{"at": datetime, "kind": str,
-    "text": str}`` plus any ids. Must not write.
+    A collector: every implementation answers with at most *limit* items after
+    *cursor* in timeline order, newest first; the core merges them with its own
+    (lifecycle moves, touchpoints, interactions, purchases, feedback) and keeps
+    the newest *limit*. Each item is ``{"at": datetime, "kind": str, "text":
+    str, "key": str, "id": int}`` plus any ids: *key* names the kind of row
+    (prefix it with your plugin's name) and *id* its primary key; the order is
+    ``(at, key, id)``, newest first. Filter your rows with
+    ``crmcore.services.timeline.older(cursor, key, Model.at_column, Model.id)``
+    so that items sharing a timestamp are neither skipped nor repeated.
+    Must not write.
 
     :param contact: The contact.
-    :param before: Only items strictly older than this (for paging).
+    :param before: ``cursor.at`` (or ``None``), for implementations that page by time alone
+        (strictly older items only; the core drops what comes after the cursor).
+    :param cursor: Where the previous page ended (``None`` for the first page).
     :param limit: The page size.
     :param ctx: The unit of work.
     :returns: A list of items.

@@ -8,6 +8,7 @@ from crmcore.hooks import hookspec
 
 if TYPE_CHECKING:
     from pathlib import Path
+    from types import ModuleType
 
     from crmcore.crm import CRM
     from crmcore.registry import CustomFieldSpec, PermissionSpec, SettingSpec
@@ -37,6 +38,24 @@ def crm_register_custom_fields() -> list[CustomFieldSpec]:
     segments and reports.
 
     :returns: A list of :class:`~crmcore.registry.CustomFieldSpec`.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def crm_register_models() -> list[ModuleType]:
+    """Import the modules that declare the plugin's tables, and return them.
+
+    Called before migrations run or the schema is compared with the models
+    (``crm db upgrade``, ``crm db status``), when every enabled plugin's tables
+    must be on :class:`crmcore.db.Base`. Import the models here, not at the top
+    of the entry-point module, so that commands which never touch the plugin's
+    tables start without declaring them (code that uses the models imports
+    them as usual). A plugin whose entry-point module imports its models may
+    leave this hook out. All implementations run, outside any transaction.
+
+    :returns: A list of modules.
 
     .. versionadded:: 0.1
     """

@@ -117,7 +117,8 @@ class Purchase(Base):
     __tablename__ = "purchase"
     __table_args__ = (
         Index("ix_purchase_contact_time", "contact_id", "purchased_at"),
-        Index("ix_purchase_time", "purchased_at"),
+        # the sales of a range, with what the reports read of them
+        Index("ix_purchase_time", "purchased_at", "currency", "rep_id", "contact_id", "total"),
         Index("ix_purchase_rep_time", "rep_id", "purchased_at"),
     )
 

@@ -41,7 +41,13 @@ class Touchpoint(Base):
         Index("ix_touchpoint_contact_time", "contact_id", "occurred_at"),
         # Reports: "the contact's last ad click (or first creditable touch) before a conversion".
         Index("ix_touchpoint_contact_kind_time", "contact_id", "kind", "occurred_at"),
-        Index("ix_touchpoint_kind_time", "kind", "occurred_at"),
+        # Reports: the clicks and conversions of a range, read from the index alone (ads, affiliates).
+        Index("ix_touchpoint_kind_time", "kind", "occurred_at", "contact_id", "quantity", "ad", "affiliate"),
+        # Reports: marketing.channels over all time or a range, read from the index alone.
+        Index(
+            "ix_touchpoint_time_channel",
+            *("occurred_at", "source", "utm_source", "kind", "contact_id", "quantity", "currency", "value"),
+        ),
         Index("ix_touchpoint_campaign_kind", "campaign", "kind"),
         Index("ix_touchpoint_ad_kind", "ad", "kind"),
         Index("ix_touchpoint_affiliate_kind", "affiliate", "kind"),

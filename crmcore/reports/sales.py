@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, null, select
+from sqlalchemy import Select, and_, case, func, literal, literal_column, null, select
 from sqlalchemy.orm import aliased
 
 from crmcore.errors import ValidationError
@@ -45,9 +45,10 @@ def build_conversion(query: ReportQuery) -> Any:
     later = aliased(LifecycleChange, name="later")
 
     def reached(*stages: str) -> Any:
-        return case(
-            (exists().where(later.contact_id == LifecycleChange.contact_id, later.to_stage.in_(stages)), 1), else_=0
-        )
+        # EXISTS (SELECT 1 …), not SELECT *: SQLite then answers it from the index alone
+        found: Select[Any] = select(literal_column("1")).where(later.contact_id == LifecycleChange.contact_id,
+                                                  later.to_stage.in_(stages))  # fmt: skip
+        return case((found.exists(), 1), else_=0)
 
     key, join = (query.period(LifecycleChange.occurred_at), None) if query.is_period else _contact_key(query, Contact)
     facts = (

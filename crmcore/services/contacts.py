@@ -42,6 +42,7 @@ from crmcore.validation import clean_text, currency_code, positive_amount
 
 if TYPE_CHECKING:
     from crmcore.services.imports import ImportResult
+    from crmcore.services.timeline import TimelineCursor
 
 #: Stages a contact can be moved back to by hand, and from where.
 BACKWARD_MOVES = {
@@ -472,9 +473,13 @@ class ContactService(Service):
         return count
 
     def timeline(
-        self, ref: ContactRef, *, limit: int = 50, before: datetime | None = None
+        self, ref: ContactRef, *, limit: int = 50, before: datetime | TimelineCursor | None = None
     ) -> builtins.list[dict[str, Any]]:
-        """The contact's history, newest first, one page of *limit* items before *before*."""
+        """The contact's history, newest first: one page of *limit* items.
+
+        *before* is where the previous page ended (``TimelineCursor.of(items[-1])``),
+        or a time (only items strictly older).
+        """
         from crmcore.services.timeline import timeline
 
         with self.crm.transaction(readonly=True) as ctx:

@@ -9,9 +9,7 @@ from sqlalchemy import func, select
 
 from crmcore import hookimpl
 from crmcore.cli import get_crm
-from crmcore.mail import MailMessage, queue_mail
 from crmcore.models import Contact
-from crmcore_welcome.models import Welcome
 
 HERE = Path(__file__).resolve().parent
 
@@ -19,6 +17,9 @@ HERE = Path(__file__).resolve().parent
 @hookimpl
 def crm_lead_captured(event, ctx):
     """Queue a welcome email for the new lead, in the capture's transaction."""
+    from crmcore.mail import MailMessage, queue_mail
+    from crmcore_welcome.models import Welcome
+
     contact = ctx.session.get(Contact, event.contact_id)
     if contact.email is None:
         return
@@ -30,6 +31,8 @@ def crm_lead_captured(event, ctx):
 @hookimpl
 def crm_contact_erased(event, ctx):
     """Forget the address of an erased contact."""
+    from crmcore_welcome.models import Welcome
+
     for row in ctx.session.scalars(select(Welcome).where(Welcome.contact_id == event.contact_id)):
         row.email = "erased"
 
@@ -50,8 +53,18 @@ def crm_register_commands(cli):
         Example:
           crm welcome count
         """
+        from crmcore_welcome.models import Welcome
+
         with get_crm().transaction(readonly=True) as ctx:
             click.echo(ctx.session.scalar(select(func.count(Welcome.id))))
+
+
+@hookimpl
+def crm_register_models():
+    """The plugin's table, for ``crm db upgrade`` (ordinary commands never import it)."""
+    from crmcore_welcome import models
+
+    return [models]
 
 
 @hookimpl

@@ -14,8 +14,8 @@ from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.services.base import Service
 from crmcore_accounting_bridge.calc import round_money
-from crmcore_accounting_bridge.config import ACCOUNT
-from crmcore_accounting_bridge.models import Entry, Posting
+from crmcore_accounting_bridge.config import ACCOUNT, Config
+from crmcore_accounting_bridge.models import Entry, Invoice, Posting
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -175,3 +175,29 @@ def reverse_in(ctx: HookContext, entry_id: int, reason: str) -> Entry:
 def local_today(ctx: HookContext) -> date:
     """Today in the CRM's time zone."""
     return ctx.now.astimezone(ctx.crm.settings.zone).date()
+
+
+def balance_in(ctx: HookContext, contact_id: int) -> dict[str, Any]:
+    """Open balance and credit per currency (from the journal), and the overdue invoices."""
+    config = Config.of(ctx.crm)
+    rows = ctx.session.execute(
+        select(Posting.account, Entry.currency, func.sum(Posting.amount))
+        .join(Entry, Entry.id == Posting.entry_id)
+        .where(Posting.contact_id == contact_id,
+               Posting.account.in_([config.account("receivable"), config.account("customer_credit")]))
+        .group_by(Posting.account, Entry.currency)
+    ).all()  # fmt: skip
+    open_balance = {c: Decimal(v) for a, c, v in rows if a == config.account("receivable") and v}
+    credit = {c: -Decimal(v) for a, c, v in rows if a == config.account("customer_credit") and v}
+    today = local_today(ctx)
+    overdue = ctx.session.scalars(
+        select(Invoice).where(Invoice.contact_id == contact_id, Invoice.status == "open", Invoice.due_on < today)
+        .order_by(Invoice.due_on)
+    ).all()  # fmt: skip
+    return {
+        "open_balance": {c: str(round_money(v, c)) for c, v in sorted(open_balance.items())},
+        "customer_credit": {c: str(round_money(v, c)) for c, v in sorted(credit.items())},
+        "overdue_invoices": [{"number": i.number, "due_on": i.due_on.isoformat(),
+                              "open_amount": str(round_money(i.open_amount, i.currency)), "currency": i.currency,
+                              "days_overdue": (today - i.due_on).days} for i in overdue],
+    }  # fmt: skip

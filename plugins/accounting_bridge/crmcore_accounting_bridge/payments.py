@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from crmcore import permissions
 from crmcore.errors import Conflict, ValidationError
@@ -23,8 +23,8 @@ from crmcore_accounting_bridge.calc import round_money
 from crmcore_accounting_bridge.config import Config
 from crmcore_accounting_bridge.events import InvoiceOverdue, InvoicePaid, PaymentRecorded
 from crmcore_accounting_bridge.invoices import _decimal, contact_label, find_invoice
-from crmcore_accounting_bridge.journal import Leg, local_today, post
-from crmcore_accounting_bridge.models import Entry, Invoice, Payment, Posting
+from crmcore_accounting_bridge.journal import Leg, balance_in, local_today, post
+from crmcore_accounting_bridge.models import Invoice, Payment
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -249,32 +249,6 @@ class PaymentService(Service):
         """Report each open invoice past its due date once: the hook, and a ticket when configured."""
         with self.crm.transaction(actor) as ctx:
             return check_overdue_in(ctx)
-
-
-def balance_in(ctx: HookContext, contact_id: int) -> dict[str, Any]:
-    """Open balance and credit per currency (from the journal), and the overdue invoices."""
-    config = Config.of(ctx.crm)
-    rows = ctx.session.execute(
-        select(Posting.account, Entry.currency, func.sum(Posting.amount))
-        .join(Entry, Entry.id == Posting.entry_id)
-        .where(Posting.contact_id == contact_id,
-               Posting.account.in_([config.account("receivable"), config.account("customer_credit")]))
-        .group_by(Posting.account, Entry.currency)
-    ).all()  # fmt: skip
-    open_balance = {c: Decimal(v) for a, c, v in rows if a == config.account("receivable") and v}
-    credit = {c: -Decimal(v) for a, c, v in rows if a == config.account("customer_credit") and v}
-    today = local_today(ctx)
-    overdue = ctx.session.scalars(
-        select(Invoice).where(Invoice.contact_id == contact_id, Invoice.status == "open", Invoice.due_on < today)
-        .order_by(Invoice.due_on)
-    ).all()  # fmt: skip
-    return {
-        "open_balance": {c: str(round_money(v, c)) for c, v in sorted(open_balance.items())},
-        "customer_credit": {c: str(round_money(v, c)) for c, v in sorted(credit.items())},
-        "overdue_invoices": [{"number": i.number, "due_on": i.due_on.isoformat(),
-                              "open_amount": str(round_money(i.open_amount, i.currency)), "currency": i.currency,
-                              "days_overdue": (today - i.due_on).days} for i in overdue],
-    }  # fmt: skip
 
 
 def check_overdue_in(ctx: HookContext) -> list[dict[str, Any]]:

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore_accounting_bridge import hookspecs
-from crmcore_accounting_bridge import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from sqlalchemy import Select
 
+    from crmcore.console import Panel
     from crmcore.context import HookContext
     from crmcore.demo.simulation import DemoDay
     from crmcore.events import OpportunityClosed, PurchaseRecorded
     from crmcore.models import Contact
     from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
     from crmcore.reports import Report, ReportQuery
+    from crmcore.services.timeline import TimelineCursor
     from crmcore_accounting_bridge.connectors import Connector
 
 HERE = Path(__file__).resolve().parent
 plugin_info = PluginInfo(hookspecs=(hookspecs,))
+
+#: Timeline keys of invoices and payments (the order of items sharing a timestamp).
+INVOICE_KEY = "accounting_bridge.invoice"
+PAYMENT_KEY = "accounting_bridge.payment"
 
 
 @hookimpl
@@ -56,6 +62,22 @@ def crm_register_permissions() -> list[PermissionSpec]:
         PermissionSpec(name="accounting.books", description="Record payments, post and reverse entries, export "
                        "the books", roles=()),
     ]  # fmt: skip
+
+
+@hookimpl
+def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
+    """The contact's latest invoices on their console page (``accounting.view``)."""
+    from crmcore_accounting_bridge.console import contact_panels
+
+    return contact_panels(contact, ctx)
+
+
+@hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_accounting_bridge import models
+
+    return [models]
 
 
 @hookimpl
@@ -131,7 +153,7 @@ def crm_purchase_recorded(event: PurchaseRecorded, ctx: HookContext) -> None:
 @hookimpl
 def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | None:
     """``open_balance``, ``customer_credit`` and ``overdue_invoices`` on ``crm contact show``."""
-    from crmcore_accounting_bridge.payments import balance_in
+    from crmcore_accounting_bridge.journal import balance_in
 
     found = balance_in(ctx, contact.id)
     return found if any(found.values()) else None
@@ -139,33 +161,39 @@ def crm_contact_details(contact: Contact, ctx: HookContext) -> dict[str, Any] | 
 
 @hookimpl
 def crm_contact_timeline(
-    contact: Contact, before: datetime | None, limit: int, ctx: HookContext
+    contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
 ) -> list[dict[str, Any]]:
-    """Invoices, credit notes and payments on the contact's timeline."""
+    """Invoices, credit notes and payments on the contact's timeline (for users holding ``accounting.view``)."""
     from sqlalchemy import select
 
+    from crmcore import permissions
+    from crmcore.services.timeline import older
     from crmcore_accounting_bridge.calc import round_money
     from crmcore_accounting_bridge.models import Invoice, Payment
 
+    if not permissions.has(ctx, "accounting.view"):
+        return []
     invoices = select(Invoice).where(Invoice.contact_id == contact.id)
     payments = select(Payment, Invoice.number).outerjoin(Invoice, Invoice.id == Payment.invoice_id).where(
         Payment.contact_id == contact.id)  # fmt: skip
-    if before is not None:
-        invoices = invoices.where(Invoice.created_at < before)
-        payments = payments.where(Payment.created_at < before)
+    if (after := older(cursor, INVOICE_KEY, Invoice.created_at, Invoice.id)) is not None:
+        invoices = invoices.where(after)
+    if (after := older(cursor, PAYMENT_KEY, Payment.created_at, Payment.id)) is not None:
+        payments = payments.where(after)
     items: list[dict[str, Any]] = []
     for invoice in ctx.session.scalars(invoices.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)):
         what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
         items.append({"at": invoice.created_at, "kind": invoice.kind, "invoice_id": invoice.id,
+                      "key": INVOICE_KEY, "id": invoice.id,
                       "text": f"{what} {invoice.number}: {round_money(invoice.total, invoice.currency)} "
                               f"{invoice.currency}, due {invoice.due_on}"})  # fmt: skip
     payments = payments.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)
     for payment, number in ctx.session.execute(payments):
         amount = round_money(payment.amount, payment.currency)
         items.append({"at": payment.created_at, "kind": "payment", "payment_id": payment.id,
+                      "key": PAYMENT_KEY, "id": payment.id,
                       "text": f"Payment {payment.reference}: {amount} {payment.currency} for {number}"})  # fmt: skip
-    items.sort(key=lambda item: item["at"], reverse=True)
-    return items[:limit]
+    return items
 
 
 @hookimpl

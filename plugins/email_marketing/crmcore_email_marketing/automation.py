@@ -35,6 +35,7 @@ from crmcore_email_marketing.campaigns import (
 from crmcore_email_marketing.models import Enrollment, Sequence, SequenceStep, Suppression, Template
 from crmcore_email_marketing.rendering import TemplateProblem, contact_context
 from crmcore_email_marketing.tokens import unsubscribe_url
+from crmcore_email_marketing.triggers import has_spec
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -96,7 +97,7 @@ class SequenceService:
         if trigger not in allowed:
             errors["trigger"] = (f"{trigger!r} cannot start a sequence; hooks: {', '.join(allowed)} "
                                  "(the email_marketing.sequence_hooks setting)")  # fmt: skip
-        elif not _has_spec(self.crm, trigger):
+        elif not has_spec(self.crm, trigger):
             errors["trigger"] = f"no enabled plugin publishes the hook {trigger!r}"
         bad = [c for c in stop_on if c not in STOP_CONDITIONS]
         if bad:
@@ -209,35 +210,6 @@ def _sequence(ctx: HookContext, ref: Any) -> Sequence:
     if found is None:
         raise NotFound(f"no sequence {ref!r}")
     return found
-
-
-def _has_spec(crm: CRM, hook: str) -> bool:
-    caller = getattr(crm.plugins.pm.hook, hook, None)
-    return caller is not None and caller.spec is not None
-
-
-def install_triggers(crm: CRM) -> None:
-    """Register a listener for every configured hook that exists (a dynamic plugin, ``email_marketing.triggers``)."""
-    listeners: dict[str, Any] = {}
-    for hook in setting(crm, "sequence_hooks"):
-        if not hook.isidentifier() or not hook.startswith("crm_") or not _has_spec(crm, hook):
-            continue
-        argnames = getattr(crm.plugins.pm.hook, hook).spec.argnames
-        if "ctx" not in argnames or "event" not in argnames:
-            continue
-        listeners[hook] = _listener(hook)
-    if listeners and not crm.plugins.pm.has_plugin("email_marketing.triggers"):
-        crm.plugins.pm.register(type("SequenceTriggers", (), listeners)(), name="email_marketing.triggers")
-
-
-def _listener(hook: str) -> Any:
-    from crmcore import hookimpl
-
-    def listen(self: Any, event: Any, ctx: HookContext) -> None:
-        on_trigger(ctx, hook, event)
-
-    listen.__name__ = hook
-    return hookimpl(listen)
 
 
 def on_trigger(ctx: HookContext, hook: str, event: Any) -> None:

@@ -9,14 +9,16 @@ from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
 from crmcore_email_marketing import hookspecs
-from crmcore_email_marketing import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from sqlalchemy import Select
     from starlette.routing import BaseRoute
 
     from crmcore.bundles import BundleKind
+    from crmcore.console import Panel
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.demo.simulation import DemoDay
@@ -128,6 +130,14 @@ def crm_register_settings() -> list[SettingSpec]:
 
 
 @hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_email_marketing import models
+
+    return [models]
+
+
+@hookimpl
 def crm_register_migrations() -> list[Path]:
     """The plugin's own Alembic branch, ``email_marketing``."""
     return [HERE / "migrations"]
@@ -174,6 +184,14 @@ def crm_register_reports() -> list[Report]:
 
 
 @hookimpl
+def crm_console_campaigns(ctx: HookContext) -> list[Panel]:
+    """The email campaigns, with budgets, cost, results and ROI, on the console's campaigns page."""
+    from crmcore_email_marketing.console import campaigns_panels
+
+    return campaigns_panels(ctx)
+
+
+@hookimpl
 def crm_campaign_cost_contributions(query: ReportQuery, ctx: HookContext) -> list[Select[Any]]:
     """Each campaign's actual cost, on the day it started sending, charged to source ``email``."""
     from crmcore_email_marketing.reports import cost_contribution
@@ -184,7 +202,7 @@ def crm_campaign_cost_contributions(query: ReportQuery, ctx: HookContext) -> lis
 @hookimpl
 def crm_startup(crm: CRM) -> None:
     """Listen to the hooks that start sequences."""
-    from crmcore_email_marketing.automation import install_triggers
+    from crmcore_email_marketing.triggers import install_triggers
 
     install_triggers(crm)
 

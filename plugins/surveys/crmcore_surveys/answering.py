@@ -25,6 +25,7 @@ from crmcore.models import Contact, Feedback
 from crmcore.services.base import Service, rescore
 from crmcore.validation import clean_text
 from crmcore_surveys import definition as definitions
+from crmcore_surveys import rollup
 from crmcore_surveys.events import SurveyResponseRecorded
 from crmcore_surveys.models import Answer, Invitation, Survey, SurveyResponse, SurveyState
 from crmcore_surveys.service import INVITATION_PURPOSE
@@ -214,6 +215,7 @@ def record_in(
     contact = None
     if not survey.anonymous and invitation.contact_id is not None:
         contact = ctx.session.get(Contact, invitation.contact_id)
+    before = rollup.snapshot(ctx.session, invitation, existing)
     response = existing or SurveyResponse(survey_id=survey.id, submitted_at=ctx.now, actions=[])
     if survey.anonymous:
         response.invitation_hash = anonymous_key(ctx, invitation.id)
@@ -231,6 +233,7 @@ def record_in(
     ctx.session.execute(delete(Answer).where(Answer.response_id == response.id))
     ctx.session.add_all(_answer_rows(survey, response, answers))
     invitation.responded = True
+    rollup.record(ctx.session, before, invitation, response)
     _feedback(ctx, survey, response, answers, contact, language)
     if contact is not None:
         _contact_fields(ctx, survey, contact, answers)

@@ -139,6 +139,24 @@ def survey_send(key: str, segment: str, fmt: str) -> None:
         emit_record(counts, fmt)
 
 
+@survey.command("rollup")
+@format_option
+def survey_rollup(fmt: str) -> None:
+    """Rebuild the daily rollup the results read, from the raw invitations and responses.
+
+    Every write keeps the rollup exact; rebuild it after changing the CRM's time
+    zone (until then results are computed from the raw rows) or after loading
+    rows into the surveys tables by hand.
+
+    \b
+    Example:
+      crm survey rollup
+    """
+    rows = _service().rebuild_rollup()
+    zone = get_crm().settings.timezone
+    _done(fmt, f"rebuilt the survey results rollup: {rows} rows ({zone})", {"rows": rows, "zone": zone})
+
+
 @survey.command("results")
 @click.argument("key")
 @click.option("--from", "start", metavar="YYYY-MM-DD", help="First day (CRM time zone).")

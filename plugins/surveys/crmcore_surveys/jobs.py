@@ -8,6 +8,7 @@ from crmcore.mail import MailMessage, queue_mail
 from crmcore.models import Contact
 from crmcore.registry import JobCall, JobHandler, PeriodicJob
 from crmcore_surveys import definition as definitions
+from crmcore_surveys import rollup
 from crmcore_surveys.models import Invitation, Survey, SurveyState
 from crmcore_surveys.service import SEND_HANDLER, has_consent, invitation_url, setting
 
@@ -35,7 +36,9 @@ def send_invitation_job(call: JobCall) -> None:
             return
         queue_mail(ctx, invitation_message(ctx.crm, survey, invitation, contact),
                    key=f"surveys:invitation:{invitation.id}")  # fmt: skip
+        before = rollup.snapshot(ctx.session, invitation)
         invitation.status, invitation.sent_at = "sent", ctx.now
+        rollup.record(ctx.session, before, invitation)
 
 
 def invitation_message(crm: Any, survey: Survey, invitation: Invitation, contact: Contact) -> MailMessage:

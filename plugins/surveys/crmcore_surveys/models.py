@@ -7,11 +7,11 @@ chosen option for multiple choice), so every result is computed in SQL.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import Boolean, Date, Float, ForeignKey, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crmcore.db import Base, BigID, JSONData, UTCDateTime
@@ -145,3 +145,51 @@ class Answer(Base):
     score: Mapped[int | None] = mapped_column(SmallInteger)
     choice: Mapped[str | None] = mapped_column(String(120))
     text: Mapped[str | None] = mapped_column(Text)
+
+
+class DailyResults(Base):
+    """The results' rollup: invitations and headline scores per survey, local day and one dimension.
+
+    One row per survey, day (in the zone of :class:`RollupState`), ``dimension``
+    (``all``, ``agent``, ``product``, ``channel`` or ``language``) and the value
+    of that dimension's column (the others are NULL). Kept exact in the
+    transaction of every write that changes what the results count (sending an
+    invitation, recording or updating a response), and rebuilt from the raw rows
+    by ``crm survey rollup`` (:mod:`crmcore_surveys.rollup`). Scores are counted
+    by band, not by kind, so a survey's headline kind is applied when reading.
+    Rows for one key may repeat (two first writers at once): readers sum them.
+    """
+
+    __tablename__ = "surveys_daily"
+    __table_args__ = (
+        Index("ix_surveys_daily_key", "survey_id", "dimension", "day", "agent_id", "product", "channel", "language"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    survey_id: Mapped[int] = mapped_column(ForeignKey("surveys_survey.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    dimension: Mapped[str] = mapped_column(String(10))
+    agent_id: Mapped[int | None] = mapped_column(ForeignKey("crm_user.id", ondelete="SET NULL"))
+    product: Mapped[str | None] = mapped_column(String(120))
+    channel: Mapped[str | None] = mapped_column(String(40))
+    language: Mapped[str | None] = mapped_column(String(16))
+    #: Invitations sent that day, and how many of them were answered.
+    invitations: Mapped[int] = mapped_column(Integer, default=0)
+    answered: Mapped[int] = mapped_column(Integer, default=0)
+    #: Responses given that day with a headline score, by score band, and the scores' sum.
+    responses: Mapped[int] = mapped_column(Integer, default=0)
+    high: Mapped[int] = mapped_column(Integer, default=0)  # 9-10
+    middle: Mapped[int] = mapped_column(Integer, default=0)  # 7-8
+    low: Mapped[int] = mapped_column(Integer, default=0)  # 0-6
+    satisfied: Mapped[int] = mapped_column(Integer, default=0)  # 4 and more
+    score_total: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RollupState(Base):
+    """The time zone the daily rollup is cut in (one row); results use it only in the CRM's zone."""
+
+    __tablename__ = "surveys_rollup_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    zone: Mapped[str] = mapped_column(String(64))
+    rebuilt_at: Mapped[datetime] = mapped_column(UTCDateTime())

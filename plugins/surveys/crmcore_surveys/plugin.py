@@ -7,15 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
-from crmcore.registry import JobHandler, PeriodicJob, SettingSpec
+from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
 from crmcore_surveys import hookspecs
-from crmcore_surveys import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from starlette.routing import BaseRoute
 
     from crmcore.bundles import BundleKind
+    from crmcore.console import Panel
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.demo.simulation import DemoDay
@@ -83,6 +85,14 @@ def crm_register_settings() -> list[SettingSpec]:
 
 
 @hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_surveys import models
+
+    return [models]
+
+
+@hookimpl
 def crm_register_migrations() -> list[Path]:
     """The plugin's own Alembic branch, ``surveys``."""
     return [HERE / "migrations"]
@@ -124,6 +134,21 @@ def crm_register_routes(crm: CRM) -> list[BaseRoute]:
     from crmcore_surveys.web import routes
 
     return routes(crm)
+
+
+@hookimpl
+def crm_register_permissions() -> list[PermissionSpec]:
+    """See a contact's survey answers (the console's panel)."""
+    return [PermissionSpec(name="surveys.view", description="See survey answers",
+                           roles=("rep", "agent", "marketer", "manager"))]  # fmt: skip
+
+
+@hookimpl
+def crm_contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:
+    """The contact's latest survey answers on their console page."""
+    from crmcore_surveys.console import contact_panels
+
+    return contact_panels(contact, ctx)
 
 
 @hookimpl

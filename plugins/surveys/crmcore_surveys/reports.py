@@ -22,7 +22,8 @@ from crmcore.errors import ValidationError
 from crmcore.models import User
 from crmcore.reports import Chart, Column, Param, Report, ReportQuery, count, ratio
 from crmcore.reports.common import union, with_periods
-from crmcore_surveys.models import Answer, Invitation, Survey, SurveyResponse
+from crmcore_surveys import rollup
+from crmcore_surveys.models import Answer, DailyResults, Invitation, Survey, SurveyResponse
 
 if TYPE_CHECKING:
     from sqlalchemy.sql import Select
@@ -111,13 +112,60 @@ def _part(query: ReportQuery, table: Any, at: Any, survey: Survey | None, *, res
     return statement
 
 
-def build_results(query: ReportQuery) -> Select[Any]:
-    """Invitations, responses and the headline figures per group: two grouped scans, summed."""
-    survey = _survey(query)
-    parts = union(
-        _part(query, Invitation, Invitation.sent_at, survey, responses=False),
-        _part(query, SurveyResponse, SurveyResponse.submitted_at, survey, responses=True),
+def _from_rollup(query: ReportQuery, survey: Survey | None) -> Select[Any]:
+    """The measures per group from the daily rollup: a few rows per survey, day and dimension value."""
+    table = DailyResults
+    key = query.date_period(table.day) if query.is_period else _key(query, table, table.day, survey)
+    kind = literal(survey.headline_kind, String(10)) if survey is not None else Survey.headline_kind
+
+    def of(wanted: str, column: Any) -> Any:
+        return func.sum(case((kind == wanted, column), else_=0))
+
+    values = {
+        "invitations": func.sum(table.invitations), "answered": func.sum(table.answered),
+        "responses": func.sum(table.responses), "nps_answers": of("nps", table.responses),
+        "promoters": of("nps", table.high), "passives": of("nps", table.middle), "detractors": of("nps", table.low),
+        "csat_answers": of("csat", table.responses), "satisfied": of("csat", table.satisfied),
+        "ces_answers": of("ces", table.responses), "ces_total": of("ces", table.score_total),
+    }  # fmt: skip
+    dimension = query.by if query.by in rollup.DIMENSIONS else "all"
+    statement = (
+        select(key.label("key"), *(value.label(name) for name, value in values.items()))
+        .select_from(table)
+        .where(table.dimension == dimension, query.in_dates(table.day))
+        # one survey's key is a constant: group by its id instead
+        .group_by(table.survey_id if query.by == "survey" and survey is not None else key)
+        # a group whose rows all cancelled out (a response's score removed) is not shown, as before
+        .having(func.sum(table.invitations) + func.sum(table.responses) > 0)
     )
+    if survey is not None:
+        statement = statement.where(table.survey_id == survey.id)
+    else:
+        statement = statement.join(Survey, Survey.id == table.survey_id)
+    if query.by == "agent":
+        statement = statement.outerjoin(User, User.id == table.agent_id)
+    return statement
+
+
+def uses_rollup(query: ReportQuery) -> bool:
+    """Whether the results can be read from the rollup: no segment, and days cut in the CRM's zone."""
+    return query.segment is None and rollup.zone_of(query.session) == query.zone_name
+
+
+def build_results(query: ReportQuery) -> Select[Any]:
+    """Invitations, responses and the headline figures per group.
+
+    From the daily rollup when it serves the query; otherwise (a segment, or a
+    rollup cut in another zone) from two grouped scans of the raw rows, summed.
+    """
+    survey = _survey(query)
+    if uses_rollup(query):
+        parts = _from_rollup(query, survey).subquery()
+    else:
+        parts = union(
+            _part(query, Invitation, Invitation.sent_at, survey, responses=False),
+            _part(query, SurveyResponse, SurveyResponse.submitted_at, survey, responses=True),
+        )
     total = {name: func.sum(parts.c[name]) for name in MEASURES}
     return (
         select(

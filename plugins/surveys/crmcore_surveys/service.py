@@ -304,6 +304,20 @@ class SurveyService(Service):
                 )
             )
 
+    def rebuild_rollup(self, *, actor: Any = None) -> int:
+        """Recompute the results' daily rollup from the raw rows, in the CRM's zone; the rows written.
+
+        Needed after the CRM's time zone changes, or after rows were loaded
+        into the surveys tables without the services (the rollup is otherwise
+        kept exact by every write).
+        """
+        from crmcore_surveys.rollup import rebuild
+
+        with self.crm.transaction(actor) as ctx:
+            written = rebuild(ctx.session.connection(), self.crm.settings.timezone, ctx.now)
+            ctx.audit("survey.rollup", "survey", None, {"rows": written, "zone": self.crm.settings.timezone})
+            return written
+
     def describe(self, ref: int | str) -> dict[str, Any]:
         """What ``crm survey show`` prints: state, questions, triggers (dormant ones marked), counts."""
         from sqlalchemy import func

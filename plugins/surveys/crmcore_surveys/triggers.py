@@ -25,7 +25,6 @@ from sqlalchemy import select
 from crmcore import hookimpl
 from crmcore.errors import ConfigError
 from crmcore.models import Contact, Purchase, PurchaseLine
-from crmcore_surveys.models import Survey, SurveyState, SurveyTrigger
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -69,10 +68,9 @@ def _listener(hook: str) -> Any:
 
 
 def register(crm: CRM) -> None:
-    """Register the trigger listeners of *crm* (called from ``crm_startup``)."""
-    from crmcore_surveys.service import setting
-
-    configured = [h.strip() for h in str(setting(crm, "trigger_hooks") or "").split(",") if h.strip()]
+    """Register the trigger listeners of *crm* (called from ``crm_startup``; imports no models)."""
+    hooks_setting = crm.plugin_setting("surveys", "trigger_hooks")
+    configured = [h.strip() for h in str(hooks_setting or "").split(",") if h.strip()]
     for hook in configured:
         if not _published(crm, hook):
             raise ConfigError(f"surveys.trigger_hooks: no enabled plugin publishes {hook}")
@@ -97,6 +95,7 @@ def sampled(rate: float, *parts: Any) -> bool:
 
 def fire(ctx: HookContext, hook: str, event: Any) -> None:
     """Invite the event's contact to every active survey the hook triggers."""
+    from crmcore_surveys.models import Survey, SurveyState, SurveyTrigger
     from crmcore_surveys.service import invite_in
 
     contact_id = getattr(event, "contact_id", None)

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from crmcore.console import MenuEntry, Panel, SearchHit, base_path, page, staff
+from crmcore.console import MenuEntry, Panel, SearchHit, base_path, page, render_panel, staff
 from crmcore.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -108,9 +108,7 @@ def menu() -> list[MenuEntry]:
 
 
 def _list_html(ctx: HookContext, tickets: list[Ticket]) -> str:
-    template = ctx.crm.templates.get_template("ticketing/console/_list.html")
-    base = ctx.cache.get("console_base", "/console")
-    return template.render(tickets=tickets, now=ctx.now, badge=sla_badge, base=base)
+    return render_panel(ctx, "ticketing/console/_list.html", tickets=tickets, badge=sla_badge)
 
 
 def contact_panels(contact: Contact, ctx: HookContext) -> list[Panel]:

@@ -11,9 +11,10 @@ from crmcore import hookimpl
 from crmcore.plugins import PluginInfo
 from crmcore.registry import JobHandler, PeriodicJob, PermissionSpec, SettingSpec
 from crmcore_ticketing import hookspecs
-from crmcore_ticketing import models as _models  # noqa: F401  (registers the tables on crmcore.db.Base)
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     import click
     from starlette.routing import BaseRoute
 
@@ -93,6 +94,14 @@ def crm_register_bundle_kinds() -> list[BundleKind]:
     from crmcore_ticketing.bundles import KINDS
 
     return KINDS
+
+
+@hookimpl
+def crm_register_models() -> list[ModuleType]:
+    """The plugin's tables, imported only when migrations or a schema check need them."""
+    from crmcore_ticketing import models
+
+    return [models]
 
 
 @hookimpl
