@@ -166,6 +166,25 @@ def test_stop_releases_claimed_jobs_not_yet_started(crm):
     assert states == [("k0", "done", 1), ("k1", "pending", 0), ("k2", "pending", 0)]
 
 
+def test_a_claim_outlasting_half_its_lease_hands_back_the_jobs_not_started(crm_factory, tmp_path):
+    import time
+
+    class Slow:
+        @hookimpl
+        def crm_register_jobs(self):
+            return [JobHandler(name="test.slow", func=lambda call: time.sleep(0.4))]
+
+    crm = crm_factory(plugins=[JobsPlugin(tmp_path / "deliveries.jsonl"), Slow()])
+    for n in range(4):
+        crm.jobs.enqueue("test.slow", key=f"s{n}")
+    worker = crm.jobs.worker(lease=timedelta(seconds=1.5))
+    assert worker.run_batch() == 2  # 0.4 s each: the third would start after 0.75 s
+    states = sorted((j.idempotency_key, j.state, j.attempts) for j in crm.jobs.list(handler="test.slow"))
+    assert states == [("s0", "done", 1), ("s1", "done", 1), ("s2", "pending", 0), ("s3", "pending", 0)]
+    assert worker.run_batch() == 2
+    assert {(j.state, j.attempts) for j in crm.jobs.list(handler="test.slow")} == {("done", 1)}
+
+
 def test_expired_lease_is_recovered(crm, clock, run_due_jobs):
     from crmcore.jobs import outbox
 

@@ -111,8 +111,15 @@ class Worker:
         claimed = outbox.claim(self.crm, self.name, self.batch_size, self.lease)
         if not claimed:
             return 0
+        # Long jobs (a rate-limited campaign delivery) must not outlast the claim's lease:
+        # once half of it has passed, the jobs not yet started are handed back.
+        handback = time.monotonic() + self.lease.total_seconds() / 2
+
+        def stop() -> bool:
+            return self.stopping or time.monotonic() > handback
+
         try:
-            return outbox.execute(self.crm, claimed, self.name, stop=lambda: self.stopping)
+            return outbox.execute(self.crm, claimed, self.name, stop=stop)
         except DB_ERRORS:
             # Lost the database mid-batch: hand the unfinished claims back as soon as it returns,
             # instead of leaving them to the lease's expiry.
