@@ -469,7 +469,7 @@ class FormService(Service):
         email = fields.get("email")
         if not email:
             return None
-        from crmcore.services.imports import fast_normalize_email
+        from crmcore.validation import fast_normalize_email
 
         _, normalized = fast_normalize_email(str(email))
         contact_id = ctx.scalar(select(Contact.id).where(Contact.email_normalized == normalized))

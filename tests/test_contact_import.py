@@ -15,8 +15,7 @@ from crmcore import hookimpl
 from crmcore.errors import ValidationError
 from crmcore.models import Contact, LifecycleChange, Organization
 from crmcore.registry import CustomFieldSpec
-from crmcore.services.imports import fast_normalize_email
-from crmcore.validation import normalize_email
+from crmcore.validation import fast_normalize_email, normalize_email
 
 pytestmark = pytest.mark.databases("sqlite", "postgresql", "mariadb")
 

@@ -57,7 +57,7 @@ def clean_contact(
     if "email" in data:
 
         def email() -> None:
-            from crmcore.services.imports import fast_normalize_email  # plain addresses skip email-validator
+            from crmcore.validation import fast_normalize_email  # plain addresses skip email-validator
 
             if data["email"] in (None, ""):
                 values["email"] = values["email_normalized"] = None

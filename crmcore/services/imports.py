@@ -40,7 +40,7 @@ from crmcore.models import (
     Tag,
     User,
 )
-from crmcore.validation import _CONTROL, clean_text, country_code, normalize_email, normalize_phone, parse_date
+from crmcore.validation import _CONTROL, clean_text, country_code, fast_normalize_email, normalize_phone, parse_date
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -68,33 +68,6 @@ UPDATABLE = ("phone", "phone_normalized", "first_name", "last_name", "title", "o
              "do_not_track")  # fmt: skip
 _TRUE = {"1", "true", "yes", "y", "on", "x"}
 _FALSE = {"0", "false", "no", "n", "off", ""}
-# Plain ASCII addresses take a fast path; anything else is left to email-validator.
-_SIMPLE_EMAIL = re.compile(
-    r"(?P<local>[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*)@"
-    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
-)
-_SPECIAL_TLDS = {"arpa", "invalid", "local", "localhost", "onion", "test"}
-
-
-def fast_normalize_email(value: str) -> tuple[str, str]:
-    """:func:`~crmcore.validation.normalize_email`, with a fast path for plain ASCII addresses.
-
-    Gives exactly what email-validator gives for the addresses it accepts
-    (the domain lower-cased); everything unusual goes to email-validator.
-    """
-    raw = value.strip()
-    match = _SIMPLE_EMAIL.fullmatch(raw)
-    if (
-        match is not None
-        and len(raw) <= 254
-        and len(match["local"]) <= 64
-        and match["domain"].rsplit(".", 1)[1].lower() not in _SPECIAL_TLDS
-    ):
-        normalized = f"{match['local']}@{match['domain'].lower()}"
-        return normalized, normalized.lower()
-    return normalize_email(raw)
-
-
 @attrs.define
 class ImportError_:
     """One refused row: its line in the file and why."""
@@ -865,4 +838,4 @@ def _zones() -> set[str]:
     return _ZONES
 
 
-__all__ = ["IMPORT_FIELDS", "ContactImporter", "ImportResult", "check_encoding", "fast_normalize_email"]
+__all__ = ["IMPORT_FIELDS", "ContactImporter", "ImportResult", "check_encoding"]
