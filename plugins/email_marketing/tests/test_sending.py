@@ -153,6 +153,28 @@ class WorkerKilled(BaseException):
     """Stands for SIGKILL: nothing after it runs in the dying worker."""
 
 
+def kill_worker_on_send(monkeypatch: Any, nth: int, *, accepted: bool) -> Any:
+    """Make the *nth* SMTP send kill the worker, after the server accepted it or before it got it.
+
+    Returns the real ``SMTPConnection.send``, to put back once the worker has died.
+    """
+    from crmcore.mail import SMTPConnection
+
+    original = SMTPConnection.send
+    calls = {"n": 0}
+
+    def dying_send(self: Any, message: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == nth:
+            if accepted:
+                original(self, message)
+            raise WorkerKilled
+        original(self, message)
+
+    monkeypatch.setattr(SMTPConnection, "send", dying_send)
+    return original
+
+
 @pytest.mark.parametrize("when", ["after the server accepted", "before the server got it"])
 def test_a_worker_killed_mid_batch_resumes_and_nobody_gets_two_copies(
     crm, em, newsletter, people, smtp_server, run_due_jobs, clock, monkeypatch, when
@@ -161,18 +183,7 @@ def test_a_worker_killed_mid_batch_resumes_and_nobody_gets_two_copies(
 
     campaign = em.campaigns.create("Spring", template="newsletter", segment="everyone")
     em.campaigns.send("Spring")
-    original = SMTPConnection.send
-    calls = {"n": 0}
-
-    def dying_send(self: Any, mime: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            if when == "after the server accepted":
-                original(self, mime)
-            raise WorkerKilled
-        original(self, mime)
-
-    monkeypatch.setattr(SMTPConnection, "send", dying_send)
+    original = kill_worker_on_send(monkeypatch, 2, accepted=when == "after the server accepted")
     with pytest.raises(WorkerKilled):
         run_due_jobs()
     monkeypatch.setattr(SMTPConnection, "send", original)
@@ -208,16 +219,8 @@ def test_a_worker_killed_in_a_later_group_keeps_the_earlier_groups_sent_and_send
         crm.contacts.add(email=f"p{index}@example.com")
     campaign = em.campaigns.create("Spring", template="t", segment="everyone")
     em.campaigns.send("Spring")
-    original = SMTPConnection.send
-    calls = {"n": 0}
-
-    def dying_send(self: Any, message: Any) -> None:
-        calls["n"] += 1
-        original(self, message)
-        if calls["n"] == 6:  # the second of the second group was accepted, then the worker dies
-            raise WorkerKilled
-
-    monkeypatch.setattr(SMTPConnection, "send", dying_send)
+    # the second of the second group is accepted, then the worker dies
+    original = kill_worker_on_send(monkeypatch, 6, accepted=True)
     with pytest.raises(WorkerKilled):
         crm.jobs.run_due()
     monkeypatch.setattr(SMTPConnection, "send", original)
