@@ -64,7 +64,8 @@ def open_invitation(ctx: HookContext, token: str) -> tuple[Invitation, Survey]:
 def response_of(ctx: HookContext, survey: Survey, invitation: Invitation) -> SurveyResponse | None:
     """The response already given to *invitation*, if any."""
     if survey.anonymous:
-        condition = SurveyResponse.invitation_hash == anonymous_key(ctx, invitation.id)
+        # the current key and every old one: a rotated secret_key must not open a second response
+        condition = SurveyResponse.invitation_hash.in_(_anonymous_keys(ctx, invitation.id))
     else:
         condition = SurveyResponse.invitation_id == invitation.id
     found: SurveyResponse | None = ctx.first(SurveyResponse, condition)
@@ -73,8 +74,24 @@ def response_of(ctx: HookContext, survey: Survey, invitation: Invitation) -> Sur
 
 def anonymous_key(ctx: HookContext, invitation_id: int) -> str:
     """A keyed hash that keeps one response per invitation without storing which invitation."""
-    secret = ctx.crm.settings.secret_key.encode()
-    return hmac.new(secret, f"surveys-anonymous:{invitation_id}".encode(), hashlib.sha256).hexdigest()
+    return _anonymous_keys(ctx, invitation_id)[-1]
+
+
+def _anonymous_keys(ctx: HookContext, invitation_id: int) -> list[str]:
+    """:func:`anonymous_key` under every ``old_secret_keys`` entry, then under the current ``secret_key``."""
+    settings = ctx.crm.settings
+    message = f"surveys-anonymous:{invitation_id}".encode()
+    return [hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+            for secret in (*settings.old_secret_keys, settings.secret_key)]  # fmt: skip
+
+
+def answered_unmatched(survey: Survey, invitation: Invitation, existing: SurveyResponse | None) -> bool:
+    """Whether *invitation* was answered but its anonymous response can no longer be found.
+
+    That happens once the secret key it was hashed with has left ``old_secret_keys``: the
+    invitation stays answered (it cannot be answered twice), and the answer can no longer change.
+    """
+    return survey.anonymous and invitation.responded and existing is None
 
 
 def editable(ctx: HookContext, survey: Survey, response: SurveyResponse) -> bool:
@@ -202,6 +219,8 @@ def record_in(
     head = definitions.headline(data)
     existing = response_of(ctx, survey, invitation)
     updated = existing is not None
+    if answered_unmatched(survey, invitation, existing):
+        raise Conflict("you have already answered this survey, and it can no longer be changed")
     if existing is not None and not editable(ctx, survey, existing):
         if data["resubmit"] == "refuse":
             raise Conflict("you have already answered this survey; thank you")
@@ -322,7 +341,8 @@ class AnswerService(Service):
             contact = ctx.session.get(Contact, invitation.contact_id) if invitation.contact_id else None
             return {"survey": survey, "invitation": invitation, "response": existing, "answers": previous,
                     "contact_language": contact.language if contact is not None else None,
-                    "locked": existing is not None and not editable(ctx, survey, existing)}  # fmt: skip
+                    "locked": answered_unmatched(survey, invitation, existing)
+                    or (existing is not None and not editable(ctx, survey, existing))}  # fmt: skip
 
     def submit(self, token: str, values: Mapping[str, Any], *, language: str | None = None) -> SurveyResponse:
         """Store the answer page's submission (all questions validated at once)."""

@@ -6,6 +6,7 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from crmcore_surveys import surveys
 from crmcore_surveys.service import invitation_url
 
 from crmcore.errors import Conflict, ValidationError
@@ -151,6 +152,34 @@ def test_anonymous_surveys_store_no_contact(crm, service, nps_definition, ada):
     assert len(service.surveys.responses("anon")) == 1
     with pytest.raises(ValidationError):
         service.answers.submit(token, {"score": "3.5"})
+
+
+def test_a_rotated_secret_key_does_not_open_a_second_anonymous_response(crm_factory, nps_definition, customer):
+    from crmcore.crm import CRM
+
+    old = crm_factory(plugins=["surveys"], secret_key="the-old-secret-key-0001")
+    nps_definition.update(key="anon", anonymous=True)
+    surveys(old).surveys.create(nps_definition)
+    surveys(old).surveys.activate("anon")
+    invitation = surveys(old).surveys.invite("anon", customer(old, "ada@example.com").id)
+    old_token = invitation_url(old, invitation.id).rsplit("/", 1)[1]
+    surveys(old).answers.submit(old_token, {"score": 2})
+
+    def rotated(key: str, *old_keys: str) -> CRM:
+        return CRM(engine=old.engine, plugins=["surveys"], environment="test", clock=old.clock,
+                   secret_key=key, old_secret_keys=old_keys)  # fmt: skip
+
+    # the old key is still accepted: the same response is found and changed, not a second one added
+    during = rotated("the-new-secret-key-0002", "the-old-secret-key-0001")
+    assert surveys(during).answers.submit(old_token, {"score": 3}).score == 3
+    assert [r.score for r in surveys(during).surveys.responses("anon")] == [3]
+    # once the key it was hashed with is gone, a link signed with a newer key (a reminder) cannot answer again
+    after = rotated("the-third-secret-key-0003")
+    new_token = invitation_url(after, invitation.id).rsplit("/", 1)[1]
+    assert surveys(after).answers.page(new_token)["locked"] is True
+    with pytest.raises(Conflict, match="already answered"):
+        surveys(after).answers.submit(new_token, {"score": 10})
+    assert [r.score for r in surveys(after).surveys.responses("anon")] == [3]
 
 
 def test_an_answered_refuse_mode_survey_says_so_instead_of_showing_the_form(http, crm, service, nps_definition, ada):
