@@ -75,7 +75,7 @@ class ReportService(Service):
         once in one :class:`~crmcore.errors.ValidationError`, naming what is valid.
         """
         report = self.get(name)
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             from crmcore import permissions
 
             permissions.require(ctx, "reports.view")
