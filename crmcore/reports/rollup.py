@@ -35,7 +35,24 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import attrs
-from sqlalchemy import Date, and_, case, cast, delete, func, insert, literal, or_, select, true, union_all, update
+from sqlalchemy import (
+    Date,
+    Integer,
+    String,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    null,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 
 from crmcore.models import Purchase, PurchaseLine, Touchpoint
 from crmcore.models.rollup import AttributionDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
@@ -123,7 +140,7 @@ def touch_facts(dialect: str, zone: str, where: Any) -> list[Any]:
     day = _day(Touchpoint.occurred_at, dialect, zone)
     statements = []
     for dimension in (*TOUCH_GROUPINGS, "all"):
-        value = touch_key(dimension, Touchpoint) if dimension != "all" else literal(None)
+        value = touch_key(dimension, Touchpoint) if dimension != "all" else cast(null(), String(255))
         statements.append(
             select(
                 day.label("day"),
@@ -135,7 +152,7 @@ def touch_facts(dialect: str, zone: str, where: Any) -> list[Any]:
                 func.coalesce(func.sum(Touchpoint.value), 0).label("amount"),
             )
             .where(where)
-            .group_by(day, value, Touchpoint.kind, Touchpoint.currency)
+            .group_by(day, *([value] if dimension != "all" else []), Touchpoint.kind, Touchpoint.currency)
         )
     return statements
 
@@ -145,7 +162,7 @@ def sale_facts(dialect: str, zone: str, where: Any) -> list[Any]:
     day = _day(Purchase.purchased_at, dialect, zone)
     statements = []
     for dimension in ("product", "all"):
-        product = PurchaseLine.product_id if dimension == "product" else literal(None)
+        product = PurchaseLine.product_id if dimension == "product" else cast(null(), Integer)
         statements.append(
             select(
                 day.label("day"),
@@ -161,7 +178,7 @@ def sale_facts(dialect: str, zone: str, where: Any) -> list[Any]:
             .select_from(PurchaseLine)
             .join(Purchase, Purchase.id == PurchaseLine.purchase_id)
             .where(where)
-            .group_by(day, product, Purchase.currency)
+            .group_by(day, *([product] if dimension == "product" else []), Purchase.currency)
         )
     return statements
 
