@@ -104,6 +104,20 @@ class ReportService(Service):
                 generated_at=ctx.now,
             )
 
+    def rebuild_rollup(self, *, actor: Any = None) -> int:
+        """Recompute the reports' daily rollups from the raw rows, in the CRM's zone; the rows written.
+
+        The services keep the rollups exact on every write; rebuild after
+        changing the CRM's time zone (until then the reports read the raw rows)
+        or after loading touchpoints or purchases without the services.
+        """
+        from crmcore.reports.rollup import rebuild
+
+        with self.crm.transaction(actor) as ctx:
+            written = rebuild(ctx.session.connection(), self.crm.settings.timezone, ctx.now)
+            ctx.audit("report.rollup", "report", None, {"rows": written, "zone": self.crm.settings.timezone})
+        return written
+
     def dashboard(
         self, *, start: date | str | None = None, end: date | str | None = None
     ) -> builtins.list[ReportResult]:
