@@ -32,9 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_queries import HAND_WRITTEN
 
 from crmcore import CRM
-from crmcore.testing.reportdata import reset_sequences, generate
+from crmcore.testing.reportdata import generate, reset_sequences
 
 RANGES = {"all time": (None, None), "2025": ("2025-01-01", "2025-12-31")}
+#: Reports that read the daily rollups (``crmcore.reports.rollup``) for settled days; the
+#: hand-written SQL always computes from the raw rows, so their ratio compares the two routes.
+ROLLUP_BACKED = {
+    "marketing.channels": "rollup+raw",  # sums from the rollup, distinct contacts from the raw rows
+    "marketing.products": "rollup",
+    "marketing.roi": "rollup",  # attribution from the rollup, costs from ad_spend
+}
 
 
 #: The tables a copy repeats (the rest, such as users, products and ad spend, are shared).
@@ -179,8 +186,12 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=200_000)
     parser.add_argument("--touches-per-contact", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--copies", type=int, default=1,
-                        help="Generate contacts / N and let the database copy that history N - 1 more times.")
+    parser.add_argument(
+        "--copies",
+        type=int,
+        default=1,
+        help="Generate contacts / N and let the database copy that history N - 1 more times.",
+    )
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--quick", action="store_true", help="10,000 contacts (~50,000 touchpoints), 5 runs")
     parser.add_argument("--only", help="Comma-separated report names.")
@@ -196,7 +207,7 @@ def main() -> int:
         touchpoints = connection.execute(text("SELECT COUNT(*) FROM touchpoint")).scalar()
         contacts = connection.execute(text("SELECT COUNT(*) FROM contact")).scalar()
     print(f"{dialect}: {contacts:,} contacts, {touchpoints:,} touchpoints; medians of {args.runs} runs\n")
-    print(f"{'report':24} {'range':9} {'rows':>5} {'report s':>9} {'hand SQL s':>10} {'ratio':>6}")
+    print(f"{'report':24} {'range':9} {'rows':>5} {'report s':>9} {'hand SQL s':>10} {'ratio':>6}  reads")
     worst = 0.0
     failures = []
     names = args.only.split(",") if args.only else list(HAND_WRITTEN)
@@ -221,8 +232,10 @@ def main() -> int:
                 failures.append(f"{name} ({label}): the report and the hand-written SQL disagree")
             ratio = report_time / hand_time
             worst = max(worst, ratio)
-            print(f"{name:24} {label:9} {len(result.rows):>5} {report_time:>9.3f} {hand_time:>10.3f} {ratio:>6.2f}")
-    print(f"\nworst ratio {worst:.2f} (target <= 1.25)")
+            reads = ROLLUP_BACKED.get(name, "raw")
+            times = f"{report_time:>9.3f} {hand_time:>10.3f} {ratio:>6.2f}"
+            print(f"{name:24} {label:9} {len(result.rows):>5} {times}  {reads}", flush=True)
+    print(f"\nworst ratio {worst:.2f} (target <= 1.25); reads: what the report reads (the hand SQL reads raw rows)")
     for failure in failures:
         print("FAILED:", failure)
     crm.dispose()

@@ -260,7 +260,9 @@ def build_channels(query: ReportQuery) -> Any:
         recent = select(
             live.c.key, live.c.quantity, zero("contacts"), live.c.conversions, live.c.value
         )  # fmt: skip
-        everyone = raw.subquery("everyone")
+        everyone = raw.with_only_columns(key.label("key"), Touchpoint.contact_id.label("contact_id")).subquery(
+            "everyone"
+        )
         contacts = select(
             everyone.c.key, zero("quantity"), func.count(everyone.c.contact_id.distinct()).label("contacts"),
             zero("conversions"), zero("value"),
