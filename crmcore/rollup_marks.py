@@ -2,7 +2,11 @@
 
 Kept apart from the reports so the services that write touchpoints and sales
 import only this: a date comparison per write, and an insert only for writes
-into settled days.
+dated before today.
+
+Writers mark every day before *today*, while the rollup takes only days
+before *yesterday*: a write that began before midnight and commits after
+it is still marked (unless its transaction lasted more than a day).
 """
 
 from __future__ import annotations
@@ -36,21 +40,26 @@ def settled_before(now: datetime, zone: ZoneInfo) -> date:
     return local_day(now, zone) - SETTLE
 
 
+def marked_before(now: datetime, zone: ZoneInfo) -> date:
+    """The first day a write at *now* does not mark: today (a day ahead of :func:`settled_before`)."""
+    return local_day(now, zone)
+
+
 def day_start(day: date, zone: ZoneInfo) -> datetime:
     """Local midnight starting *day*, as a UTC instant."""
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
-# -- writers: mark the settled days a write changes ------------------------------------------
+# -- writers: mark the past days a write changes ------------------------------------------
 
 
 def touch_written(ctx: HookContext, touch: Touchpoint) -> None:
-    """After a touchpoint was recorded: mark its day, and the sales it may now be credited for, if settled."""
+    """After a touchpoint was recorded: mark its day, and the sales it may now be credited for, if past."""
     zone = ctx.crm.settings.zone
     day = local_day(touch.occurred_at, zone)
-    settled = settled_before(ctx.now, zone)
-    if day >= settled:
-        return  # the common case: nothing rolled up can change
+    today = marked_before(ctx.now, zone)
+    if day >= today:
+        return  # the common case: a write of today changes nothing rolled up
     from crmcore.attribution import CREDITABLE_KINDS
 
     days = {day}
@@ -61,30 +70,30 @@ def touch_written(ctx: HookContext, touch: Touchpoint) -> None:
             )
         )
         days.update(local_day(at, zone) for at in later)
-    mark(ctx, (d for d in days if d < settled))
+    mark(ctx, (d for d in days if d < today))
 
 
 def purchase_written(ctx: HookContext, purchase: Purchase) -> None:
-    """After a purchase was recorded: mark its day if settled, and the contact's later sales (first purchase moved)."""
+    """After a purchase was recorded: mark its day if past, and the contact's later sales (first purchase moved)."""
     zone = ctx.crm.settings.zone
-    settled = settled_before(ctx.now, zone)
+    today = marked_before(ctx.now, zone)
     day = local_day(purchase.purchased_at, zone)
-    if day >= settled:
+    if day >= today:
         return
     later = ctx.session.scalars(
         select(Purchase.purchased_at).where(
             Purchase.contact_id == purchase.contact_id, Purchase.purchased_at >= purchase.purchased_at
         )
     )
-    mark(ctx, (d for d in {day, *(local_day(at, zone) for at in later)} if d < settled))
+    mark(ctx, (d for d in {day, *(local_day(at, zone) for at in later)} if d < today))
 
 
 def contacts_merged(ctx: HookContext, contact_ids: Sequence[int]) -> None:
-    """Before a merge moves touchpoints and sales: mark the settled days of the contacts' sales (attribution)."""
+    """Before a merge moves touchpoints and sales: mark the past days of the contacts' sales (attribution)."""
     zone = ctx.crm.settings.zone
-    settled = settled_before(ctx.now, zone)
+    today = marked_before(ctx.now, zone)
     sales = ctx.session.scalars(select(Purchase.purchased_at).where(Purchase.contact_id.in_(contact_ids)))
-    mark(ctx, (d for d in {local_day(at, zone) for at in sales} if d < settled))
+    mark(ctx, (d for d in {local_day(at, zone) for at in sales} if d < today))
 
 
 def mark(ctx: HookContext, days: Iterable[date]) -> None:

@@ -8,10 +8,12 @@ rows, so a figure is exact the moment a write commits:
 - A day is **settled** once a whole day has passed since it ended (in the
   CRM's zone): days before ``today - 1``. Only settled days are rolled up;
   ``report_rollup_state.rolled_until`` is the first day not rolled up.
-- A write to a settled day (a backdated touchpoint or purchase, a touch that
+- A write dated before today (a backdated touchpoint or purchase, a touch that
   changes the attribution of older sales, a merge) marks the days it changes
   **dirty** (``report_dirty_day``) in its own transaction: one insert, and only
-  for writes into the past; writes of today cost nothing extra.
+  for writes into the past; writes of today cost nothing extra. Marking from
+  today while rolling up only before yesterday leaves a day's margin for
+  transactions that run across midnight (:mod:`crmcore.rollup_marks`).
 - A report reads the rollup for rolled-up days that are not dirty and the raw
   rows for the rest, in one snapshot, so it never misses a committed write.
 - :func:`refresh` rolls up the newly settled days and recomputes the dirty ones
