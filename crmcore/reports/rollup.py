@@ -31,6 +31,7 @@ these figures.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -55,7 +56,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
+from crmcore.errors import CRMError
 from crmcore.models import Purchase, PurchaseLine, Touchpoint
 from crmcore.models.rollup import AttributionDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
 from crmcore.reports.common import TOUCH_GROUPINGS, attributed_touch, touch_key
@@ -68,6 +71,8 @@ if TYPE_CHECKING:
 
     from crmcore.crm import CRM
     from crmcore.reports.model import ReportQuery
+
+log = logging.getLogger("crmcore.reports")
 
 #: Groupings of ``marketing.roi`` the attribution rollup keeps.
 ROI_GROUPINGS = ("campaign", "source", "affiliate")
@@ -111,7 +116,12 @@ def coverage(query: ReportQuery) -> Coverage | None:
     if state is None or state.zone != query.zone_name:
         return None
     if state.rolled_until < settled_before(query.ctx.now, crm.settings.zone) or _has_dirty(query.session):
-        refresh(crm)  # its own transaction; this snapshot may or may not see it, and is exact either way
+        # its own transaction; this snapshot may or may not see it, and is exact either way, so a
+        # refresh that cannot run now (another writer holds the lock too long) only costs speed
+        try:
+            refresh(crm)
+        except (CRMError, SQLAlchemyError) as exc:
+            log.warning("report rollup refresh skipped: %s", exc)
         state = _state(query.session) or state
     dirty = tuple(sorted(set(query.session.scalars(select(DirtyDay.day)))))
     return Coverage(zone=crm.settings.zone, rolled_until=state.rolled_until, dirty=dirty)
