@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from crmcore.services.timeline import TimelineCursor
 
 DORMANCY_HANDLER = "core.dormancy_check"
+REPORT_ROLLUP_HANDLER = "core.report_rollup"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Behaviour rules: points per touchpoint of a kind, and the cap per kind.
@@ -191,6 +192,12 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
         JobHandler(name=DORMANCY_HANDLER, func=_dormancy_check, help="Move inactive customers to dormant."),
         PeriodicJob(name="dormancy-check", handler=DORMANCY_HANDLER, every=timedelta(days=1)),
         JobHandler(
+            name=REPORT_ROLLUP_HANDLER,
+            func=_report_rollup,
+            help="Roll up the reports' newly settled days and recompute the days late writes changed.",
+        ),
+        PeriodicJob(name="report-rollup", handler=REPORT_ROLLUP_HANDLER, every=timedelta(hours=1)),
+        JobHandler(
             name=POSTBACK_HANDLER,
             func=send_postback,
             max_attempts=8,
@@ -219,6 +226,13 @@ def _activity_reminder(call: JobCall) -> None:
                 subject=activity.subject, due_at=activity.due_at, occurred_at=ctx.now,
             ),
         )  # fmt: skip
+
+
+def _report_rollup(call: JobCall) -> None:
+    """Keep the reports' daily rollups current (reports also do it when they find work left)."""
+    from crmcore.reports.rollup import refresh
+
+    refresh(call.crm)
 
 
 def _dormancy_check(call: JobCall) -> None:

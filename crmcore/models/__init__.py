@@ -17,6 +17,7 @@ from crmcore.models.people import (
     UserPermission,
 )
 from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
+from crmcore.models.rollup import AttributionDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
 from crmcore.models.sales import (
     Activity,
     Feedback,
@@ -36,6 +37,7 @@ __all__ = [
     "Activity",
     "AdSpend",
     "Affiliate",
+    "AttributionDaily",
     "AuditEntry",
     "BundleRecord",
     "Consent",
@@ -46,6 +48,7 @@ __all__ = [
     "ContactTag",
     "ConversionAttribution",
     "CustomField",
+    "DirtyDay",
     "Feedback",
     "Interaction",
     "Job",
@@ -63,11 +66,14 @@ __all__ = [
     "PurchaseLine",
     "Role",
     "RolePermission",
+    "RollupState",
+    "SaleDaily",
     "Segment",
     "Stage",
     "Tag",
     "Team",
     "TeamManager",
+    "TouchDaily",
     "TouchKind",
     "Touchpoint",
     "TrackedLink",

@@ -58,7 +58,7 @@ def touch_key(by: str, touch: Any) -> Any:
     return getattr(touch, by)
 
 
-def attributed_touch(query: ReportQuery, contact_id: Any, at: Any, *, last: bool, kinds: Any = None) -> Any:
+def attributed_touch(contact_id: Any, at: Any, *, last: bool, kinds: Any = None) -> Any:
     """A scalar subquery: the id of the contact's first (or last) creditable touchpoint at or before *at*."""
     touch = Touchpoint.__table__.alias("credited")
     kinds = kinds if kinds is not None else ATTRIBUTION_KINDS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import String, case, cast, func, literal, null, select, union_all
@@ -22,6 +23,8 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
+from crmcore.models.rollup import AttributionDaily, SaleDaily, TouchDaily
+from crmcore.reports import rollup
 from crmcore.reports.common import (
     CURRENCY,
     TOUCH_GROUPINGS,
@@ -49,9 +52,9 @@ def _last_click_conversions(query: ReportQuery, click_kind: str, key: Any) -> An
     credited = (
         select(
             conversion.quantity.label("quantity"),
-            attributed_touch(
-                query, conversion.contact_id, conversion.occurred_at, last=True, kinds=(click_kind,)
-            ).label("click_id"),
+            attributed_touch(conversion.contact_id, conversion.occurred_at, last=True, kinds=(click_kind,)).label(
+                "click_id"
+            ),
         )
         .where(
             conversion.kind == CONVERSION,
@@ -211,30 +214,71 @@ AFFILIATES = Report(
 
 
 def build_channels(query: ReportQuery) -> Any:
-    """Touchpoints per source, medium, campaign, UTM value, kind or period."""
+    """Touchpoints per source, medium, campaign, UTM value, kind or period.
+
+    The sums come from the daily rollup for settled days (the raw rows for the
+    rest); distinct contacts do not add up across days, so they are always
+    counted from the raw rows.
+    """
     code = currency(query)
+    kind = query.param("kind")
     key = query.period(Touchpoint.occurred_at) if query.is_period else touch_key(query.by, Touchpoint)
     is_conversion = Touchpoint.kind == CONVERSION
-    facts = select(
+    raw = select(
         key.label("key"),
         Touchpoint.quantity.label("quantity"),
         Touchpoint.contact_id.label("contact_id"),
         case((is_conversion, Touchpoint.quantity), else_=0).label("conversions"),
         case((is_conversion & (Touchpoint.currency == code), Touchpoint.value), else_=0).label("value"),
     ).where(query.in_range(Touchpoint.occurred_at), query.in_segment(Touchpoint.contact_id))
-    if query.param("kind"):
-        facts = facts.where(Touchpoint.kind == query.param("kind"))
-    sub = facts.subquery("facts")
-    statement = select(
-        sub.c.key,
-        func.sum(sub.c.quantity).label("touchpoints"),
-        func.count(sub.c.contact_id.distinct()).label("contacts"),
-        func.sum(sub.c.conversions).label("conversions"),
-        func.sum(sub.c.value).label("conversion_value"),
-    ).group_by(sub.c.key)
+    if kind:
+        raw = raw.where(Touchpoint.kind == kind)
+    cover = rollup.coverage(query)
+    if cover is None:
+        sub = raw.subquery("facts")
+        statement = select(
+            sub.c.key,
+            func.sum(sub.c.quantity).label("touchpoints"),
+            func.count(sub.c.contact_id.distinct()).label("contacts"),
+            func.sum(sub.c.conversions).label("conversions"),
+            func.sum(sub.c.value).label("conversion_value"),
+        ).group_by(sub.c.key)
+        order = func.sum(sub.c.quantity)
+    else:
+        daily = TouchDaily
+        daily_conversion = daily.kind == CONVERSION
+        rolled = select(
+            (query.date_period(daily.day) if query.is_period else daily.value).label("key"),
+            daily.quantity.label("quantity"),
+            zero("contacts"),
+            case((daily_conversion, daily.quantity), else_=0).label("conversions"),
+            case((daily_conversion & (daily.currency == code), daily.amount), else_=0).label("value"),
+        ).where(daily.dimension == ("all" if query.is_period else query.by), cover.rolled(query, daily.day))
+        if kind:
+            rolled = rolled.where(daily.kind == kind)
+        live = raw.where(cover.live(query, Touchpoint.occurred_at)).subquery("live")
+        recent = select(
+            live.c.key, live.c.quantity, zero("contacts"), live.c.conversions, live.c.value
+        )  # fmt: skip
+        everyone = raw.with_only_columns(key.label("key"), Touchpoint.contact_id.label("contact_id")).subquery(
+            "everyone"
+        )
+        contacts = select(
+            everyone.c.key, zero("quantity"), func.count(everyone.c.contact_id.distinct()).label("contacts"),
+            zero("conversions"), zero("value"),
+        ).group_by(everyone.c.key)  # fmt: skip
+        sub = union(rolled, recent, contacts)
+        statement = select(
+            sub.c.key,
+            func.sum(sub.c.quantity).label("touchpoints"),
+            func.sum(sub.c.contacts).label("contacts"),
+            func.sum(sub.c.conversions).label("conversions"),
+            func.sum(sub.c.value).label("conversion_value"),
+        ).group_by(sub.c.key)
+        order = func.sum(sub.c.quantity)
     if query.is_period:
         return statement.order_by(sub.c.key)
-    return statement.order_by(func.sum(sub.c.quantity).desc(), sub.c.key)
+    return statement.order_by(order.desc(), sub.c.key)
 
 
 CHANNELS = Report(
@@ -391,6 +435,9 @@ def build_products(query: ReportQuery) -> Any:
         "price_band": cast(lower, String) + "-" + cast(lower + literal(band), String),
     }
     key = query.period(Purchase.purchased_at) if query.is_period else keys[query.by]
+    cover = rollup.coverage(query) if query.is_period or query.by in ("product", "sku") else None
+    if cover is not None:
+        return _products_rolled(query, cover, code)
     sub = (
         select(
             key.label("key"),
@@ -424,6 +471,59 @@ def build_products(query: ReportQuery) -> Any:
     if query.is_period:
         return statement.order_by(sub.c.key)
     return statement.order_by(revenue.desc(), func.min(sub.c.key) if by_product else sub.c.key)
+
+
+def _products_rolled(query: ReportQuery, cover: rollup.Coverage, code: str) -> Any:
+    """``marketing.products`` per product, SKU or period: settled days from ``report_sale_daily``, the rest raw.
+
+    Each purchase falls on one day, so distinct orders add up across days.
+    """
+    by_product = not query.is_period
+    daily = SaleDaily
+    rolled = select(
+        (daily.product_id if by_product else query.date_period(daily.day)).label("key"),
+        daily.units.label("units"),
+        daily.orders.label("orders"),
+        daily.revenue.label("revenue"),
+        daily.min_price.label("min_price"),
+        daily.max_price.label("max_price"),
+    ).where(daily.dimension == ("product" if by_product else "all"), daily.currency == code,
+            cover.rolled(query, daily.day))  # fmt: skip
+    live_key = PurchaseLine.product_id if by_product else query.period(Purchase.purchased_at)
+    live = (
+        select(
+            live_key.label("key"),
+            func.sum(PurchaseLine.quantity).label("units"),
+            func.count(PurchaseLine.purchase_id.distinct()).label("orders"),
+            func.sum(PurchaseLine.line_total).label("revenue"),
+            func.min(PurchaseLine.unit_price).label("min_price"),
+            func.max(PurchaseLine.unit_price).label("max_price"),
+        )
+        .select_from(PurchaseLine)
+        .join(Purchase, Purchase.id == PurchaseLine.purchase_id)
+        .where(cover.live(query, Purchase.purchased_at), Purchase.currency == code)
+        .group_by(live_key)
+    )
+    sub = union(rolled, live)
+    revenue = func.sum(sub.c.revenue)
+    units = func.sum(sub.c.units)
+    measures = (
+        units.label("units"),
+        func.sum(sub.c.orders).label("orders"),
+        revenue.label("revenue"),
+        func.min(sub.c.min_price).label("min_price"),
+        safe_div(revenue, units).label("avg_price"),
+        func.max(sub.c.max_price).label("max_price"),
+    )
+    if not by_product:
+        return select(sub.c.key, *measures).group_by(sub.c.key).order_by(sub.c.key)
+    totals = select(sub.c.key.label("product_id"), *measures).group_by(sub.c.key).subquery("totals")
+    label = Product.name + " (" + Product.sku + ")" if query.by == "product" else Product.sku
+    return (
+        select(label.label("key"), *(c for c in totals.c if c.name != "product_id"))
+        .join_from(totals, Product, Product.id == totals.c.product_id)
+        .order_by(totals.c.revenue.desc(), label)
+    )
 
 
 PRODUCTS = Report(
@@ -579,24 +679,44 @@ def build_roi(query: ReportQuery) -> Any:
         )
     chosen = query.ctx.call("crm_revenue_query", query=query)
     _check_columns(chosen, REVENUE_COLUMNS, None, "crm_revenue_query")
-    revenue = chosen.subquery("revenue_all")
-    numbered = select(
-        revenue.c.contact_id,
-        revenue.c.occurred_at,
-        revenue.c.amount,
-        revenue.c.currency,
-        func.row_number().over(partition_by=revenue.c.contact_id, order_by=revenue.c.occurred_at).label("nth"),
-    ).subquery("numbered")
+    # the rollup holds the core's revenue (purchases); another plugin's choice is read raw
+    cover = rollup.coverage(query) if chosen is purchase_revenue() else None
+    if cover is not None:
+        daily = AttributionDaily
+
+        def credited(model: str, column: Any) -> Any:
+            return case((daily.model == model, column), else_=0)
+
+        parts.append(
+            select(
+                daily.value.label("key"),
+                zero("cost"),
+                credited("first", daily.acquisitions).label("customers_first"),
+                credited("first", daily.revenue).label("revenue_first"),
+                credited("last", daily.acquisitions).label("customers_last"),
+                credited("last", daily.revenue).label("revenue_last"),
+            ).where(daily.dimension == by, daily.currency == code, cover.rolled(query, daily.day))
+        )
+        numbered = rollup.revenue_events(lambda at: cover.live(query, at))
+        window = cover.live(query, numbered.c.occurred_at)
+    else:
+        revenue = chosen.subquery("revenue_all")
+        numbered = select(
+            revenue.c.contact_id,
+            revenue.c.occurred_at,
+            revenue.c.amount,
+            revenue.c.currency,
+            func.row_number().over(partition_by=revenue.c.contact_id, order_by=revenue.c.occurred_at).label("nth"),
+        ).subquery("numbered")
+        window = query.in_range(numbered.c.occurred_at)
     events = (
         select(
             numbered.c.amount,
             case((numbered.c.nth == 1, 1), else_=0).label("is_first"),
-            attributed_touch(query, numbered.c.contact_id, numbered.c.occurred_at, last=False).label("first_id"),
-            attributed_touch(query, numbered.c.contact_id, numbered.c.occurred_at, last=True).label("last_id"),
+            attributed_touch(numbered.c.contact_id, numbered.c.occurred_at, last=False).label("first_id"),
+            attributed_touch(numbered.c.contact_id, numbered.c.occurred_at, last=True).label("last_id"),
         )
-        .where(
-            query.in_range(numbered.c.occurred_at), numbered.c.currency == code, query.in_segment(numbered.c.contact_id)
-        )
+        .where(window, numbered.c.currency == code, query.in_segment(numbered.c.contact_id))
         .cte("events")  # read twice (first and last touch): computed once
     )
     for model in ("first", "last"):
@@ -690,8 +810,9 @@ def ad_spend_costs() -> Any:
     )
 
 
+@functools.cache
 def purchase_revenue() -> Any:
-    """The core's revenue events: recorded purchases."""
+    """The core's revenue events: recorded purchases (one statement, so the rollup can recognise it)."""
     return select(
         Purchase.contact_id.label("contact_id"),
         Purchase.purchased_at.label("occurred_at"),

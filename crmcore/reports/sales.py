@@ -201,9 +201,11 @@ def build_pipeline(query: ReportQuery) -> Any:
     stage = PipelineStage
     weighted = Opportunity.amount * stage.probability / 100
     age = days_between(literal(query.ctx.now, Opportunity.created_at.type), Opportunity.created_at)
+    facts: Any
     if query.by == "stage":
         facts = (
             select(
+                stage.id.label("group_id"),
                 stage.name.label("key"),
                 stage.position.label("position"),
                 Opportunity.id.label("opportunity_id"),
@@ -219,6 +221,7 @@ def build_pipeline(query: ReportQuery) -> Any:
         owner = aliased(User, name="owner")
         facts = (
             select(
+                Opportunity.owner_id.label("group_id"),
                 owner.name.label("key"),
                 literal(0).label("position"),
                 Opportunity.id.label("opportunity_id"),
@@ -232,16 +235,18 @@ def build_pipeline(query: ReportQuery) -> Any:
             .where(Opportunity.pipeline_id == pipeline_id, in_scope)
         )
     sub = facts.subquery("facts")
+    # grouped by the stage's (or owner's) id, which the join reads in order: no sort to group by a name
+    key = func.min(sub.c.key)
     statement = select(
-        sub.c.key,
+        key.label("key"),
         func.count(sub.c.opportunity_id).label("opportunities"),
         func.coalesce(func.sum(sub.c.amount), 0).label("amount"),
         func.coalesce(func.sum(sub.c.weighted), 0).label("weighted_amount"),
         func.avg(sub.c.age).label("avg_age_days"),
-    ).group_by(sub.c.key)
+    ).group_by(sub.c.group_id)
     if query.by == "stage":
         return statement.order_by(func.min(sub.c.position))
-    return statement.order_by(func.sum(sub.c.amount).desc(), sub.c.key)
+    return statement.order_by(func.sum(sub.c.amount).desc(), key)
 
 
 PIPELINE = Report(

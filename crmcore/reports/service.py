@@ -75,7 +75,7 @@ class ReportService(Service):
         once in one :class:`~crmcore.errors.ValidationError`, naming what is valid.
         """
         report = self.get(name)
-        with self.crm.transaction() as ctx:
+        with self.crm.transaction(readonly=True) as ctx:
             from crmcore import permissions
 
             permissions.require(ctx, "reports.view")
@@ -103,6 +103,20 @@ class ReportService(Service):
                 },
                 generated_at=ctx.now,
             )
+
+    def rebuild_rollup(self, *, actor: Any = None) -> int:
+        """Recompute the reports' daily rollups from the raw rows, in the CRM's zone; the rows written.
+
+        The services keep the rollups exact on every write; rebuild after
+        changing the CRM's time zone (until then the reports read the raw rows)
+        or after loading touchpoints or purchases without the services.
+        """
+        from crmcore.reports.rollup import rebuild
+
+        with self.crm.transaction(actor) as ctx:
+            written = rebuild(ctx.session.connection(), self.crm.settings.timezone, ctx.now)
+            ctx.audit("report.rollup", "report", None, {"rows": written, "zone": self.crm.settings.timezone})
+        return written
 
     def dashboard(
         self, *, start: date | str | None = None, end: date | str | None = None

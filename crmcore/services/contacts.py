@@ -36,6 +36,7 @@ from crmcore.models import (
     Touchpoint,
 )
 from crmcore.registry import CustomFieldSpec
+from crmcore.rollup_marks import contacts_merged
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, positive_amount
@@ -250,6 +251,7 @@ class ContactService(Service):
                 if contact.merged_into_id:
                     raise ValidationError({"contact": f"contact {contact.id} was already merged"})
             ctx.call("crm_contact_before_merge", survivor=survivor, merged=merged)
+            contacts_merged(ctx, (survivor.id, merged.id))  # their sales' attribution may change
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
                 ctx.session.execute(update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id))
             set_tags(ctx, survivor.id, contact_tags(ctx.session, merged.id), replace=False)

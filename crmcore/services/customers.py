@@ -13,6 +13,7 @@ from crmcore.context import HookContext
 from crmcore.errors import Conflict, ValidationError
 from crmcore.events import CustomerConverted, FeedbackRecorded, PurchaseRecorded
 from crmcore.models import Contact, Feedback, Product, Purchase, PurchaseLine, Stage
+from crmcore.rollup_marks import purchase_written
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact, get_user
 from crmcore.validation import clean_text, currency_code, parse_datetime, positive_amount
 
@@ -125,6 +126,7 @@ class CustomerService(Service):
             if target.last_activity_at is None or purchase.purchased_at > target.last_activity_at:
                 target.last_activity_at = purchase.purchased_at
             ctx.session.flush()
+            purchase_written(ctx, purchase)
             ctx.audit("purchase.record", "contact", target.id,
                       {"purchase_id": purchase.id, "total": purchase.total, "currency": code})  # fmt: skip
             ctx.call(

@@ -101,6 +101,7 @@ def clean_touch(ctx: HookContext, data: Mapping[str, Any]) -> dict[str, Any]:
 def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[str, Any]) -> Touchpoint:
     """Record a validated touchpoint inside *ctx*: hooks, activity time, score, attribution."""
     from crmcore.attribution import touch_recorded
+    from crmcore.rollup_marks import touch_written
 
     touch = Touchpoint(**{"quantity": 1, "details": {}, **values, "contact_id": contact.id if contact else None})
     ctx.call("crm_touchpoint_before_record", touchpoint=touch)
@@ -113,6 +114,7 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
             contact.last_activity_at = touch.occurred_at
         rescore(ctx, contact)
     touch_recorded(ctx, contact, touch)
+    touch_written(ctx, touch)
     ctx.cache["last_touch_id"] = touch.id
     ctx.call(
         "crm_touchpoint_recorded",

@@ -40,6 +40,7 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
+from crmcore.reports.rollup import rebuild
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -311,7 +312,9 @@ def generate(
                                               start, contacts))  # fmt: skip
             day += timedelta(days=1)
         writer.flush()
-        _reset_sequences(connection)
+        reset_sequences(connection)
+        # written behind the services' back: the reports' daily rollups are recomputed
+        rebuild(connection, crm.settings.timezone, crm.clock.now())
     return dataset
 
 
@@ -351,7 +354,7 @@ def _spend(
     }  # fmt: skip
 
 
-def _reset_sequences(connection: Connection) -> None:
+def reset_sequences(connection: Connection) -> None:
     """PostgreSQL keeps sequences apart from explicit ids: move them past the rows written."""
     if connection.dialect.name != "postgresql":
         return
