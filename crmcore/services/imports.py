@@ -467,25 +467,27 @@ class ContactImporter:
             matches = self._match(ctx, batch, per_row="crm_duplicate_find" in plugin_hooks)
             if "organization_id" in self.filled:
                 self._organizations(ctx, batch)
-            fresh = _Rows()
             changes: list[dict[str, Any]] = []
             tag_rows: list[tuple[int, Sequence[str]]] = []
-            for line, cells, values in batch:
-                existing = matches.get(line)
-                if existing is None:
-                    fresh.append(line, cells, values)
-                elif self.existing == "skip":
-                    self.result.unchanged += 1
-                else:
-                    change = self._changes(existing, values)
-                    if change:
-                        change["updated_at"] = ctx.now
-                        changes.append(change)
-                        self.result.updated += 1
-                    else:
+            fresh = batch  # a batch of new people only (the usual first run) goes on as it is
+            if matches:
+                fresh = _Rows()
+                for line, cells, values in batch:
+                    existing = matches.get(line)
+                    if existing is None:
+                        fresh.append(line, cells, values)
+                    elif self.existing == "skip":
                         self.result.unchanged += 1
-                    if values.get("tags"):
-                        tag_rows.append((existing.id, values["tags"]))
+                    else:
+                        change = self._changes(existing, values)
+                        if change:
+                            change["updated_at"] = ctx.now
+                            changes.append(change)
+                            self.result.updated += 1
+                        else:
+                            self.result.unchanged += 1
+                        if values.get("tags"):
+                            tag_rows.append((existing.id, values["tags"]))
             through_hooks = bool(plugin_hooks & {"crm_owner_assign", "crm_lead_before_capture"})
             columns = _INSERT_COLUMNS if through_hooks else self.filled
             shared = {**{key: value for key, value in self._defaults.items() if key not in columns},
@@ -497,9 +499,10 @@ class ContactImporter:
             if changes:
                 ctx.session.execute(update(Contact), changes)
             created = self._insert(ctx, columns, [row for _, row, _ in rows], shared) if rows else []
-            for (_, _, tags), contact_id in zip(rows, created, strict=True):
-                if tags:
-                    tag_rows.append((contact_id, tags))
+            if "tags" in self.mapping.values():
+                for (_, _, tags), contact_id in zip(rows, created, strict=True):
+                    if tags:
+                        tag_rows.append((contact_id, tags))
             self.result.created += len(created)
             self._tags(ctx, tag_rows)
             ctx.audit("contact.import", "contact", None, {
@@ -507,11 +510,12 @@ class ContactImporter:
                 "updated": len(changes),
             })  # fmt: skip
             if ctx.crm.plugins.pm.hook.crm_lead_captured.get_hookimpls():
+                call, now = ctx.call, ctx.now
                 source = columns.index("source") if "source" in columns else None
                 for contact_id, (_, row, _) in zip(created, rows, strict=True):
-                    event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, occurred_at=ctx.now,
+                    event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, occurred_at=now,
                                          source=shared["source"] if source is None else row[source])  # fmt: skip
-                    ctx.call("crm_lead_captured", event=event)
+                    call("crm_lead_captured", event=event)
 
     def _match(self, ctx: HookContext, batch: _Rows, *, per_row: bool) -> dict[int, Any]:
         """Existing contacts by line: the duplicate hook per row when a plugin answers it, else one query."""
