@@ -294,13 +294,13 @@ class PluginHost:
             if impls is None or not kwargs.keys() >= plan.needed:
                 return getattr(self.pm.hook, hook_name)(**kwargs)
             if plan.firstresult:
-                for function, arguments, culprit in impls:
+                for function, arguments, culprit in impls:  # noqa: B007 (read by the handlers below)
                     result = function(*arguments(kwargs))
                     if result is not None:
                         return result
                 return None
             results = []
-            for function, arguments, culprit in impls:
+            for function, arguments, culprit in impls:  # noqa: B007 (read by the handlers below)
                 result = function(*arguments(kwargs))
                 if result is not None:
                     results.append(result)

@@ -63,7 +63,7 @@ def both(host: PluginHost, log: list[Any], hook: str, **kwargs: Any) -> tuple[An
         log.clear()
         try:
             outcome: Any = ("returned", call())
-        except BaseException as exc:  # noqa: BLE001 - compared below
+        except BaseException as exc:  # compared below
             outcome = ("raised", exc)
         outcomes.append((outcome, list(log)))
     return outcomes[0], outcomes[1]
