@@ -12,8 +12,9 @@ import inspect
 import logging
 import time
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import EntryPoint, entry_points
+from operator import itemgetter
 from typing import Any
 
 import attrs
@@ -64,6 +65,83 @@ class LoadedPlugin:
         return "enabled" if self.enabled else "disabled"
 
 
+class _Manager(pluggy.PluginManager):
+    """pluggy's manager, counting the changes that alter how a hook is called.
+
+    Every registration, unregistration, new specification and added or
+    removed call monitor adds one to :attr:`generation`, so a
+    :class:`PluginHost` knows when a call plan it made is out of date.
+    """
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.generation = 0
+        # The executor pluggy starts with; a monitor replaces it (unknown pluggy: never matches).
+        self._plain_hookexec = getattr(self, "_inner_hookexec", object())
+
+    @property
+    def monitored(self) -> bool:
+        """True while a call monitor (tracing, ``hook_calls``) wraps every hook call."""
+        return getattr(self, "_inner_hookexec", None) is not self._plain_hookexec
+
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        try:
+            return super().register(plugin, name)
+        finally:
+            self.generation += 1
+
+    def unregister(self, plugin: Any | None = None, name: str | None = None) -> Any | None:
+        try:
+            return super().unregister(plugin, name)
+        finally:
+            self.generation += 1
+
+    def add_hookspecs(self, module_or_class: Any) -> None:
+        try:
+            super().add_hookspecs(module_or_class)
+        finally:
+            self.generation += 1
+
+    def add_hookcall_monitoring(self, before: Any, after: Any) -> Callable[[], None]:
+        undo = super().add_hookcall_monitoring(before, after)
+        self.generation += 1
+
+        def undo_and_count() -> None:
+            undo()
+            self.generation += 1
+
+        return undo_and_count
+
+
+@attrs.frozen
+class _Plan:
+    """How to call one hook without pluggy's general loop; ``impls`` None: through pluggy.
+
+    ``impls`` holds each implementation's function, a getter of its
+    arguments from the call's keywords and its plugin's name, in pluggy's
+    calling order (the reverse of its list: tryfirst, then the last
+    registered first, trylast at the end).
+    """
+
+    generation: int
+    impls: tuple[tuple[Callable[..., Any], Callable[[Mapping[str, Any]], tuple[Any, ...]], str], ...] | None
+    needed: frozenset[str] = frozenset()
+    firstresult: bool = False
+
+
+def _no_args(kwargs: Mapping[str, Any]) -> tuple[Any, ...]:
+    return ()
+
+
+def _args_getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    if not names:
+        return _no_args
+    if len(names) == 1:
+        name = names[0]
+        return lambda kwargs: (kwargs[name],)
+    return itemgetter(*names)
+
+
 def installed_entry_points() -> dict[str, EntryPoint]:
     """Return the installed plugins' entry points by plugin name."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
@@ -80,9 +158,10 @@ class PluginHost:
         tolerant: bool = False,
         entry_points_by_name: Mapping[str, EntryPoint] | None = None,
     ) -> None:
-        self.pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        self.pm = _Manager(ENTRY_POINT_GROUP)
         self.plugins: dict[str, LoadedPlugin] = {}
-        self._culprits: dict[str, dict[types.CodeType, str]] = {}
+        self._culprits: dict[str, tuple[int, dict[types.CodeType, str]]] = {}
+        self._plans: dict[str, _Plan] = {}
         for module_name in SPEC_MODULES:
             self.pm.add_hookspecs(importlib.import_module(module_name))
         self._load(enabled, tolerant, entry_points_by_name)
@@ -142,7 +221,7 @@ class PluginHost:
             record.module, record.requires = obj, tuple(info.requires)
             modules[name] = obj
             for spec in info.hookspecs:
-                self.pm.add_hookspecs(spec)  # type: ignore[arg-type]
+                self.pm.add_hookspecs(spec)
         for name in modules:
             missing = [dep for dep in self.plugins[name].requires if dep not in modules]
             if missing:
@@ -197,17 +276,70 @@ class PluginHost:
         A :class:`~crmcore.errors.CRMError` (a veto) keeps its class and gains
         ``plugin`` and ``hook`` attributes; anything else becomes a
         :class:`~crmcore.errors.PluginError` raised from the original.
+
+        The implementations are called as pluggy calls them (same order,
+        arguments, results, ``firstresult`` and exceptions), from a plan made
+        once per hook and remade whenever a plugin, a specification or a call
+        monitor comes or goes. Hooks with wrappers, historic hooks,
+        specifications with argument defaults, implementations with
+        keyword arguments, a call missing an argument and monitored calls
+        (tracing) go through pluggy itself.
         """
+        plan = self._plans.get(hook_name)
+        if plan is None or plan.generation != self.pm.generation:
+            plan = self._plan(hook_name)
+        culprit = None  # the plugin whose implementation is running (on the planned path)
         try:
-            return getattr(self.pm.hook, hook_name)(**kwargs)
+            impls = plan.impls
+            if impls is None or not kwargs.keys() >= plan.needed:
+                return getattr(self.pm.hook, hook_name)(**kwargs)
+            if plan.firstresult:
+                for function, arguments, culprit in impls:  # noqa: B007 (read by the handlers below)
+                    result = function(*arguments(kwargs))
+                    if result is not None:
+                        return result
+                return None
+            results = []
+            for function, arguments, culprit in impls:  # noqa: B007 (read by the handlers below)
+                result = function(*arguments(kwargs))
+                if result is not None:
+                    results.append(result)
+            return results
         except CRMError as exc:
             if exc.plugin is None:
-                exc.plugin, exc.hook = self._culprit(hook_name, exc), hook_name
+                exc.plugin, exc.hook = culprit or self._culprit(hook_name, exc), hook_name
             raise
         except Exception as exc:
-            raise PluginError(
-                f"{type(exc).__name__}: {exc}", plugin=self._culprit(hook_name, exc), hook=hook_name
-            ) from exc
+            plugin = culprit or self._culprit(hook_name, exc)
+            raise PluginError(f"{type(exc).__name__}: {exc}", plugin=plugin, hook=hook_name) from exc
+
+    def _plan(self, hook_name: str) -> _Plan:
+        """The calling plan of *hook_name* for the manager's current generation (see :meth:`call`)."""
+        pm = self.pm
+        generation = pm.generation
+        caller = getattr(pm.hook, hook_name, None)
+        spec = getattr(caller, "spec", None)
+        impls = caller.get_hookimpls() if caller is not None else []
+        if (
+            caller is None
+            or pm.monitored
+            or caller.is_historic()
+            or (spec is not None and getattr(spec, "kwargdefaults", None))
+            or any(impl.hookwrapper or impl.wrapper or impl.kwargnames for impl in impls)
+        ):
+            plan = _Plan(generation, None)
+        else:
+            needed = {name for impl in impls for name in impl.argnames}
+            if spec is not None:
+                needed.update(spec.argnames)
+            plan = _Plan(
+                generation,
+                tuple((impl.function, _args_getter(impl.argnames), impl.plugin_name) for impl in reversed(impls)),
+                frozenset(needed),
+                bool(spec is not None and spec.opts.get("firstresult", False)),
+            )
+        self._plans[hook_name] = plan
+        return plan
 
     def collect(self, hook_name: str, **kwargs: Any) -> list[Any]:
         """Call a collector hook and flatten the lists its implementations return."""
@@ -238,15 +370,15 @@ class PluginHost:
 
     def _culprit(self, hook_name: str, exc: BaseException) -> str | None:
         """Find which plugin's implementation raised, from the traceback's frames."""
-        codes = self._culprits.get(hook_name)
-        if codes is None:
+        generation, codes = self._culprits.get(hook_name, (None, {}))
+        if generation != self.pm.generation:  # made again when plugins come or go
             codes = {}
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 function = inspect.unwrap(impl.function)
                 code = getattr(function, "__code__", None)
                 if code is not None:
                     codes[code] = impl.plugin_name
-            self._culprits[hook_name] = codes
+            self._culprits[hook_name] = (self.pm.generation, codes)
         tb = exc.__traceback__
         while tb is not None:
             plugin = codes.get(tb.tb_frame.f_code)

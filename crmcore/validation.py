@@ -36,7 +36,7 @@ def normalize_email(value: str, field: str = "email") -> tuple[str, str]:
 # Plain ASCII addresses take a fast path; anything else is left to email-validator.
 _SIMPLE_EMAIL = re.compile(
     r"(?P<local>[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*)@"
-    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63})"
+    r"(?P<domain>(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+(?P<tld>[A-Za-z]{2,63}))"
 )
 _SPECIAL_TLDS = {"arpa", "invalid", "local", "localhost", "onion", "test"}
 
@@ -52,11 +52,14 @@ def fast_normalize_email(value: str) -> tuple[str, str]:
     if (
         match is not None
         and len(raw) <= 254
-        and len(match["local"]) <= 64
-        and match["domain"].rsplit(".", 1)[1].lower() not in _SPECIAL_TLDS
+        and match.end("local") <= 64
+        and match["tld"].lower() not in _SPECIAL_TLDS
     ):
-        normalized = f"{match['local']}@{match['domain'].lower()}"
-        return normalized, normalized.lower()
+        lowered = raw.lower()
+        if raw == lowered:  # the usual case: nothing to change
+            return raw, raw
+        at = match.end("local")  # the local part keeps its case, the domain is lower-cased
+        return raw[: at + 1] + lowered[at + 1 :], lowered
     return normalize_email(raw)
 
 

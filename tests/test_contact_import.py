@@ -9,7 +9,7 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from crmcore import hookimpl
 from crmcore.errors import ValidationError
@@ -200,6 +200,22 @@ def test_each_new_contact_gets_its_own_tags_lifecycle_row_and_event(crm_factory,
     captured = {event.contact_id: event.source for event in recorder.events}
     assert len(recorder.events) == 8 and set(captured) == set(moves)
     assert all(crm.contacts.get(contact_id).source == source for contact_id, source in captured.items())
+
+
+def test_batch_constants_are_stored_as_a_capture_stores_them(crm, tmp_path, clock):
+    """The values shared by a batch (written into the statement on SQLite) equal those a capture binds."""
+    crm.leads.capture(email="captured@example.com")
+    source = "O'Brien's fair? 100% -- ;"
+    result = crm.contacts.import_csv(write(tmp_path, "email\nimported@example.com\n"), source=source)
+    assert result.created == 1
+    columns = "stage, custom, score, do_not_contact, do_not_track, created_at, updated_at, stage_changed_at, " \
+              "last_activity_at"  # fmt: skip
+    with crm.transaction(readonly=True) as ctx:
+        stored = {row[0]: row[1:] for row in ctx.session.execute(text(
+            f"SELECT email_normalized, source, {columns} FROM contact ORDER BY id"))}  # fmt: skip
+    assert stored["imported@example.com"][0] == source
+    assert stored["imported@example.com"][1:] == stored["captured@example.com"][1:]
+    assert crm.contacts.get("imported@example.com").created_at == clock.now()
 
 
 class Veto:

@@ -68,6 +68,8 @@ UPDATABLE = ("phone", "phone_normalized", "first_name", "last_name", "title", "o
              "do_not_track")  # fmt: skip
 _TRUE = {"1", "true", "yes", "y", "on", "x"}
 _FALSE = {"0", "false", "no", "n", "off", ""}
+
+
 @attrs.define
 class ImportError_:
     """One refused row: its line in the file and why."""
@@ -281,7 +283,7 @@ class ContactImporter:
         self.source = clean_text(source, "source", 120) or "import"
         self.result = ImportResult(dry_run=dry_run, encoding=self.encoding.replace("-sig", ""),
                                    delimiter=self.delimiter)  # fmt: skip
-        self.seen: dict[int, int] = {}  # hash of "e:email" / "p:phone" -> line where it first appeared
+        self.seen: dict[int, int] = {}  # hash of a normalized email or phone -> line where it first appeared
         self.organizations: dict[str, int] = {}
         self._error_writer: Any = None
         self._error_file: IO[str] | None = None
@@ -331,21 +333,22 @@ class ContactImporter:
         self._defaults = {"stage": Stage.LEAD.value, "source": self.source, "custom": {}, "do_not_contact": False,
                           "do_not_track": False}  # fmt: skip
         batch = _Rows()
+        clean, check_unique, batch_size, result = self._clean, self._check_unique, self.batch_size, self.result
         previous_line = reader.line_num  # type: ignore[attr-defined]
         for cells in reader:
             line = previous_line + 1
             previous_line = reader.line_num  # type: ignore[attr-defined]
             if not cells or (len(cells) == 1 and not cells[0].strip()):
                 continue
-            self.result.rows += 1
+            result.rows += 1
             try:
-                values = self._clean(cells)
-                self._check_unique(values, line)
+                values = clean(cells)
+                check_unique(values, line)
             except _RowError as exc:
                 self._error(line, exc.reason, cells)
                 continue
             batch.append(line, tuple(cells), values)
-            if len(batch) >= self.batch_size:
+            if len(batch.lines) >= batch_size:
                 self._flush(batch)
                 batch = _Rows()
         if batch:
@@ -361,8 +364,10 @@ class ContactImporter:
         problems: list[str] = []
         for index, field, limit in self.plan:
             raw = cells[index].strip()
-            if limit and (not raw or (len(raw) <= limit and not _CONTROL.search(raw))):
-                values[field] = raw or None  # plain text, as clean_text takes it (its errors come below)
+            # Plain text, as clean_text takes it (its errors come below); printable ASCII has no control character.
+            if limit and (not raw or (len(raw) <= limit and ((raw.isascii() and raw.isprintable())
+                                                             or not _CONTROL.search(raw)))):  # fmt: skip
+                values[field] = raw or None
                 continue
             try:
                 if limit:
@@ -435,8 +440,8 @@ class ContactImporter:
     def _check_unique(self, values: dict[str, Any], line: int) -> None:
         """Refuse a row repeating an earlier row's email or phone (kept as hashes: about 110 bytes a key)."""
         email, phone = values.get("email_normalized"), values.get("phone_normalized")
-        email_key = hash("e:" + email) if email else None
-        phone_key = hash("p:" + phone) if phone else None
+        email_key = hash(email) if email else None  # an email has an @, a phone (E.164) never
+        phone_key = hash(phone) if phone else None
         seen = self.seen
         if email_key is not None and (first := seen.get(email_key)) is not None:
             raise _RowError(f"duplicate of line {first} (same email)")
@@ -462,25 +467,27 @@ class ContactImporter:
             matches = self._match(ctx, batch, per_row="crm_duplicate_find" in plugin_hooks)
             if "organization_id" in self.filled:
                 self._organizations(ctx, batch)
-            fresh = _Rows()
             changes: list[dict[str, Any]] = []
             tag_rows: list[tuple[int, Sequence[str]]] = []
-            for line, cells, values in batch:
-                existing = matches.get(line)
-                if existing is None:
-                    fresh.append(line, cells, values)
-                elif self.existing == "skip":
-                    self.result.unchanged += 1
-                else:
-                    change = self._changes(existing, values)
-                    if change:
-                        change["updated_at"] = ctx.now
-                        changes.append(change)
-                        self.result.updated += 1
-                    else:
+            fresh = batch  # a batch of new people only (the usual first run) goes on as it is
+            if matches:
+                fresh = _Rows()
+                for line, cells, values in batch:
+                    existing = matches.get(line)
+                    if existing is None:
+                        fresh.append(line, cells, values)
+                    elif self.existing == "skip":
                         self.result.unchanged += 1
-                    if values.get("tags"):
-                        tag_rows.append((existing.id, values["tags"]))
+                    else:
+                        change = self._changes(existing, values)
+                        if change:
+                            change["updated_at"] = ctx.now
+                            changes.append(change)
+                            self.result.updated += 1
+                        else:
+                            self.result.unchanged += 1
+                        if values.get("tags"):
+                            tag_rows.append((existing.id, values["tags"]))
             through_hooks = bool(plugin_hooks & {"crm_owner_assign", "crm_lead_before_capture"})
             columns = _INSERT_COLUMNS if through_hooks else self.filled
             shared = {**{key: value for key, value in self._defaults.items() if key not in columns},
@@ -492,9 +499,10 @@ class ContactImporter:
             if changes:
                 ctx.session.execute(update(Contact), changes)
             created = self._insert(ctx, columns, [row for _, row, _ in rows], shared) if rows else []
-            for (_, _, tags), contact_id in zip(rows, created, strict=True):
-                if tags:
-                    tag_rows.append((contact_id, tags))
+            if "tags" in self.mapping.values():
+                for (_, _, tags), contact_id in zip(rows, created, strict=True):
+                    if tags:
+                        tag_rows.append((contact_id, tags))
             self.result.created += len(created)
             self._tags(ctx, tag_rows)
             ctx.audit("contact.import", "contact", None, {
@@ -502,11 +510,12 @@ class ContactImporter:
                 "updated": len(changes),
             })  # fmt: skip
             if ctx.crm.plugins.pm.hook.crm_lead_captured.get_hookimpls():
+                call, now = ctx.call, ctx.now
                 source = columns.index("source") if "source" in columns else None
                 for contact_id, (_, row, _) in zip(created, rows, strict=True):
-                    event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, occurred_at=ctx.now,
+                    event = LeadCaptured(contact_id=contact_id, touchpoint_id=None, occurred_at=now,
                                          source=shared["source"] if source is None else row[source])  # fmt: skip
-                    ctx.call("crm_lead_captured", event=event)
+                    call("crm_lead_captured", event=event)
 
     def _match(self, ctx: HookContext, batch: _Rows, *, per_row: bool) -> dict[int, Any]:
         """Existing contacts by line: the duplicate hook per row when a plugin answers it, else one query."""
@@ -570,11 +579,12 @@ class ContactImporter:
         through_hooks: bool,
     ) -> list[tuple[int, tuple[Any, ...], tuple[str, ...] | None]]:
         """The new contacts' values of *columns*, in that order (the rest are shared, see :meth:`_flush`)."""
-        from crmcore.builtin import least_loaded_rep
+        from crmcore.builtin import active_reps, least_loaded_rep
 
         rows = []
         defaults = [(index, self._defaults[column]) for index, column in enumerate(columns) if column in self._defaults]
         owner = columns.index("owner_id")
+        assign = least_loaded_rep if active_reps(ctx) else None  # no reps: nobody to assign
         for line, cells, values in fresh:
             row = list(map(values.get, columns))
             for index, default in defaults:
@@ -591,8 +601,8 @@ class ContactImporter:
                     self._error(line, f"refused by plugin {exc.plugin}: {reason}", cells)
                     continue
                 row = [getattr(contact, column) for column in columns]
-            elif row[owner] is None:
-                row[owner] = least_loaded_rep(ctx)
+            elif row[owner] is None and assign is not None:
+                row[owner] = assign(ctx)
             rows.append((line, tuple(row), values.get("tags")))
         return rows
 
@@ -745,28 +755,36 @@ def bulk_insert(
     type's bind processor row by row. This skips SQLAlchemy's per-row
     parameter building, which costs more than the insert itself on large
     imports, while keeping each dialect's conversions (JSON, dates, booleans).
+    On SQLite, constants that convert to a number or plain text are written
+    into the statement instead of being bound again for every row.
     """
     if not rows:
         return
     connection = ctx.session.connection()
     dialect = connection.dialect
-    fixed = dict(constants or {})
 
     def processor(key: str) -> Any:
         return table.c[key].type.dialect_impl(dialect).bind_processor(dialect)
 
-    fixed_values = tuple(
-        value if value is None or (convert := processor(key)) is None else convert(value)
-        for key, value in fixed.items()
-    )
+    bound: dict[str, Any] = {}
+    written: dict[str, str] = {}
+    for key, value in (constants or {}).items():
+        converted = value if value is None or (convert := processor(key)) is None else convert(value)
+        literal_sql = _sqlite_literal(converted) if dialect.name == "sqlite" else None
+        if literal_sql is None:
+            bound[key] = converted
+        else:
+            written[key] = literal_sql
+    fixed_values = tuple(bound.values())
     converters = [(index, convert) for index, key in enumerate(columns) if (convert := processor(key)) is not None]
-    names = [*columns, *fixed]
+    names = [*columns, *bound, *written]
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"  # psycopg and PyMySQL both take %s
     statement = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
-                 f"VALUES ({', '.join([mark] * len(names))})")  # fmt: skip
+                 f"VALUES ({', '.join([mark] * (len(columns) + len(bound)) + list(written.values()))})")  # fmt: skip
+    params: Sequence[Sequence[Any]]
     if not converters:
-        params = [(*row, *fixed_values) for row in rows]
+        params = [(*row, *fixed_values) for row in rows] if fixed_values else rows
     else:
         params = []
         for row in rows:
@@ -776,6 +794,21 @@ def bulk_insert(
                     values[index] = convert(values[index])
             params.append((*values, *fixed_values))
     connection.exec_driver_sql(statement, params)
+
+
+def _sqlite_literal(value: Any) -> str | None:
+    """*value*, as the driver would bind it, written as an SQLite literal; None where it must stay bound.
+
+    Only NULL, integers and text without a NUL character: SQLite stores them
+    exactly as it stores the bound values (the column's affinity applies alike).
+    """
+    if value is None:
+        return "NULL"
+    if type(value) is int:
+        return str(value)
+    if type(value) is str and "\x00" not in value:
+        return "'" + value.replace("'", "''") + "'"
+    return None
 
 
 def existing_ids(
