@@ -294,25 +294,6 @@ def server_cpu(process: subprocess.Popen[bytes]) -> float:
     return total
 
 
-def database_cpu(url: str) -> float:
-    """CPU seconds used so far by the PostgreSQL backends serving *url*'s database (0 on SQLite)."""
-    if not url.startswith("postgresql"):
-        return 0.0
-    marker = f" {url.rsplit('/', 1)[1]} ".encode()
-    total = 0.0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            if not ((cmdline := (proc / "cmdline").read_bytes()).startswith(b"postgres: ") and marker in cmdline):
-                continue
-            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -420,10 +401,9 @@ def main() -> None:
                     load(port, scenario, uuid.uuid4().hex[:8], 100 * args.connections, args.connections,
                          seconds, args.threads)  # warm-up: every worker, its pool, its caches  # fmt: skip
                     run = uuid.uuid4().hex[:8]
-                    cpu, db_cpu = server_cpu(process), database_cpu(url)
+                    cpu = server_cpu(process)
                     result = load(port, scenario, run, count, args.connections, seconds, args.threads)
                     result["server_cpu"] = (server_cpu(process) - cpu) / result["requests"] * 1000
-                    result["db_cpu"] = (database_cpu(url) - db_cpu) / result["requests"] * 1000
                     if scenario == "form" and kind == "crm":
                         result["rows"] = settle(crm, run)
                         accepted += result["statuses"].get(303, 0)
@@ -431,8 +411,7 @@ def main() -> None:
                         sent += result["sent"]
                     results.setdefault((kind, scenario), []).append(result)
                     print(f"  {kind:5} {scenario:8} {result['rps']:8.0f} req/s  p50 {result['p50']:6.1f} ms  "
-                          f"p99 {result['p99']:6.1f} ms  CPU/req server {result['server_cpu']:.2f} ms, "
-                        f"database {result['db_cpu']:.2f} ms  "
+                          f"p99 {result['p99']:6.1f} ms  server CPU {result['server_cpu']:.2f} ms/req  "
                           f"client CPU {result['client_cpu']:.0%}  {result['statuses']}"
                           + (f"  errors {result['errors']}" if result["errors"] else "")
                           + (f"  rows {result['rows']}" if "rows" in result else ""))  # fmt: skip
@@ -451,10 +430,8 @@ def main() -> None:
             p99_target = "< 50 ms (PG)" if scenario == "form" else ""
             report.add(f"{backend} {scenario} p99", median(ours, "p99"), "ms", median(bare, "p99"), p99_target,
                        higher_is_better=False)  # fmt: skip
-            for key, what in (("server_cpu", "server CPU"), ("db_cpu", "PostgreSQL CPU")):
-                if median(bare, key):
-                    report.add(f"{backend} {scenario} {what}", median(ours, key), "ms/req", median(bare, key), "",
-                               higher_is_better=False)  # fmt: skip
+            report.add(f"{backend} {scenario} server CPU", median(ours, "server_cpu"), "ms/req",
+                       median(bare, "server_cpu"), "", higher_is_better=False)  # fmt: skip
         # A request still in flight when the generator stopped may have written its row unanswered:
         # every 303 has its row when accepted <= rows <= sent.
         verdict = "no lost submission" if accepted <= rows <= sent else "MISMATCH"
