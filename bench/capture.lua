@@ -25,6 +25,7 @@ end
 
 function request()
   sent = sent + 1
+  counts = { sent = sent, answered = answered }
   if mode == "redirect" then
     return redirect_request
   end

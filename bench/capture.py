@@ -433,9 +433,10 @@ def main() -> None:
             report.add(f"{backend} {scenario} server CPU", median(ours, "server_cpu"), "ms/req",
                        median(bare, "server_cpu"), "", higher_is_better=False)  # fmt: skip
         # A request still in flight when the generator stopped may have written its row unanswered:
-        # every 303 has its row when accepted <= rows <= sent.
+        # every 303 has its row when accepted <= rows (and rows <= sent).
         verdict = "no lost submission" if accepted <= rows <= sent else "MISMATCH"
-        print(f"  {backend}: {accepted} submissions answered 303, {rows} form rows, {sent} sent: {verdict}")
+        print(f"  {backend}: {accepted} submissions answered 303, {rows} form rows, {sent} sent "
+              f"({rows - accepted} written but unanswered when the generator stopped): {verdict}")  # fmt: skip
         crm.dispose()
     load_after = os.getloadavg()
     report.print()
