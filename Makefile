@@ -10,9 +10,10 @@ PLUGINS := plugins/email_marketing plugins/ticketing plugins/surveys plugins/acc
 EXAMPLES := examples/welcome_plugin examples/dental_clinic_bundle examples/host_app
 
 # Programs some tests drive for real: Chromium (pages rendered in a browser) and
-# ledger (accounting exports). Installed from Debian's packages when missing;
-# without apt (or root) the tests that need them skip and say why.
-SYSTEM_PROGRAMS := chromium ledger
+# ledger (accounting exports); and wrk, the load generator of bench/capture.py.
+# Installed from Debian's packages when missing; without apt (or root) the tests
+# that need them skip and say why (and the bench falls back to its Python generator).
+SYSTEM_PROGRAMS := chromium ledger wrk
 
 .PHONY: demo test venv system-deps lint bench docs clean
 

@@ -1,9 +1,9 @@
 """Capture benchmarks (issue 4): web form capture and tracked-link redirects over real HTTP.
 
-Run: python bench/capture.py [--full] [--backends sqlite,postgresql]
+Run: python bench/capture.py [--full] [--backends sqlite,postgresql] [--workers N]
 
 For each database, two servers run one after the other, each in its own
-process (uvicorn on 127.0.0.1, one worker, same settings):
+process tree (uvicorn on 127.0.0.1, the same settings for both):
 
 - crmcore: ``crm.asgi_app()`` with a form ``bench`` and a short link ``bench``;
 - bare: a Starlette app whose ``POST /forms/bench`` reads the same urlencoded
@@ -11,16 +11,20 @@ process (uvicorn on 127.0.0.1, one worker, same settings):
   SQLAlchemy Core, and whose ``GET /r/bench`` reads the link and inserts one
   click touchpoint: the floor of "parse, store, answer" on the same stack.
 
-The two servers alternate (bare, crmcore, bare, crmcore: ``--rounds``) and
-the medians are reported, so a change in the machine's load weighs on both.
-uvicorn uses uvloop and httptools when installed (extra ``web``), as in
-production; the title says which stack ran.
+Serving is production-like: ``--workers`` uvicorn processes (default one per
+core) on PostgreSQL, one on SQLite (one writer at a time; ``--sqlite-workers``),
+uvloop and httptools when installed (extra ``web``). The two servers alternate
+(bare, crmcore, bare, crmcore, ...: ``--rounds``) and the medians are reported,
+so a change in the machine's load weighs on both.
 
-The load generator is this process: asyncio with raw keep-alive HTTP/1.1
-connections (a client far cheaper than the servers), C connections in flight,
-N requests per scenario or a time bound, whichever comes first. Every
-submission carries a new email. Reported: requests/s, p50 and p99 latency, and
-whether every 303 has its row (no lost submission).
+The load generator is wrk (C; ``make system-deps`` installs Debian's package)
+driven by ``capture.lua``: every submission carries a new email, each run is
+bounded in count and time, and the statuses are counted. Without wrk the bench
+falls back to a Python asyncio generator in this process, and says so: on a
+small machine it takes a core from the servers. Reported: requests/s, p50 and
+p99 latency, the server's CPU time per request (all its processes, from
+/proc), the generator's CPU share, and whether every 303 has its row (no lost
+submission: rows are counted against the 303s after the server settles).
 
 Targets (issue 4): >= 0.5 of the bare endpoint's throughput; >= 1,000
 captures/s on PostgreSQL with p99 < 50 ms and no lost submission; redirects
@@ -31,7 +35,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import resource
+import shutil
 import socket
 import statistics
 import subprocess
@@ -124,21 +131,51 @@ def bare_app(url: str):  # type: ignore[no-untyped-def]
                              Route("/healthz", health)])  # fmt: skip
 
 
-def serve(kind: str, url: str, port: int) -> None:
-    """Child process: serve the crmcore app or the bare app on *port*."""
-    import uvicorn
-
+def bench_app():  # type: ignore[no-untyped-def]
+    """uvicorn's app factory in each worker process: the server named by the environment."""
+    kind, url = os.environ["CRMCORE_BENCH_KIND"], os.environ["CRMCORE_BENCH_URL"]
     if kind == "crm":
         from crmcore import CRM
 
-        app = CRM(database_url=url, plugins=[], environment="test", form_rate_per_minute=10**9,
-                  form_dedupe_seconds=0).asgi_app()  # fmt: skip
-    else:
-        app = bare_app(url)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+        return CRM(database_url=url, plugins=[], environment="test", form_rate_per_minute=10**9,
+                   form_dedupe_seconds=0).asgi_app()  # fmt: skip
+    return bare_app(url)
 
 
-# -- the load generator ------------------------------------------------------
+def serve(kind: str, url: str, port: int, workers: int) -> None:
+    """Child process: serve the crmcore app or the bare app on *port* with *workers* processes."""
+    import uvicorn
+
+    os.environ.update(CRMCORE_BENCH_KIND=kind, CRMCORE_BENCH_URL=url)
+    sys.path.insert(0, str(HERE))
+    uvicorn.run("capture:bench_app", factory=True, host="127.0.0.1", port=port, workers=workers,
+                log_level="warning", access_log=False, lifespan="off")  # fmt: skip
+
+
+# -- the load generators ----------------------------------------------------
+
+
+def wrk_load(port: int, scenario: str, run: str, count: int, connections: int, seconds: float,
+             threads: int) -> dict[str, Any]:  # fmt: skip
+    """Run wrk (C, Lua script ``capture.lua``): up to *count* requests or *seconds*, whichever first."""
+    per_thread = max(1, count // threads)
+    path = "/forms/bench" if scenario == "form" else "/r/bench"
+    command = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds:.0f}s", "--timeout", "10s",
+               "-s", str(HERE / "capture.lua"), f"http://127.0.0.1:{port}{path}", "--", scenario, run,
+               str(per_thread)]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    line = next((x for x in out.splitlines() if x.startswith("CAPTURE-RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    raw = json.loads(line.removeprefix("CAPTURE-RESULT "))
+    return {
+        "requests": raw["requests"], "sent": raw["sent"], "rps": raw["requests"] / raw["seconds"],
+        "p50": raw["p50"], "p99": raw["p99"], "statuses": {int(k): v for k, v in raw["statuses"].items()},
+        "errors": {k: v for k, v in raw["errors"].items() if v},
+        "client_cpu": (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / raw["seconds"],
+    }  # fmt: skip
 
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: bytes) -> int:
@@ -154,8 +191,7 @@ async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status
 
 
-async def load(port: int, make_request, count: int, concurrency: int, seconds: float):  # type: ignore[no-untyped-def]
-    """Send up to *count* requests (or for *seconds*) over *concurrency* connections."""
+async def _python_load(port: int, make_request, count: int, concurrency: int, seconds: float):  # type: ignore[no-untyped-def]
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     next_index = 0
@@ -175,14 +211,22 @@ async def load(port: int, make_request, count: int, concurrency: int, seconds: f
         finally:
             writer.close()
 
-    start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return latencies, statuses, next_index
+
+
+def python_load(port: int, scenario: str, run: str, count: int, connections: int, seconds: float,
+                threads: int) -> dict[str, Any]:  # fmt: skip
+    """The fallback generator (no wrk): asyncio in this process, raw keep-alive HTTP/1.1."""
+    make = form_request(run) if scenario == "form" else redirect_request
+    cpu, start = time.process_time(), time.perf_counter()
+    latencies, statuses, sent = asyncio.run(_python_load(port, make, count, connections, seconds))
     elapsed = time.perf_counter() - start
     latencies.sort()
     return {
-        "requests": len(latencies), "rps": len(latencies) / elapsed,
+        "requests": len(latencies), "sent": sent, "rps": len(latencies) / elapsed,
         "p50": statistics.median(latencies) * 1000, "p99": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "statuses": statuses,
+        "statuses": statuses, "errors": {}, "client_cpu": (time.process_time() - cpu) / elapsed,
     }  # fmt: skip
 
 
@@ -201,32 +245,59 @@ def redirect_request(index: int) -> bytes:
     return b"GET /r/bench?utm_source=bench HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"
 
 
+# -- servers and measurement --------------------------------------------------
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def start_server(kind: str, url: str) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(kind: str, url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server and wait until every worker process answers (or 60 s)."""
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
-    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", kind, url, str(port)],
-                               env=env)  # fmt: skip
-    deadline = time.monotonic() + 30
+    process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", kind, url, str(port),
+                                str(workers)], env=env)  # fmt: skip
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return process, port
-        except OSError:
-            time.sleep(0.1)
+        if len(worker_pids(process)) >= (workers if workers > 1 else 0):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                    sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n")
+                    if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                        return process, port
+            except OSError:
+                pass
+        time.sleep(0.2)
     process.kill()
     raise RuntimeError(f"the {kind} server did not start")
+
+
+def worker_pids(process: subprocess.Popen[bytes]) -> list[int]:
+    """The server's own process and its worker processes (uvicorn ``--workers``)."""
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+    return pids
+
+
+def server_cpu(process: subprocess.Popen[bytes]) -> float:
+    """CPU seconds used so far by the server and its workers (Linux /proc; 0 elsewhere)."""
+    total = 0.0
+    for pid in [process.pid, *worker_pids(process)]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
-        process.wait(10)
+        process.wait(15)
     except subprocess.TimeoutExpired:
         process.kill()
 
@@ -255,46 +326,94 @@ def form_rows(crm, run: str) -> int:  # type: ignore[no-untyped-def]
         ))  # fmt: skip
 
 
+def settle(crm, run: str) -> int:  # type: ignore[no-untyped-def]
+    """The form rows of *run* once the server has finished the requests still in flight."""
+    rows, stable = form_rows(crm, run), 0
+    while stable < 3:
+        time.sleep(0.2)
+        now = form_rows(crm, run)
+        stable = stable + 1 if now == rows else 0
+        rows = now
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="20,000 requests per scenario (default 3,000).")
+    parser.add_argument("--full", action="store_true", help="50,000 requests per scenario (default 5,000).")
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=15.0, help="Time bound per scenario.")
-    parser.add_argument("--rounds", type=int, default=2, help="Alternating rounds of each server (medians).")
-    parser.add_argument("--serve", nargs=3, metavar=("KIND", "URL", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=10.0, help="Time bound per scenario (x3 with --full).")
+    parser.add_argument("--rounds", type=int, default=3, help="Alternating rounds of each server (medians).")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes on PostgreSQL (default: one per core).",
+    )
+    parser.add_argument(
+        "--sqlite-workers",
+        type=int,
+        default=1,
+        help="uvicorn worker processes on SQLite (default 1: one writer at a time).",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="Load generator: wrk (C) when installed, else the Python one.",
+    )
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads.")
+    parser.add_argument("--serve", nargs=4, metavar=("KIND", "URL", "PORT", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.serve[0], args.serve[1], int(args.serve[2]))
+        serve(args.serve[0], args.serve[1], int(args.serve[2]), int(args.serve[3]))
         return
-    count = 20_000 if args.full else 3_000
-    seconds = args.seconds * (5 if args.full else 1)
+    generator = args.generator
+    if generator == "auto":
+        generator = "wrk" if shutil.which("wrk") else "python"
+        if generator == "python":
+            print("note: wrk is not installed (make system-deps installs it): the Python load generator runs "
+                  "in this process and takes CPU from the servers on a small machine")  # fmt: skip
+    load = wrk_load if generator == "wrk" else python_load
+    count = 50_000 if args.full else 5_000
+    seconds = args.seconds * (3 if args.full else 1)
     stack = "uvloop + httptools" if find_spec("uvloop") and find_spec("httptools") else "asyncio + h11"
-    report = Report(f"Capture over HTTP: {count:,} requests max, {args.concurrency} connections, "
-                    f"{seconds:.0f} s bound, 1 uvicorn worker ({stack}), {args.rounds} alternating rounds")  # fmt: skip
+    client = f"wrk, {args.threads} thread" if generator == "wrk" else "Python asyncio generator"
+    load_before = os.getloadavg()
+    report = Report(f"Capture over HTTP: {count:,} requests max, {args.connections} connections, "
+                    f"{seconds:.0f} s bound, uvicorn ({stack}; {args.workers} workers on PostgreSQL, "
+                    f"{args.sqlite_workers} on SQLite), load generator: {client}, {args.rounds} alternating "
+                    f"rounds (medians)")  # fmt: skip
     for backend in args.backends.split(","):
         url = scratch_sqlite("capture.db") if backend == "sqlite" else scratch_postgresql("crmbench_capture")
         if url is None:
             continue
-        print(f"\n{backend}:")
+        workers = args.sqlite_workers if backend == "sqlite" else args.workers
+        print(f"\n{backend} ({workers} worker{'s' if workers > 1 else ''}, {client}):")
         crm = prepare(url)
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        accepted = rows = sent = 0
         # bare, crm, bare, crm, ...: a change in the machine's load weighs on both alike
         for kind in ("bare", "crm") * args.rounds:
-            process, port = start_server(kind, url)
+            process, port = start_server(kind, url, workers)
             try:
-                for scenario, make in (("form", form_request(run := uuid.uuid4().hex[:8])),
-                                       ("redirect", redirect_request)):  # fmt: skip
-                    asyncio.run(load(port, make, 200, args.concurrency, 10))  # warm-up
-                    if scenario == "form":
-                        run = uuid.uuid4().hex[:8]
-                        make = form_request(run)
-                    result = asyncio.run(load(port, make, count, args.concurrency, seconds))
+                for scenario in ("form", "redirect"):
+                    load(port, scenario, uuid.uuid4().hex[:8], 100 * args.connections, args.connections,
+                         seconds, args.threads)  # warm-up: every worker, its pool, its caches  # fmt: skip
+                    run = uuid.uuid4().hex[:8]
+                    cpu = server_cpu(process)
+                    result = load(port, scenario, run, count, args.connections, seconds, args.threads)
+                    result["server_cpu"] = (server_cpu(process) - cpu) / result["requests"] * 1000
                     if scenario == "form" and kind == "crm":
-                        result["rows"] = form_rows(crm, run)
+                        result["rows"] = settle(crm, run)
+                        accepted += result["statuses"].get(303, 0)
+                        rows += result["rows"]
+                        sent += result["sent"]
                     results.setdefault((kind, scenario), []).append(result)
                     print(f"  {kind:5} {scenario:8} {result['rps']:8.0f} req/s  p50 {result['p50']:6.1f} ms  "
-                          f"p99 {result['p99']:6.1f} ms  {result['statuses']}"
+                          f"p99 {result['p99']:6.1f} ms  server CPU {result['server_cpu']:.2f} ms/req  "
+                          f"client CPU {result['client_cpu']:.0%}  {result['statuses']}"
+                          + (f"  errors {result['errors']}" if result["errors"] else "")
                           + (f"  rows {result['rows']}" if "rows" in result else ""))  # fmt: skip
             finally:
                 stop(process)
@@ -311,13 +430,17 @@ def main() -> None:
             p99_target = "< 50 ms (PG)" if scenario == "form" else ""
             report.add(f"{backend} {scenario} p99", median(ours, "p99"), "ms", median(bare, "p99"), p99_target,
                        higher_is_better=False)  # fmt: skip
-        forms = results[("crm", "form")]
-        accepted = sum(r["statuses"].get(303, 0) for r in forms)
-        rows = sum(r["rows"] for r in forms)
-        print(f"  {backend}: {accepted} submissions answered 303, {rows} form rows: "
-              + ("no lost submission" if accepted == rows else "MISMATCH"))  # fmt: skip
+            report.add(f"{backend} {scenario} server CPU", median(ours, "server_cpu"), "ms/req",
+                       median(bare, "server_cpu"), "", higher_is_better=False)  # fmt: skip
+        # A request still in flight when the generator stopped may have written its row unanswered:
+        # every 303 has its row when accepted <= rows (and rows <= sent).
+        verdict = "no lost submission" if accepted <= rows <= sent else "MISMATCH"
+        print(f"  {backend}: {accepted} submissions answered 303, {rows} form rows, {sent} sent "
+              f"({rows - accepted} written but unanswered when the generator stopped): {verdict}")  # fmt: skip
         crm.dispose()
+    load_after = os.getloadavg()
     report.print()
+    print(f"\nload average {load_before[0]:.2f} before, {load_after[0]:.2f} after ({os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

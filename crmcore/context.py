@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-from sqlalchemy import Insert, Table, insert, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, insert, literal_column, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -69,16 +69,21 @@ class HookContext:
         A write-only row: inserted at once with a Core ``INSERT`` (no ORM
         object to track), in this transaction.
         """
-        self.insert(
-            AuditEntry,
-            occurred_at=self.now,
-            actor_id=self.actor.user_id,
-            actor=self.actor.label,
-            action=action,
-            entity=entity,
-            entity_id=entity_id,
-            changes=_jsonable(changes or {}),
-        )
+        self.insert_rows(self.audit_row(action, entity, entity_id, changes))
+
+    def audit_row(
+        self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None
+    ) -> tuple[type[AuditEntry], dict[str, Any]]:
+        """The row :meth:`audit` writes, to pass to :meth:`insert_rows` with others."""
+        return AuditEntry, {
+            "occurred_at": self.now,
+            "actor_id": self.actor.user_id,
+            "actor": self.actor.label,
+            "action": action,
+            "entity": entity,
+            "entity_id": entity_id,
+            "changes": _jsonable(changes or {}),
+        }
 
     def insert(self, model: Any, **values: Any) -> None:
         """Insert one write-only row of *model* now, without an ORM object (audit, history rows).
@@ -86,7 +91,29 @@ class HookContext:
         Cheaper than ``session.add`` for rows nothing reads back in the unit of
         work; pending ORM objects are not flushed first.
         """
-        self.session.connection().execute(_insert_of(model.__table__), values)
+        self.insert_rows((model, values))
+
+    def insert_rows(self, *rows: tuple[Any, dict[str, Any]]) -> None:
+        """Insert write-only rows, ``(model, values)`` each, now and in this order, as :meth:`insert` does.
+
+        On PostgreSQL several rows go out as one statement (data-modifying
+        ``WITH`` clauses): one round trip to the server instead of one per row,
+        for the stage history and audit entry that a capture or a stage change
+        writes together. Elsewhere each row is its own ``INSERT``.
+        """
+        connection = self.session.connection()
+        if len(rows) == 1 or connection.dialect.name != "postgresql":
+            for model, values in rows:
+                connection.execute(_insert_of(model.__table__), values)
+            return
+        shape, params = [], {}
+        for i, (model, given) in enumerate(rows):
+            values = dict(given)
+            for name, default in _python_defaults(model.__table__, tuple(given)):  # as a plain INSERT applies them
+                values[name] = default.arg(None) if default.is_callable else default.arg
+            shape.append((model.__table__, tuple(values)))
+            params.update({f"r{i}_{name}": value for name, value in values.items()})
+        connection.execute(_inserts_together(tuple(shape)), params)
 
     def persist(self, obj: Any) -> None:
         """Write the new ORM object *obj* now and keep it in the session, as ``add`` and ``flush`` would.
@@ -221,6 +248,31 @@ class HookContext:
 def _insert_of(table: Table) -> Insert:
     """The (immutable) ``INSERT`` statement of *table*, built once."""
     return insert(table)
+
+
+@functools.cache
+def _python_defaults(table: Table, given: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """The Python-side column defaults of *table* that a row naming *given* columns needs."""
+    return tuple(
+        (column.key, column.default)
+        for column in table.columns
+        if column.key not in given and column.default is not None and not column.primary_key
+    )
+
+
+@functools.cache
+def _inserts_together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Select[Any]:
+    """One statement inserting a row into each table of *shape* (PostgreSQL), built once per shape.
+
+    The values of row *i* are bound as ``r<i>_<column>``.
+    """
+    parts = [
+        insert(table)
+        .values({name: bindparam(f"r{i}_{name}", type_=table.c[name].type) for name in names})
+        .cte(f"row{i}")
+        for i, (table, names) in enumerate(shape)
+    ]
+    return select(literal_column("1")).add_cte(*parts)
 
 
 def _jsonable(value: Any) -> Any:

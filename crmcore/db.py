@@ -96,14 +96,17 @@ def normalize_url(url: str | URL) -> URL:
     return parsed
 
 
-def create_engine(url: str | URL, **kwargs: Any) -> Engine:
+def create_engine(url: str | URL, *, ping_after_idle: float | None = None, **kwargs: Any) -> Engine:
     """Create an engine configured the way crmcore needs it on each database.
 
     On SQLite: WAL journal, foreign keys on, a busy timeout, and transactions
     opened with ``BEGIN IMMEDIATE`` so that two writers never deadlock on a
     lock upgrade (pysqlite's own transaction handling is off). Read-only work
     passes the execution option ``sqlite_immediate=False`` and gets a plain
-    ``BEGIN``, so readers never wait for a writer (WAL).
+    ``BEGIN``, so readers never wait for a writer (WAL). On a database server,
+    a pooled connection is pinged before use when it sat idle for more than
+    *ping_after_idle* seconds (default :data:`PING_AFTER_IDLE_SECONDS`); pass
+    ``pool_pre_ping`` instead for SQLAlchemy's ping on every checkout, or none.
     """
     from sqlalchemy import create_engine as sa_create_engine
 
@@ -114,10 +117,57 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
         engine = sa_create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     if backend in {"mysql", "mariadb"}:
         kwargs.setdefault("isolation_level", "READ COMMITTED")
-    return sa_create_engine(parsed, **kwargs)
+    # SQLAlchemy's default keeps 5 connections and closes any other one when it is given back:
+    # with more requests than that in flight (the web app's thread pool), every burst opened new
+    # server sessions, each a process to start on PostgreSQL. Same ceiling (15), more kept.
+    kwargs.setdefault("pool_size", POOL_SIZE)
+    kwargs.setdefault("max_overflow", max(0, POOL_MAX - kwargs["pool_size"]))
+    if "pool_pre_ping" in kwargs:  # the caller chose SQLAlchemy's own ping (on every checkout) or none
+        return sa_create_engine(parsed, **kwargs)
+    engine = sa_create_engine(parsed, **kwargs)
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS if ping_after_idle is None else ping_after_idle)
+    return engine
+
+
+#: Connections a pool keeps open on a database server, and the most it opens at once.
+POOL_SIZE, POOL_MAX = 10, 15
+#: A pooled connection unused for longer than this is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_when_idle(engine: Engine, after: float) -> None:
+    """Ping a pooled connection at checkout only when it sat idle for more than *after* seconds.
+
+    SQLAlchemy's ``pool_pre_ping`` costs a round trip on every checkout, one
+    in four of a short link's statements. A connection given back a moment
+    ago is alive but for a server restart in that moment, and then the
+    request fails with an error (never a silent loss) and SQLAlchemy renews
+    the whole pool, as it does for a connection that dies mid-transaction.
+    A connection that sat idle (a quiet hour, a restart since) is pinged,
+    and a dead one is replaced before use (the pool's documented
+    ``DisconnectionError`` protocol).
+    """
+    import time
+
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["crmcore_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("crmcore_idle_since")  # None: a new connection (info is per connection)
+        if idle_since is None or time.monotonic() - idle_since <= after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, dbapi_connection, None):
+                raise DisconnectionError(str(exc)) from exc
+            raise
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -83,16 +83,12 @@ def change_stage(ctx: HookContext, contact: Contact, to_stage: str, reason: str 
         reason=reason,
         occurred_at=ctx.now,
     )
-    ctx.insert(
-        LifecycleChange,
-        contact_id=contact.id,
-        from_stage=contact.stage,
-        to_stage=to_stage,
-        reason=reason,
-        occurred_at=ctx.now,
-        actor_id=ctx.actor.user_id,
-    )
-    ctx.audit("contact.stage", "contact", contact.id, {"from": contact.stage, "to": to_stage, "reason": reason})
+    ctx.insert_rows(  # the history line and the audit entry: one statement on PostgreSQL
+        (LifecycleChange, {"contact_id": contact.id, "from_stage": contact.stage, "to_stage": to_stage,
+                           "reason": reason, "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}),
+        ctx.audit_row("contact.stage", "contact", contact.id,
+                      {"from": contact.stage, "to": to_stage, "reason": reason}),
+    )  # fmt: skip
     contact.stage = to_stage
     contact.stage_changed_at = ctx.now
     contact.updated_at = ctx.now

@@ -246,17 +246,12 @@ class LeadService(Service):
         ctx.persist(contact)
         # A contact created in this unit of work has only the touchpoints recorded here.
         ctx.cache.setdefault("fresh_touches", {})[contact.id] = []
-        ctx.insert(
-            LifecycleChange,
-            contact_id=contact.id,
-            from_stage=None,
-            to_stage=Stage.LEAD,
-            reason="captured",
-            occurred_at=ctx.now,
-            actor_id=ctx.actor.user_id,
-        )
+        ctx.insert_rows(  # its first stage and the audit entry: one statement on PostgreSQL
+            (LifecycleChange, {"contact_id": contact.id, "from_stage": None, "to_stage": Stage.LEAD,
+                               "reason": "captured", "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}),
+            ctx.audit_row("lead.capture", "contact", contact.id, {"email": contact.email, "source": contact.source}),
+        )  # fmt: skip
         set_tags(ctx, contact.id, tags, replace=False)
-        ctx.audit("lead.capture", "contact", contact.id, {"email": contact.email, "source": contact.source})
         touchpoint = record_touch_in(ctx, contact, touch_values) if touch_values else None
         if touchpoint is None:
             rescore(ctx, contact)

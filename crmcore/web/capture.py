@@ -18,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -44,6 +44,8 @@ T = TypeVar("T")
 CLICK_COOKIE = "crm_clicks"
 CLICK_COOKIE_PURPOSE = "click-cookie"
 CLICK_COOKIE_DAYS = 90
+#: Most fields a submission may have.
+MAX_FIELDS = 200
 
 
 _WRITE_LOCKS: weakref.WeakKeyDictionary[Any, threading.Lock] = weakref.WeakKeyDictionary()
@@ -207,6 +209,7 @@ def _cors(request: Request, form: Any, response: Response) -> Response:
 
 async def _read_body(request: Request) -> dict[str, Any]:
     """The submission as a dict of field to value; 415 for other types, 400 for broken JSON."""
+    data: dict[str, Any]
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         raw = await request.body()
@@ -217,17 +220,28 @@ async def _read_body(request: Request) -> dict[str, Any]:
         if not isinstance(parsed, dict):
             raise BadBody(422, "the body must be a JSON object of field names to values")
         return parsed
-    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if content_type == "application/x-www-form-urlencoded":
+        # What Starlette's form parser makes of it (fields split on "&", "+" and %-escapes decoded
+        # as UTF-8 over Latin-1 text), at a tenth of its cost: the whole body is already in memory.
         try:
-            form = await request.form(max_files=5, max_fields=200)
+            pairs = parse_qsl((await request.body()).decode("latin-1"), keep_blank_values=True,
+                              max_num_fields=MAX_FIELDS)  # fmt: skip
+        except ValueError:  # more than MAX_FIELDS fields
+            raise BadBody(400, "the form body could not be read") from None
+        data = {}
+        for key, value in pairs:
+            data.setdefault(key, value)  # a repeated field counts once: its first value
+        return data
+    if content_type == "multipart/form-data":
+        try:
+            form = await request.form(max_files=5, max_fields=MAX_FIELDS)
         except Exception:  # malformed multipart, too many fields: the client's fault
             raise BadBody(400, "the form body could not be read") from None
-        data: dict[str, Any] = {}
-        for key, value in form.multi_items():
-            if isinstance(value, UploadFile):
+        data = {}
+        for key, item in form.multi_items():
+            if isinstance(item, UploadFile):
                 raise BadBody(422, "files are not accepted")
-            if key not in data:  # a repeated field counts once: its first value
-                data[key] = value
+            data.setdefault(key, item)
         return data
     raise BadBody(415, "send application/x-www-form-urlencoded, multipart/form-data or application/json")
 
