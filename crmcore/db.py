@@ -114,10 +114,46 @@ def create_engine(url: str | URL, **kwargs: Any) -> Engine:
         engine = sa_create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     if backend in {"mysql", "mariadb"}:
         kwargs.setdefault("isolation_level", "READ COMMITTED")
-    return sa_create_engine(parsed, **kwargs)
+    engine = sa_create_engine(parsed, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        ping_when_idle(engine)
+    return engine
+
+
+#: A pooled connection idle for longer than this is pinged before it is handed out again.
+PING_AFTER_IDLE_SECONDS = 10.0
+
+
+def ping_when_idle(engine: Engine, seconds: float = PING_AFTER_IDLE_SECONDS) -> None:
+    """Ping a pooled connection before use only when it sat idle for more than *seconds*.
+
+    A server restart or an idle timeout drops connections that wait in the
+    pool; the ping finds them and the pool opens a fresh one instead, so no
+    request fails. A connection back in the pool a moment ago is used as it is,
+    which spares a busy server a round trip per request (``pool_pre_ping``
+    pings on every checkout). Should the server go away while connections are
+    busy, the first query to notice fails and SQLAlchemy then discards every
+    pooled connection, as with ``pool_pre_ping``.
+    """
+    from time import monotonic
+
+    from sqlalchemy.exc import DisconnectionError
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection: Any, record: Any) -> None:
+        record.info["crmcore_idle_since"] = monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("crmcore_idle_since")  # None: opened just now
+        if idle_since is None or monotonic() - idle_since <= seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # the pool invalidates it and connects again
+            raise DisconnectionError(f"a pooled connection was dropped: {exc}") from exc
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from jinja2.ext import Extension
+from jinja2.lexer import TOKEN_DATA, Token, TokenStream
 
 if TYPE_CHECKING:
     import jinja2
@@ -112,14 +115,18 @@ class Formatter:
     def __init__(self, lang: str, timezone: str) -> None:
         from zoneinfo import ZoneInfo
 
+        from babel import Locale
+
         self.lang = lang
         self.zone = ZoneInfo(timezone)
+        #: Parsed once: Babel would parse the code again on every value.
+        self.locale = Locale.parse(lang)
 
     def datetime(self, value: dt.datetime | None, format: str = "medium") -> str:
         """A moment in the CRM's time zone."""
         from babel.dates import format_datetime
 
-        return "" if value is None else format_datetime(value, format=format, tzinfo=self.zone, locale=self.lang)
+        return "" if value is None else format_datetime(value, format=format, tzinfo=self.zone, locale=self.locale)
 
     def date(self, value: dt.date | dt.datetime | None, format: str = "medium") -> str:
         """A calendar date."""
@@ -129,25 +136,70 @@ class Formatter:
             return ""
         if isinstance(value, dt.datetime):
             value = value.astimezone(self.zone).date()
-        return format_date(value, format=format, locale=self.lang)
+        return format_date(value, format=format, locale=self.locale)
 
     def number(self, value: int | float | Decimal | None) -> str:
         """A number with the locale's separators."""
         from babel.numbers import format_decimal
 
-        return "" if value is None else format_decimal(value, locale=self.lang)
+        return "" if value is None else format_decimal(value, locale=self.locale)
 
     def percent(self, value: int | float | Decimal | None) -> str:
         """A fraction as a percentage (0.125 is 12.5%)."""
         from babel.numbers import format_percent
 
-        return "" if value is None else format_percent(value, format="#,##0.0%", locale=self.lang)
+        return "" if value is None else format_percent(value, format="#,##0.0%", locale=self.locale)
 
     def money(self, value: int | float | Decimal | None, currency: str) -> str:
         """An amount with its currency."""
         from babel.numbers import format_currency
 
-        return "" if value is None else format_currency(value, currency, locale=self.lang)
+        return "" if value is None else format_currency(value, currency, locale=self.locale)
+
+
+class ConstantTranslations(Extension):
+    """Translate ``{{ _("literal") }}`` once, when a template is compiled for a language.
+
+    Each language has its own environment (see :class:`Environments`), so a
+    literal message's translation is known before the template first renders:
+    it is compiled in as text instead of a gettext call per render. The output
+    is the same as newstyle gettext's (the translation is markup, ``%%`` is
+    ``%``); calls with variables or on expressions stay calls.
+    """
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        """Replace each ``{{ _("literal") }}`` by its translation as template text."""
+        gettext: Callable[[str], str] | None = getattr(self.environment, "console_gettext", None)
+        if gettext is None:
+            yield from stream
+            return
+        window: list[Token] = []
+        for token in stream:
+            window.append(token)
+            if len(window) < len(_LITERAL_CALL):
+                continue
+            text = _constant(window, gettext)
+            if text is None:
+                yield window.pop(0)
+            else:
+                yield Token(window[0].lineno, TOKEN_DATA, text)
+                window.clear()
+        yield from window
+
+
+#: The tokens of ``{{ _("literal") }}``: (type, value or None for any).
+_LITERAL_CALL = (("variable_begin", None), ("name", "_"), ("lparen", None), ("string", None), ("rparen", None),
+                 ("variable_end", None))  # fmt: skip
+
+
+def _constant(window: list[Token], gettext: Callable[[str], str]) -> str | None:
+    for token, (kind, value) in zip(window, _LITERAL_CALL, strict=True):
+        if token.type != kind or (value is not None and token.value != value):
+            return None
+    try:
+        return gettext(window[3].value) % {}  # as newstyle gettext formats it
+    except (TypeError, ValueError, KeyError):  # a message that needs variables: leave the call
+        return None
 
 
 class Environments:
@@ -165,11 +217,16 @@ class Environments:
         with _lock:
             env = self._envs.get(lang)
             if env is None:
-                env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n"])
+                # Outside development a template is compiled once and never looked at on disk again.
+                reload = self.crm.settings.environment == "development"
+                env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n", ConstantTranslations],
+                                                 auto_reload=reload)  # fmt: skip
                 # An overlay shares its parent's dicts: give each language its own.
                 env.filters = dict(env.filters)
                 env.globals = dict(env.globals)
-                env.install_gettext_translations(translations(self.crm, lang), newstyle=True)  # type: ignore[attr-defined]
+                catalog = translations(self.crm, lang)
+                env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
+                env.extend(console_gettext=catalog.gettext)
                 fmt = Formatter(lang, self.crm.settings.timezone)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
                                     "money": fmt.money, "percent": fmt.percent})  # fmt: skip
@@ -192,4 +249,7 @@ def messages_in(paths: Iterable[Path]) -> set[str]:
     return found
 
 
-__all__ = ["Environments", "Formatter", "available_languages", "negotiate", "text_direction", "translations"]
+__all__ = [
+    "ConstantTranslations", "Environments", "Formatter", "available_languages", "negotiate", "text_direction",
+    "translations",
+]

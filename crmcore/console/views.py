@@ -242,61 +242,85 @@ def _panels(groups: Iterable[list[Panel]]) -> list[Panel]:
 def contact_page(request: Request, form: FormData | None) -> Response:
     """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions.
 
-    Everything is read in the page's one unit of work: the contact with its
-    owner in one query, the core's timeline page in another.
+    Everything is read in the page's one unit of work, in as few round trips
+    as the data allows: the contact with its owner and consent in one query,
+    its tags, its recent touchpoints (for the score), the core's timeline page,
+    and its opportunities with their stages (rows, not objects: the page only
+    reads them). The statements are built once per process.
     """
-    from crmcore.models import Contact, PipelineStage, User
     from crmcore.services.base import get_contact, score_contributions
     from crmcore.services.contacts import contact_tags
 
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
+    statement, pairs = _contact_query(crm)
     with crm.transaction(readonly=True) as ctx:
-        found = ctx.session.execute(
-            select(Contact, User).outerjoin(User, User.id == Contact.owner_id).where(Contact.id == contact_id)
-        ).first()
+        found = ctx.session.execute(statement, {"contact_id": contact_id}).first()
         owner = found[1] if found else None
         if owner is not None:  # the reach check below needs the owner's team: known now
             ctx.cache.setdefault("owner_teams", {})[owner.id] = owner.team_id
         contact = get_contact(ctx, contact_id)  # permission and reach (the row is in the session already)
+        consent = _consent_grid(pairs, found[2:]) if found is not None and pairs else None
         tags = contact_tags(ctx.session, contact.id)
         contributions = score_contributions(ctx, contact)
         items, more = _timeline(crm, contact, None)
-        consent = _consent(crm, contact)
-        opportunities = (crm.sales.list_opportunities(status=None, contact=contact, limit=20)
-                         if can(request, "opportunities.view") else [])  # fmt: skip
-        stage_ids = {o.stage_id for o in opportunities}
-        stage_names = dict(ctx.session.execute(
-            select(PipelineStage.id, PipelineStage.name).where(PipelineStage.id.in_(stage_ids))
-        ).all()) if stage_ids else {}  # fmt: skip
+        opportunities = _contact_opportunities(ctx, contact.id) if can(request, "opportunities.view") else []
         panel_context(request, ctx)
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
     return page(request, "console/contact.html", {
         "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
         "contributions": contributions, "items": items, "more": more, "consent": consent, "owner": owner,
-        "panels": panels, "opportunities": opportunities, "stage_names": stage_names,
+        "panels": panels, "opportunities": opportunities,
+        "stage_names": {o.stage_id: o.stage_name for o in opportunities},
     })  # fmt: skip
 
 
-def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
-    """Purpose by channel: does the contact hold consent (the ledger's rules, one query built once)."""
-    ledger = getattr(crm, "consent", None)
-    if ledger is None:
-        return None
-    pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
-    held = getattr(crm, "_console_consent_query", None)
-    if held is None:
-        from crmcore.models import Consent
+ConsentPairs = list[tuple[str, str]]
 
-        held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
-                        .exists() for purpose, channel in pairs))  # fmt: skip
-        crm._console_consent_query = held  # type: ignore[attr-defined]
-    with crm.transaction(readonly=True) as ctx:
-        answers = ctx.session.execute(held, {"contact_id": contact.id}).one()
+
+def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
+    """The contact page's first statement (built once per CRM): the contact, its owner, its consent.
+
+    The consent columns (one ``EXISTS`` per purpose and channel, the ledger's
+    rules) follow the contact and the owner, in the order of the pairs returned.
+    """
+    cached: tuple[Any, ConsentPairs] | None = getattr(crm, "_console_contact_query", None)
+    if cached is not None:
+        return cached
+    from crmcore.models import Consent, Contact, User
+
+    pairs: ConsentPairs = []
+    held: list[Any] = []
+    ledger = getattr(crm, "consent", None)
+    if ledger is not None:
+        pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
+        held = [ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
+                .correlate(None).exists() for purpose, channel in pairs]  # fmt: skip
+    statement = (select(Contact, User, *held).outerjoin(User, User.id == Contact.owner_id)
+                 .where(Contact.id == bindparam("contact_id")))  # fmt: skip
+    crm._console_contact_query = (statement, pairs)  # type: ignore[attr-defined]
+    return statement, pairs
+
+
+def _consent_grid(pairs: ConsentPairs, answers: Iterable[Any]) -> dict[str, dict[str, bool]]:
+    """Purpose by channel: does the contact hold consent."""
     grid: dict[str, dict[str, bool]] = {}
     for (purpose, channel), given in zip(pairs, answers, strict=True):
         grid.setdefault(purpose, {})[channel] = bool(given)
     return grid
+
+
+def _contact_opportunities(ctx: Any, contact_id: int) -> list[Any]:
+    """The contact's opportunities in the user's reach, newest first, with their stage's name (rows)."""
+    from crmcore.models import Opportunity, PipelineStage
+
+    permissions.require(ctx, "opportunities.view")
+    query = (select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.currency,
+                    Opportunity.status, Opportunity.stage_id, PipelineStage.name.label("stage_name"))
+             .outerjoin(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+             .where(Opportunity.contact_id == contact_id).order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
+    reach = permissions.owner_condition(ctx, Opportunity.owner_id)
+    return list(ctx.session.execute(query.where(reach) if reach is not None else query))
 
 
 @staff("contacts.view")
