@@ -226,8 +226,8 @@ class Environments:
                 env.globals = dict(env.globals)
                 catalog = translations(self.crm, lang)
                 env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
-                env.extend(console_gettext=catalog.gettext)
                 fmt = Formatter(lang, self.crm.settings.timezone)
+                env.extend(console_gettext=catalog.gettext, console_formatter=fmt)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
                                     "money": fmt.money, "percent": fmt.percent})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
