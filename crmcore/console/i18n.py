@@ -9,15 +9,18 @@ fresh checkout needs no build step and an edited ``.po`` is never stale.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jinja2.ext import Extension
 from jinja2.lexer import TOKEN_DATA, Token, TokenStream
+
+from crmcore.i18n import N_
 
 if TYPE_CHECKING:
     import jinja2
@@ -157,6 +160,46 @@ class Formatter:
         return "" if value is None else format_currency(value, currency, locale=self.locale)
 
 
+#: Between the parts of a description (Persian writes "، ").
+LIST_SEPARATOR = N_(", ")
+
+
+def describe(item: dict[str, Any], gettext: Callable[[str], str], fmt: Formatter) -> str:
+    """A timeline item's description in the page's language.
+
+    An item with a ``message`` (a msgid, or a list of them shown joined) is
+    translated, its ``terms`` (words such as a stage) translated and its
+    ``values`` formatted the locale's way: numbers, dates, and money given as
+    ``{"amount": ..., "currency": ...}``. An item without one shows its ``text``.
+    """
+    message = item.get("message")
+    if message is None:
+        return str(item.get("text") or "")
+    words = {name: _shown(value, fmt) for name, value in (item.get("values") or {}).items()}
+    words.update({name: gettext(value) if value else "" for name, value in (item.get("terms") or {}).items()})
+    try:
+        parts = [gettext(part) % words for part in ([message] if isinstance(message, str) else message)]
+    except (KeyError, TypeError, ValueError):  # a translation that does not fit its message
+        return str(item.get("text") or "")
+    return gettext(LIST_SEPARATOR).join(parts)
+
+
+def _shown(value: Any, fmt: Formatter) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict) and "amount" in value and "currency" in value:
+        return fmt.money(value["amount"], value["currency"])
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, int | float | Decimal):
+        return fmt.number(value)
+    if isinstance(value, dt.datetime):
+        return fmt.datetime(value)
+    if isinstance(value, dt.date):
+        return fmt.date(value)
+    return str(value)
+
+
 class ConstantTranslations(Extension):
     """Translate ``{{ _("literal") }}`` once, when a template is compiled for a language.
 
@@ -228,28 +271,38 @@ class Environments:
                 env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
                 fmt = Formatter(lang, self.crm.settings.timezone)
                 env.extend(console_gettext=catalog.gettext, console_formatter=fmt)
+                described = functools.partial(describe, gettext=catalog.gettext, fmt=fmt)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
-                                    "money": fmt.money, "percent": fmt.percent})  # fmt: skip
+                                    "money": fmt.money, "percent": fmt.percent, "describe": described})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
                 self._envs[lang] = env
         return env
 
 
 def messages_in(paths: Iterable[Path]) -> set[str]:
-    """Every translatable message in the console templates under *paths* (for catalog checks)."""
-    from babel.messages.extract import extract_from_dir
+    """Every translatable message under *paths* (for catalog checks).
+
+    A folder's console templates (``_()`` and ``{% trans %}``) and a Python
+    file's texts marked with :func:`crmcore.i18n.N_`.
+    """
+    from babel.messages.extract import extract_from_dir, extract_from_file
 
     found: set[str] = set()
     for path in paths:
-        for _file, _line, message, _comments, _context in extract_from_dir(
-            str(path), method_map=[("**.html", "jinja2")],
-            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
-        ):  # fmt: skip
+        extracted: Iterable[tuple[Any, ...]]
+        if path.suffix == ".py":
+            extracted = ((None, *rest) for rest in extract_from_file("python", str(path), keywords={"N_": None}))
+        else:
+            extracted = extract_from_dir(
+                str(path), method_map=[("**.html", "jinja2")],
+                options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
+            )  # fmt: skip
+        for _file, _line, message, _comments, _context in extracted:
             found.add(message if isinstance(message, str) else message[0])
     return found
 
 
 __all__ = [
-    "ConstantTranslations", "Environments", "Formatter", "available_languages", "negotiate", "text_direction",
-    "translations",
+    "ConstantTranslations", "Environments", "Formatter", "available_languages", "describe", "messages_in",
+    "negotiate", "text_direction", "translations",
 ]
