@@ -51,16 +51,16 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Behaviour rules: points per touchpoint of a kind, and the cap per kind.
 BEHAVIOUR_POINTS: dict[str, tuple[int, int, str]] = {
-    "form": (15, 45, "filled in a form"),
-    "conversion": (25, 50, "converted"),
-    "email_click": (5, 25, "clicked an email link"),
-    "email_open": (1, 10, "opened an email"),
-    "visit": (3, 15, "visited"),
-    "ad_click": (3, 15, "clicked an ad"),
-    "affiliate_click": (3, 15, "came from an affiliate"),
-    "link_click": (3, 15, "clicked a tracked link"),
-    "call": (10, 30, "talked on the phone"),
-    "meeting": (15, 30, "met a rep"),
+    "form": (15, 45, N_("filled in a form")),
+    "conversion": (25, 50, N_("converted")),
+    "email_click": (5, 25, N_("clicked an email link")),
+    "email_open": (1, 10, N_("opened an email")),
+    "visit": (3, 15, N_("visited")),
+    "ad_click": (3, 15, N_("clicked an ad")),
+    "affiliate_click": (3, 15, N_("came from an affiliate")),
+    "link_click": (3, 15, N_("clicked a tracked link")),
+    "call": (10, 30, N_("talked on the phone")),
+    "meeting": (15, 30, N_("met a rep")),
 }
 #: Behaviour points halve for every this many days since the touchpoint.
 HALF_LIFE_DAYS = 30
@@ -142,16 +142,25 @@ def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
     return ctx.session.get(Contact, chosen.id)
 
 
+def _fit(points: int, reason: str) -> ScoreContribution:
+    return ScoreContribution(points=points, reason=reason, message=reason)
+
+
+#: The default pipeline's stage names (migration ``core_0001``), translated where the console shows them.
+DEFAULT_STAGE_NAMES = (N_("Qualification"), N_("Needs analysis"), N_("Proposal"), N_("Negotiation"), N_("Won"),
+                       N_("Lost"))  # fmt: skip
+
+
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
     points: list[ScoreContribution] = []
     if contact.phone_normalized:
-        points.append(ScoreContribution(points=5, reason="has a phone number"))
+        points.append(_fit(5, N_("has a phone number")))
     if contact.organization_id:
-        points.append(ScoreContribution(points=10, reason="works at a known organization"))
+        points.append(_fit(10, N_("works at a known organization")))
     if contact.title:
-        points.append(ScoreContribution(points=5, reason="gave a job title"))
+        points.append(_fit(5, N_("gave a job title")))
     if contact.id is None:
         return points
     rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
@@ -175,8 +184,10 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         per, cap, text = BEHAVIOUR_POINTS[kind]
         value = round(min(total, cap))
         if value:
-            times = f" ({counts[kind]}x, decayed)" if value < min(per * counts[kind], cap) else f" ({counts[kind]}x)"
-            points.append(ScoreContribution(points=value, reason=text + times))
+            decayed = value < min(per * counts[kind], cap)
+            message = N_("%(what)s (%(count)sx, decayed)") if decayed else N_("%(what)s (%(count)sx)")
+            points.append(ScoreContribution(points=value, reason=message % {"what": text, "count": counts[kind]},
+                                            message=message, values={"count": counts[kind]}, terms={"what": text}))
     return points
 
 

@@ -263,6 +263,7 @@ def test_right_to_left_persian_pages_with_local_numbers_and_dates(crm, site):
         from babel.numbers import format_currency
 
         assert format_currency(1250.5, "USD", locale="fa") in board.text
+        assert "ارزیابی اولیه" in board.text and "Qualification" not in board.text  # the default stages' names
         switched = client.get("/console/lang/en", params={"next": "/console/pipeline"})
         assert switched.status_code == 303 and switched.headers["location"] == "/console/pipeline"
         assert '<html lang="en" dir="ltr">' in client.get("/console/pipeline").text
@@ -270,7 +271,7 @@ def test_right_to_left_persian_pages_with_local_numbers_and_dates(crm, site):
 
 
 def test_the_timeline_speaks_persian(crm, site):
-    """Every kind of core timeline item reads in Persian: kinds, stage moves, reasons, amounts; no English is left."""
+    """Every kind of core timeline item reads in Persian (kinds, stage moves, reasons, amounts), as do score reasons."""
     lead = crm.contacts.add(email="sara@example.org", first_name="سارا", owner=site["users"]["rita"].id)
     crm.touchpoints.record(lead.id, kind="visit", source="google", campaign="spring")
     crm.touchpoints.record(lead.id, kind="email_open")
@@ -298,6 +299,7 @@ def test_the_timeline_speaks_persian(crm, site):
     assert any(item.endswith("باز کردن ایمیل") for item in items), items  # the kind alone: nothing else to say
     leftovers = [item for item in items if re.search(r"[A-Za-z]", item.replace("google", "").replace("spring", ""))]
     assert leftovers == []  # no English word: only the data as it was recorded
+    assert "بازدید کرد (1 بار)" in html and "ایمیلی را باز کرد (1 بار)" in html  # score reasons, "visited (1x)"
     with client_for(site["url"], "rita@example.com") as client:  # the same items in English, as before
         english = client.get(f"/console/contacts/{lead.id}").text
     for text in ("became lead (created)", "lead -&gt; prospect (بودجه دارد)", "source=google, campaign=spring",

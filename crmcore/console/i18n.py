@@ -273,7 +273,8 @@ class Environments:
                 env.extend(console_gettext=catalog.gettext, console_formatter=fmt)
                 described = functools.partial(describe, gettext=catalog.gettext, fmt=fmt)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
-                                    "money": fmt.money, "percent": fmt.percent, "describe": described})  # fmt: skip
+                                    "money": fmt.money, "percent": fmt.percent, "describe": described,
+                                    "term": catalog.gettext})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
                 self._envs[lang] = env
         return env

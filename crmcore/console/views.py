@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from sqlalchemy import bindparam, func, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -24,6 +25,7 @@ from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.events import ScoreContribution
 
 #: Timeline items per page on the contact page.
 TIMELINE_PAGE = 20
@@ -307,10 +309,20 @@ def contact_page(request: Request, form: FormData | None) -> Response:
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
     return page(request, "console/contact.html", {
         "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
-        "contributions": contributions, "items": items, "more": more, "consent": consent, "owner": owner,
-        "panels": panels, "opportunities": opportunities,
+        "contributions": _in_language(request, contributions), "items": items, "more": more, "consent": consent,
+        "owner": owner, "panels": panels, "opportunities": opportunities,
         "stage_names": {o.stage_id: o.stage_name for o in opportunities},
     })  # fmt: skip
+
+
+def _in_language(request: Request, contributions: list[ScoreContribution]) -> list[ScoreContribution]:
+    """Score contributions with their reasons in the page's language (those that give a message)."""
+    from crmcore.console.app import environments, language
+
+    describe = environments(crm_of(request)).get(language(request)).filters["describe"]
+    return [attrs.evolve(c, reason=describe({"message": c.message, "values": c.values, "terms": c.terms,
+                                             "text": c.reason})) if c.message else c
+            for c in contributions]  # fmt: skip
 
 
 ConsentPairs = list[tuple[str, str]]
