@@ -17,6 +17,7 @@ from sqlalchemy import Select, String, bindparam, cast, func, literal_column, nu
 from crmcore.context import HookContext
 from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
+from crmcore.i18n import N_
 from crmcore.models import (
     Activity,
     Contact,
@@ -51,16 +52,16 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: Behaviour rules: points per touchpoint of a kind, and the cap per kind.
 BEHAVIOUR_POINTS: dict[str, tuple[int, int, str]] = {
-    "form": (15, 45, "filled in a form"),
-    "conversion": (25, 50, "converted"),
-    "email_click": (5, 25, "clicked an email link"),
-    "email_open": (1, 10, "opened an email"),
-    "visit": (3, 15, "visited"),
-    "ad_click": (3, 15, "clicked an ad"),
-    "affiliate_click": (3, 15, "came from an affiliate"),
-    "link_click": (3, 15, "clicked a tracked link"),
-    "call": (10, 30, "talked on the phone"),
-    "meeting": (15, 30, "met a rep"),
+    "form": (15, 45, N_("filled in a form")),
+    "conversion": (25, 50, N_("converted")),
+    "email_click": (5, 25, N_("clicked an email link")),
+    "email_open": (1, 10, N_("opened an email")),
+    "visit": (3, 15, N_("visited")),
+    "ad_click": (3, 15, N_("clicked an ad")),
+    "affiliate_click": (3, 15, N_("came from an affiliate")),
+    "link_click": (3, 15, N_("clicked a tracked link")),
+    "call": (10, 30, N_("talked on the phone")),
+    "meeting": (15, 30, N_("met a rep")),
 }
 #: Behaviour points halve for every this many days since the touchpoint.
 HALF_LIFE_DAYS = 30
@@ -142,16 +143,25 @@ def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
     return ctx.session.get(Contact, chosen.id)
 
 
+def _fit(points: int, reason: str) -> ScoreContribution:
+    return ScoreContribution(points=points, reason=reason, message=reason)
+
+
+#: The default pipeline's stage names (migration ``core_0001``), translated where the console shows them.
+DEFAULT_STAGE_NAMES = (N_("Qualification"), N_("Needs analysis"), N_("Proposal"), N_("Negotiation"), N_("Won"),
+                       N_("Lost"))  # fmt: skip
+
+
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
     points: list[ScoreContribution] = []
     if contact.phone_normalized:
-        points.append(ScoreContribution(points=5, reason="has a phone number"))
+        points.append(_fit(5, N_("has a phone number")))
     if contact.organization_id:
-        points.append(ScoreContribution(points=10, reason="works at a known organization"))
+        points.append(_fit(10, N_("works at a known organization")))
     if contact.title:
-        points.append(ScoreContribution(points=5, reason="gave a job title"))
+        points.append(_fit(5, N_("gave a job title")))
     if contact.id is None:
         return points
     rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
@@ -175,8 +185,10 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         per, cap, text = BEHAVIOUR_POINTS[kind]
         value = round(min(total, cap))
         if value:
-            times = f" ({counts[kind]}x, decayed)" if value < min(per * counts[kind], cap) else f" ({counts[kind]}x)"
-            points.append(ScoreContribution(points=value, reason=text + times))
+            decayed = value < min(per * counts[kind], cap)
+            message = N_("%(what)s (%(count)sx, decayed)") if decayed else N_("%(what)s (%(count)sx)")
+            points.append(ScoreContribution(points=value, reason=message % {"what": text, "count": counts[kind]},
+                                            message=message, values={"count": counts[kind]}, terms={"what": text}))
     return points
 
 
@@ -395,6 +407,31 @@ def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
     )  # fmt: skip
 
 
+#: The labels of the core's timeline kinds, for the console's catalogs (an item's ``kind`` is its msgid).
+TIMELINE_KINDS = (
+    N_("stage"), N_("purchase"), N_("feedback"),
+    N_("touch:form"), N_("touch:ad_click"), N_("touch:affiliate_click"), N_("touch:link_click"),
+    N_("touch:email_open"), N_("touch:email_click"), N_("touch:visit"), N_("touch:call"), N_("touch:meeting"),
+    N_("touch:conversion"), N_("touch:impression"),
+    N_("interaction:call"), N_("interaction:meeting"), N_("interaction:email"), N_("interaction:note"),
+    N_("interaction:visit"), N_("interaction:chat"),
+)  # fmt: skip
+#: Reasons the core itself gives for a stage move (others are what a user typed, shown as typed).
+STAGE_REASONS = (N_("captured"), N_("created"), N_("won opportunity"), N_("first purchase"))
+#: One part of a touchpoint's description per attribute it has.
+_TOUCH_PARTS = (("source", N_("source=%(source)s")), ("campaign", N_("campaign=%(campaign)s")),
+                ("ad", N_("ad=%(ad)s")), ("affiliate", N_("affiliate=%(affiliate)s")))  # fmt: skip
+
+
+def _described(item: dict[str, Any], message: str | list[str], values: dict[str, Any] | None = None,
+               terms: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    """*item* with its translatable description, and its English ``text`` made from the same message."""
+    item.update(message=message, values=values or {}, terms=terms or {})
+    words = {**(values or {}), **(terms or {})}
+    item["text"] = ", ".join(part % words for part in ([message] if isinstance(message, str) else message))
+    return item
+
+
 @hookimpl(trylast=True)
 def crm_contact_timeline(
     contact: Contact, cursor: TimelineCursor | None, limit: int, ctx: HookContext
@@ -403,20 +440,34 @@ def crm_contact_timeline(
     union = _timeline_union(cursor, limit)
     items = []
     for row in ctx.session.execute(union, {"contact_id": contact.id}):
-        item = {"at": row.at, "key": row.key, "id": row.id}
+        item: dict[str, Any] = {"at": row.at, "key": row.key, "id": row.id}
         if row.key == "stage":
-            moved = f"{row.t0} -> {row.t1}" if row.t0 else f"became {row.t1}"
-            item.update(kind="stage", text=f"{moved} ({row.t2})")
+            item["kind"] = "stage"
+            terms = {"from": row.t0, "to": row.t1, "reason": row.t2}
+            if row.t0:
+                message = N_("%(from)s -> %(to)s (%(reason)s)") if row.t2 else N_("%(from)s -> %(to)s")
+            else:
+                message = N_("became %(to)s (%(reason)s)") if row.t2 else N_("became %(to)s")
+            _described(item, message, terms=terms)
         elif row.key == "touchpoint":
-            named = zip(("source", "campaign", "ad", "affiliate"), (row.t0, row.t1, row.t2, row.t3), strict=True)
-            what = ", ".join(f"{name}={value}" for name, value in named if value)
-            item.update(kind=f"touch:{row.kind}", text=what or row.kind, touchpoint_id=row.id)
-        elif row.key == "interaction":
+            values = dict(zip(("source", "campaign", "ad", "affiliate"), (row.t0, row.t1, row.t2, row.t3), strict=True))
+            item.update(kind=f"touch:{row.kind}", touchpoint_id=row.id)
+            _described(item, [part for name, part in _TOUCH_PARTS if values[name]], values)
+            item["text"] = item["text"] or row.kind  # the console shows the kind alone
+        elif row.key == "interaction":  # the subject is what the rep typed: shown as typed
             item.update(kind=f"interaction:{row.kind}", text=row.t0 or row.kind, interaction_id=row.id)
+            if not row.t0:
+                item.update(message=[], values={}, terms={})
         elif row.key == "purchase":
-            item.update(kind="purchase", text=f"bought for {row.amount:.2f} {row.t0}", purchase_id=row.id)
+            item.update(kind="purchase", purchase_id=row.id)
+            _described(item, N_("bought for %(amount)s"), {"amount": {"amount": row.amount, "currency": row.t0}})
+            item["text"] = f"bought for {row.amount:.2f} {row.t0}"
         else:
-            rating = f"rated {int(row.amount)}" if row.amount is not None else "commented"
-            item.update(kind="feedback", text=f"{rating} via {row.t0}", feedback_id=row.id)
+            item.update(kind="feedback", feedback_id=row.id)
+            if row.amount is not None:
+                _described(item, N_("rated %(rating)s via %(channel)s"), {"rating": int(row.amount)},
+                           {"channel": row.t0})  # fmt: skip
+            else:
+                _described(item, N_("commented via %(channel)s"), terms={"channel": row.t0})
         items.append(item)
     return items

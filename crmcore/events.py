@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
@@ -171,6 +172,11 @@ class ScoreContribution:
     reason: str
     #: Filled in by the core with the plugin that contributed it.
     source: str = ""
+    #: For the console's languages: the reason as a text marked with ``crmcore.i18n.N_``, its
+    #: placeholders filled from *values* (shown as given) and *terms* (translated); None shows *reason*.
+    message: str | None = None
+    values: dict[str, Any] = attrs.field(factory=dict, hash=False)
+    terms: dict[str, str] = attrs.field(factory=dict, hash=False)
 
 
 @attrs.frozen(kw_only=True)

@@ -263,10 +263,48 @@ def test_right_to_left_persian_pages_with_local_numbers_and_dates(crm, site):
         from babel.numbers import format_currency
 
         assert format_currency(1250.5, "USD", locale="fa") in board.text
+        assert "ارزیابی اولیه" in board.text and "Qualification" not in board.text  # the default stages' names
         switched = client.get("/console/lang/en", params={"next": "/console/pipeline"})
         assert switched.status_code == 303 and switched.headers["location"] == "/console/pipeline"
         assert '<html lang="en" dir="ltr">' in client.get("/console/pipeline").text
         assert "$1,250.50" in client.get("/console/pipeline").text
+
+
+def test_the_timeline_speaks_persian(crm, site):
+    """Every kind of core timeline item reads in Persian (kinds, stage moves, reasons, amounts), as do score reasons."""
+    lead = crm.contacts.add(email="sara@example.org", first_name="سارا", owner=site["users"]["rita"].id)
+    crm.touchpoints.record(lead.id, kind="visit", source="google", campaign="spring")
+    crm.touchpoints.record(lead.id, kind="email_open")
+    crm.interactions.log(lead.id, kind="note", body="only a body", actor="rita@example.com")
+    crm.interactions.log(lead.id, kind="call", subject="تماس درباره قیمت", actor="rita@example.com")
+    crm.leads.qualify(lead.id, reason="بودجه دارد")
+    crm.products.add("PRO", "CRM Pro licence", unit_price="120.00", currency="USD")
+    crm.customers.record_purchase(lead.id, sku="PRO")
+    crm.customers.add_feedback(lead.id, source="phone", rating=9)
+    crm.customers.add_feedback(lead.id, source="phone", comment="عالی")
+    with client_for(site["url"], "rita@example.com") as client:
+        client.cookies.set("crm_lang", "fa", path="/console")
+        html = client.get(f"/console/contacts/{lead.id}").text
+    timeline = re.search(r'<ol class="timeline" id="timeline">(.*?)</ol>', html, re.S).group(1)
+    items = [re.sub(r"<[^>]+>", "", item).strip() for item in re.findall(r"<li>(.*?)</li>", timeline, re.S)]
+    assert len(items) == 10, items
+    from babel.numbers import format_currency
+
+    money = format_currency(120, "USD", locale="fa")
+    for text in ("مرحله سرنخ شد (ایجاد)", "مرحله از سرنخ به مشتری بالقوه (بودجه دارد)",
+                 "مرحله از مشتری بالقوه به مشتری (اولین خرید)", "بازدید منبع: google، کارزار: spring",
+                 "یادداشت", "تماس تماس درباره قیمت", f"خرید خرید به مبلغ {money}",
+                 "بازخورد امتیاز 9 از راه تلفن", "بازخورد نظر از راه تلفن"):  # fmt: skip
+        assert any(item.endswith(text) for item in items), (text, items)
+    assert any(item.endswith("باز کردن ایمیل") for item in items), items  # the kind alone: nothing else to say
+    leftovers = [item for item in items if re.search(r"[A-Za-z]", item.replace("google", "").replace("spring", ""))]
+    assert leftovers == []  # no English word: only the data as it was recorded
+    assert "بازدید کرد (1 بار)" in html and "ایمیلی را باز کرد (1 بار)" in html  # score reasons, "visited (1x)"
+    with client_for(site["url"], "rita@example.com") as client:  # the same items in English, as before
+        english = client.get(f"/console/contacts/{lead.id}").text
+    for text in ("became lead (created)", "lead -&gt; prospect (بودجه دارد)", "source=google, campaign=spring",
+                 "bought for $120.00", "rated 9 via phone", "commented via phone", ">interaction:note</span> </li>"):
+        assert text in english, text
 
 
 def test_every_template_text_has_a_persian_translation():
@@ -276,12 +314,14 @@ def test_every_template_text_has_a_persian_translation():
 
     root = Path(__file__).resolve().parent.parent
     core = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa")
-    for message in messages_in([root / "templates" / "console"]):
+    marked = messages_in(sorted((root / "crmcore").rglob("*.py")))  # texts Python composes (timeline items)
+    assert "became %(to)s" in marked and "touch:visit" in marked
+    for message in messages_in([root / "templates" / "console"]) | marked:
         assert core.gettext(message) != message or message == "CRM", message
     for plugin in ("ticketing", "surveys", "accounting_bridge", "email_marketing"):
         plugin_dir = root / "plugins" / plugin / f"crmcore_{plugin}"
         catalog = compile_po(plugin_dir / "locale" / "fa" / "LC_MESSAGES" / "console.po", "fa")
-        messages = messages_in([plugin_dir / "templates" / plugin / "console"])
+        messages = messages_in([plugin_dir / "templates" / plugin / "console", *sorted(plugin_dir.rglob("*.py"))])
         assert messages, plugin
         for message in messages:
             assert catalog.gettext(message) != message, (plugin, message)

@@ -95,6 +95,14 @@ def test_plugin_panels_speak_persian(crm, site):
     assert '<html lang="fa" dir="rtl">' in html
     assert "منتقد" in panel(html, "پاسخ‌های نظرسنجی")  # "detractor" in "Survey answers"
     assert "سررسید گذشته" in panel(html, "فاکتورها")  # "overdue" in "Invoices"
+    timeline = re.search(r'<ol class="timeline" id="timeline">(.*?)</ol>', html, re.S).group(1)
+    from babel.numbers import format_currency
+
+    number = site["invoice"].number
+    invoice = re.search(rf'<span class="badge">([^<]*)</span> ([^<]*{re.escape(number)}[^<]*)</li>', timeline)
+    assert invoice is not None and invoice.group(1) == "فاکتور"  # the kind "invoice"
+    assert invoice.group(2).startswith(f"فاکتور {number}: {format_currency(100, 'USD', locale='fa')}")
+    assert "Invoice" not in timeline and "due" not in timeline
 
 
 def test_the_campaigns_page_lists_email_campaigns_with_budget_and_cost(crm, site):

@@ -18,7 +18,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crmcore.console import auth
-from crmcore.console.i18n import Environments, available_languages, negotiate
+from crmcore.console.i18n import Environments, Formatter, available_languages, negotiate
 from crmcore.console.menu import MenuEntry
 from crmcore.context import Actor
 from crmcore.errors import CRMError, NotFound, PermissionDenied, ValidationError
@@ -173,6 +173,18 @@ def language(request: Request) -> str:
                      accept=request.headers.get("accept-language"))  # fmt: skip
 
 
+def translator(request: Request) -> Callable[[str], str]:
+    """The gettext of this request's language, for texts a view composes itself (search hits' details)."""
+    gettext: Callable[[str], str] = environments(crm_of(request)).get(language(request)).console_gettext  # type: ignore[attr-defined]
+    return gettext
+
+
+def formatter(request: Request) -> Formatter:
+    """Dates, numbers and money the way this request's language writes them."""
+    found: Formatter = environments(crm_of(request)).get(language(request)).console_formatter  # type: ignore[attr-defined]
+    return found
+
+
 def menu(request: Request) -> list[MenuEntry]:
     """The menu entries the signed-in user may use, in order."""
     crm = crm_of(request)
@@ -314,4 +326,7 @@ def console_app(crm: CRM) -> Starlette:
     return app
 
 
-__all__ = ["base_path", "console_app", "crm_of", "error_page", "menu", "page", "panel_context", "render_panel", "staff"]
+__all__ = [
+    "base_path", "console_app", "crm_of", "error_page", "formatter", "menu", "page", "panel_context", "render_panel",
+    "staff", "translator",
+]

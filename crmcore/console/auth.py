@@ -9,6 +9,7 @@ request. Cookies are HttpOnly, SameSite=Lax and Secure outside development.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -18,11 +19,12 @@ import attrs
 from crmcore.signing import InvalidToken
 
 if TYPE_CHECKING:
+    from sqlalchemy import Select
     from starlette.requests import Request
     from starlette.responses import Response
 
     from crmcore.crm import CRM
-    from crmcore.models import User
+    from crmcore.models import Role, User
     from crmcore.permissions import Grants
 
 SESSION_COOKIE = "crm_console"
@@ -95,21 +97,14 @@ def session_user(crm: CRM, session: Session) -> User | None:
 def session_grants(crm: CRM, session: Session) -> tuple[User, Grants] | None:
     """The session's user and their grants, or None when the session no longer counts.
 
-    One query reads the user, their role and whether they hold permissions of
-    their own or manage teams (most do neither, and those lists are then not
-    read); inside a page's unit of work (a GET) it joins it.
+    One query (built once) reads the user, their role and whether they hold
+    permissions of their own or manage teams (most do neither, and those lists
+    are then not read); inside a page's unit of work (a GET) it joins it.
     """
-    from sqlalchemy import exists, select
-
     from crmcore import permissions
-    from crmcore.models import Role, TeamManager, User, UserPermission
 
     with crm.transaction(readonly=True) as ctx:
-        row = ctx.session.execute(
-            select(User, Role, exists().where(UserPermission.user_id == User.id),
-                   exists().where(TeamManager.user_id == User.id))
-            .outerjoin(Role, Role.name == User.role).where(User.id == session.user_id)
-        ).first()  # fmt: skip
+        row = ctx.session.execute(_session_query(), {"user_id": session.user_id}).first()
         if row is None:
             return None
         user, role, has_extra, manages = row
@@ -120,6 +115,18 @@ def session_grants(crm: CRM, session: Session) -> tuple[User, Grants] | None:
         if not grants.allows("console.access"):
             return None
     return user, grants
+
+
+@functools.cache
+def _session_query() -> Select[User, Role, bool, bool]:
+    """The user of a session, their role row, and whether they hold own permissions or manage teams."""
+    from sqlalchemy import bindparam, exists, select
+
+    from crmcore.models import Role, TeamManager, User, UserPermission
+
+    return (select(User, Role, exists().where(UserPermission.user_id == User.id),
+                   exists().where(TeamManager.user_id == User.id))
+            .outerjoin(Role, Role.name == User.role).where(User.id == bindparam("user_id")))  # fmt: skip
 
 
 def login_csrf(crm: CRM, request: Request) -> tuple[str, str | None]:

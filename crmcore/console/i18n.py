@@ -9,12 +9,18 @@ fresh checkout needs no build step and an edited ``.po`` is never stale.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from jinja2.ext import Extension
+from jinja2.lexer import TOKEN_DATA, Token, TokenStream
+
+from crmcore.i18n import N_
 
 if TYPE_CHECKING:
     import jinja2
@@ -112,14 +118,18 @@ class Formatter:
     def __init__(self, lang: str, timezone: str) -> None:
         from zoneinfo import ZoneInfo
 
+        from babel import Locale
+
         self.lang = lang
         self.zone = ZoneInfo(timezone)
+        #: Parsed once: Babel would parse the code again on every value.
+        self.locale = Locale.parse(lang)
 
     def datetime(self, value: dt.datetime | None, format: str = "medium") -> str:
         """A moment in the CRM's time zone."""
         from babel.dates import format_datetime
 
-        return "" if value is None else format_datetime(value, format=format, tzinfo=self.zone, locale=self.lang)
+        return "" if value is None else format_datetime(value, format=format, tzinfo=self.zone, locale=self.locale)
 
     def date(self, value: dt.date | dt.datetime | None, format: str = "medium") -> str:
         """A calendar date."""
@@ -129,25 +139,110 @@ class Formatter:
             return ""
         if isinstance(value, dt.datetime):
             value = value.astimezone(self.zone).date()
-        return format_date(value, format=format, locale=self.lang)
+        return format_date(value, format=format, locale=self.locale)
 
     def number(self, value: int | float | Decimal | None) -> str:
         """A number with the locale's separators."""
         from babel.numbers import format_decimal
 
-        return "" if value is None else format_decimal(value, locale=self.lang)
+        return "" if value is None else format_decimal(value, locale=self.locale)
 
     def percent(self, value: int | float | Decimal | None) -> str:
         """A fraction as a percentage (0.125 is 12.5%)."""
         from babel.numbers import format_percent
 
-        return "" if value is None else format_percent(value, format="#,##0.0%", locale=self.lang)
+        return "" if value is None else format_percent(value, format="#,##0.0%", locale=self.locale)
 
     def money(self, value: int | float | Decimal | None, currency: str) -> str:
         """An amount with its currency."""
         from babel.numbers import format_currency
 
-        return "" if value is None else format_currency(value, currency, locale=self.lang)
+        return "" if value is None else format_currency(value, currency, locale=self.locale)
+
+
+#: Between the parts of a description (Persian writes "، ").
+LIST_SEPARATOR = N_(", ")
+
+
+def describe(item: dict[str, Any], gettext: Callable[[str], str], fmt: Formatter) -> str:
+    """A timeline item's description in the page's language.
+
+    An item with a ``message`` (a msgid, or a list of them shown joined) is
+    translated, its ``terms`` (words such as a stage) translated and its
+    ``values`` formatted the locale's way: numbers, dates, and money given as
+    ``{"amount": ..., "currency": ...}``. An item without one shows its ``text``.
+    """
+    message = item.get("message")
+    if message is None:
+        return str(item.get("text") or "")
+    words = {name: _shown(value, fmt) for name, value in (item.get("values") or {}).items()}
+    words.update({name: gettext(value) if value else "" for name, value in (item.get("terms") or {}).items()})
+    try:
+        parts = [gettext(part) % words for part in ([message] if isinstance(message, str) else message)]
+    except (KeyError, TypeError, ValueError):  # a translation that does not fit its message
+        return str(item.get("text") or "")
+    return gettext(LIST_SEPARATOR).join(parts)
+
+
+def _shown(value: Any, fmt: Formatter) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict) and "amount" in value and "currency" in value:
+        return fmt.money(value["amount"], value["currency"])
+    if isinstance(value, bool | str):
+        return str(value)
+    if isinstance(value, int | float | Decimal):
+        return fmt.number(value)
+    if isinstance(value, dt.datetime):
+        return fmt.datetime(value)
+    if isinstance(value, dt.date):
+        return fmt.date(value)
+    return str(value)
+
+
+class ConstantTranslations(Extension):
+    """Translate ``{{ _("literal") }}`` once, when a template is compiled for a language.
+
+    Each language has its own environment (see :class:`Environments`), so a
+    literal message's translation is known before the template first renders:
+    it is compiled in as text instead of a gettext call per render. The output
+    is the same as newstyle gettext's (the translation is markup, ``%%`` is
+    ``%``); calls with variables or on expressions stay calls.
+    """
+
+    def filter_stream(self, stream: TokenStream) -> Iterator[Token]:
+        """Replace each ``{{ _("literal") }}`` by its translation as template text."""
+        gettext: Callable[[str], str] | None = getattr(self.environment, "console_gettext", None)
+        if gettext is None:
+            yield from stream
+            return
+        window: list[Token] = []
+        for token in stream:
+            window.append(token)
+            if len(window) < len(_LITERAL_CALL):
+                continue
+            text = _constant(window, gettext)
+            if text is None:
+                yield window.pop(0)
+            else:
+                yield Token(window[0].lineno, TOKEN_DATA, text)
+                window.clear()
+        yield from window
+
+
+#: The tokens of ``{{ _("literal") }}``: (type, value or None for any).
+_LITERAL_CALL = (("variable_begin", None), ("name", "_"), ("lparen", None), ("string", None), ("rparen", None),
+                 ("variable_end", None))  # fmt: skip
+
+
+def _constant(window: list[Token], gettext: Callable[[str], str]) -> str | None:
+    for token, (kind, value) in zip(window, _LITERAL_CALL, strict=True):
+        if token.type != kind or (value is not None and token.value != value):
+            return None
+    try:
+        return gettext(window[3].value) % {}  # as newstyle gettext formats it
+    except (TypeError, ValueError, KeyError):  # a message that needs variables: leave the call
+        return None
 
 
 class Environments:
@@ -165,31 +260,50 @@ class Environments:
         with _lock:
             env = self._envs.get(lang)
             if env is None:
-                env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n"])
+                # Outside development a template is compiled once and never looked at on disk again.
+                reload = self.crm.settings.environment == "development"
+                env = self.crm.templates.overlay(extensions=["jinja2.ext.i18n", ConstantTranslations],
+                                                 auto_reload=reload)  # fmt: skip
                 # An overlay shares its parent's dicts: give each language its own.
                 env.filters = dict(env.filters)
                 env.globals = dict(env.globals)
-                env.install_gettext_translations(translations(self.crm, lang), newstyle=True)  # type: ignore[attr-defined]
+                catalog = translations(self.crm, lang)
+                env.install_gettext_translations(catalog, newstyle=True)  # type: ignore[attr-defined]
                 fmt = Formatter(lang, self.crm.settings.timezone)
+                env.extend(console_gettext=catalog.gettext, console_formatter=fmt)
+                described = functools.partial(describe, gettext=catalog.gettext, fmt=fmt)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
-                                    "money": fmt.money, "percent": fmt.percent})  # fmt: skip
+                                    "money": fmt.money, "percent": fmt.percent, "describe": described,
+                                    "term": catalog.gettext})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
                 self._envs[lang] = env
         return env
 
 
 def messages_in(paths: Iterable[Path]) -> set[str]:
-    """Every translatable message in the console templates under *paths* (for catalog checks)."""
-    from babel.messages.extract import extract_from_dir
+    """Every translatable message under *paths* (for catalog checks).
+
+    A folder's console templates (``_()`` and ``{% trans %}``) and a Python
+    file's texts marked with :func:`crmcore.i18n.N_`.
+    """
+    from babel.messages.extract import extract_from_dir, extract_from_file
 
     found: set[str] = set()
     for path in paths:
-        for _file, _line, message, _comments, _context in extract_from_dir(
-            str(path), method_map=[("**.html", "jinja2")],
-            options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
-        ):  # fmt: skip
+        extracted: Iterable[tuple[Any, ...]]
+        if path.suffix == ".py":
+            extracted = ((None, *rest) for rest in extract_from_file("python", str(path), keywords={"N_": None}))
+        else:
+            extracted = extract_from_dir(
+                str(path), method_map=[("**.html", "jinja2")],
+                options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
+            )  # fmt: skip
+        for _file, _line, message, _comments, _context in extracted:
             found.add(message if isinstance(message, str) else message[0])
     return found
 
 
-__all__ = ["Environments", "Formatter", "available_languages", "negotiate", "text_direction", "translations"]
+__all__ = [
+    "ConstantTranslations", "Environments", "Formatter", "available_languages", "describe", "messages_in",
+    "negotiate", "text_direction", "translations",
+]

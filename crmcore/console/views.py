@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import suppress
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from sqlalchemy import bindparam, func, or_, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
@@ -19,12 +19,13 @@ from crmcore import permissions
 from crmcore.console import auth
 from crmcore.console.app import base_path, crm_of, error_page, page, panel_context, staff
 from crmcore.console.menu import Panel, SearchHit
-from crmcore.errors import CRMError, ValidationError
+from crmcore.errors import ValidationError
 from crmcore.services.timeline import TimelineCursor
 from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.events import ScoreContribution
 
 #: Timeline items per page on the contact page.
 TIMELINE_PAGE = 20
@@ -173,54 +174,93 @@ def search(request: Request, form: FormData | None) -> Response:
 
 
 def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchHit]]:
-    """Contacts, organizations and opportunities matching *text*, within the user's reach."""
-    from crmcore.models import Contact, Organization
+    """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
+    from crmcore.console.app import formatter, translator
 
+    ctx = crm.current
+    assert ctx is not None, "the search runs in the page's unit of work"
+    rows = ctx.session.execute(_search_query(ctx, text, opportunities=can(request, "opportunities.view"))).all()
+    _ = translator(request)
+    money = formatter(request).money
     groups: dict[str, list[SearchHit]] = {}
-    contacts = crm.contacts.list(search=text, limit=20)
+    seen: set[int] = set()
+    for row in sorted(rows, key=_search_order):
+        if row.kind == "contact" and row.id not in seen:
+            seen.add(row.id)
+            name = " ".join(p for p in (row.a, row.b) if p) or row.c or f"#{row.id}"
+            groups.setdefault("Contacts", []).append(SearchHit(kind="Contacts", title=name, path=f"contacts/{row.id}",
+                                                               detail=f"{row.c or ''} · {_(row.d)}"))  # fmt: skip
+        elif row.kind == "organization" and row.ref is not None:  # linked to its first contact the user reaches
+            groups.setdefault("Organizations", []).append(SearchHit(
+                kind="Organizations", title=row.a, path=f"contacts/{row.ref}", detail=row.b or ""))  # fmt: skip
+        elif row.kind == "opportunity":
+            groups.setdefault("Opportunities", []).append(SearchHit(
+                kind="Opportunities", title=row.a, path=f"pipeline#opportunity-{row.id}",
+                detail=f"{money(row.amount, row.b)} · {_(row.c)}"))  # fmt: skip
+    return groups
+
+
+def _search_order(row: Any) -> tuple[Any, ...]:
+    """The order hits are shown in: by part; contacts and opportunities newest first, organizations by name."""
+    if row.kind == "organization":
+        return row.part, row.a.casefold(), row.id
+    return row.part, -row.id
+
+
+def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
+    """The search as one ``UNION ALL``: a page of each kind of match, in the common columns.
+
+    Parts, in the order shown: the contact whose id is *text*, contacts by
+    name or email, contacts by phone number (six digits or more), organizations
+    by name or domain (each with the first contact the user reaches in it),
+    opportunities by name. Every part applies the user's reach. Each part is a
+    plain ``ORDER BY ... LIMIT`` (no window function), so a cached generic plan
+    on PostgreSQL still uses the trigram indexes; the hits are put in order
+    afterwards (:func:`_search_order`).
+    """
+    from sqlalchemy import Numeric, String, cast, literal, null, union_all
+
+    from crmcore.models import Contact, Opportunity, Organization
+    from crmcore.services.contacts import contact_search
+    from crmcore.services.sales import opportunity_search
+
+    def nothing(type_: Any = String(255)) -> Any:
+        return cast(null(), type_)
+
+    def part(number: int, kind: str, model: Any, columns: tuple[Any, ...], *conditions: Any, order: Any,
+             ref: Any = None, amount: Any = None) -> Any:  # fmt: skip
+        texts = (*columns, *(nothing() for _ in range(4 - len(columns))))
+        query = select(
+            literal(number).label("part"), literal(kind, String(20)).label("kind"), model.id.label("id"),
+            (ref if ref is not None else nothing(model.id.type)).label("ref"),
+            *(column.label(label) for column, label in zip(texts, "abcd", strict=True)),
+            (amount if amount is not None else nothing(Numeric(18, 4))).label("amount"),
+        ).where(*conditions)  # fmt: skip
+        return select(query.order_by(*order).limit(20).subquery())
+
+    contact_reach = permissions.owner_condition(ctx, Contact.owner_id)
+    live = [Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
+            *([contact_reach] if contact_reach is not None else [])]  # fmt: skip
+    person = (Contact.first_name, Contact.last_name, Contact.email, Contact.stage)
+    newest = (Contact.id.desc(),)
+    parts = [part(2, "contact", Contact, person, contact_search(text), *live, order=newest)]
     if text.isdigit():
-        with suppress(CRMError):
-            contacts.insert(0, crm.contacts.get(int(text)))
+        parts.append(part(1, "contact", Contact, person, Contact.id == int(text), *live[2:], order=newest))
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) >= 6:
-        with crm.transaction(readonly=True) as ctx:
-            query = select(Contact).where(Contact.phone_normalized.like(f"%{digits}"), Contact.merged_into_id.is_(None))
-            reach = permissions.owner_condition(ctx, Contact.owner_id)
-            contacts.extend(ctx.session.scalars((query.where(reach) if reach is not None else query).limit(20)))
-    seen: set[int] = set()
-    for contact in contacts:
-        if contact.id in seen:
-            continue
-        seen.add(contact.id)
-        detail = f"{contact.email or ''} · {contact.stage}"
-        groups.setdefault("Contacts", []).append(
-            SearchHit(kind="Contacts", title=contact.name, path=f"contacts/{contact.id}", detail=detail)
-        )
-    with crm.transaction(readonly=True) as ctx:
-        pattern = f"%{text.lower()}%"
-        organizations = ctx.session.scalars(
-            select(Organization).where(or_(Organization.name.ilike(pattern), Organization.domain.ilike(pattern)))
-            .order_by(Organization.name).limit(20)
-        ).all()
-        org_contacts: dict[int, int] = {}
-        if organizations:  # each organization links to its first contact the user reaches (one query)
-            first = (select(Contact.organization_id, func.min(Contact.id))
-                     .where(Contact.organization_id.in_([o.id for o in organizations]))
-                     .group_by(Contact.organization_id))  # fmt: skip
-            reach = permissions.owner_condition(ctx, Contact.owner_id)
-            rows = ctx.session.execute(first.where(reach) if reach is not None else first)
-            org_contacts = {org_id: contact_id for org_id, contact_id in rows if org_id is not None}
-    for organization in organizations:
-        if organization.id in org_contacts:
-            groups.setdefault("Organizations", []).append(SearchHit(
-                kind="Organizations", title=organization.name, path=f"contacts/{org_contacts[organization.id]}",
-                detail=organization.domain or ""))  # fmt: skip
-    if can(request, "opportunities.view"):
-        for opportunity in crm.sales.list_opportunities(status=None, search=text, limit=20):
-            groups.setdefault("Opportunities", []).append(SearchHit(
-                kind="Opportunities", title=opportunity.name, path=f"pipeline#opportunity-{opportunity.id}",
-                detail=f"{opportunity.amount} {opportunity.currency} · {opportunity.status}"))  # fmt: skip
-    return groups
+        parts.append(part(3, "contact", Contact, person, Contact.phone_normalized.like(f"%{digits}"), *live,
+                          order=newest))  # fmt: skip
+    first_reached = select(func.min(Contact.id)).where(Contact.organization_id == Organization.id, *live[2:])
+    pattern = f"%{text.lower()}%"
+    parts.append(part(4, "organization", Organization, (Organization.name, Organization.domain),
+                      or_(Organization.name.ilike(pattern), Organization.domain.ilike(pattern)),
+                      order=(Organization.name, Organization.id), ref=first_reached.scalar_subquery()))  # fmt: skip
+    if opportunities:
+        reach = permissions.owner_condition(ctx, Opportunity.owner_id)
+        parts.append(part(5, "opportunity", Opportunity, (Opportunity.name, Opportunity.currency, Opportunity.status),
+                          opportunity_search(text), *([reach] if reach is not None else []),
+                          order=(Opportunity.id.desc(),), amount=Opportunity.amount))  # fmt: skip
+    return union_all(*parts)
 
 
 # -- the contact page -----------------------------------------------------------------
@@ -242,61 +282,95 @@ def _panels(groups: Iterable[list[Panel]]) -> list[Panel]:
 def contact_page(request: Request, form: FormData | None) -> Response:
     """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions.
 
-    Everything is read in the page's one unit of work: the contact with its
-    owner in one query, the core's timeline page in another.
+    Everything is read in the page's one unit of work, in as few round trips
+    as the data allows: the contact with its owner and consent in one query,
+    its tags, its recent touchpoints (for the score), the core's timeline page,
+    and its opportunities with their stages (rows, not objects: the page only
+    reads them). The statements are built once per process.
     """
-    from crmcore.models import Contact, PipelineStage, User
     from crmcore.services.base import get_contact, score_contributions
     from crmcore.services.contacts import contact_tags
 
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
+    statement, pairs = _contact_query(crm)
     with crm.transaction(readonly=True) as ctx:
-        found = ctx.session.execute(
-            select(Contact, User).outerjoin(User, User.id == Contact.owner_id).where(Contact.id == contact_id)
-        ).first()
+        found = ctx.session.execute(statement, {"contact_id": contact_id}).first()
         owner = found[1] if found else None
         if owner is not None:  # the reach check below needs the owner's team: known now
             ctx.cache.setdefault("owner_teams", {})[owner.id] = owner.team_id
         contact = get_contact(ctx, contact_id)  # permission and reach (the row is in the session already)
+        consent = _consent_grid(pairs, found[2:]) if found is not None and pairs else None
         tags = contact_tags(ctx.session, contact.id)
         contributions = score_contributions(ctx, contact)
         items, more = _timeline(crm, contact, None)
-        consent = _consent(crm, contact)
-        opportunities = (crm.sales.list_opportunities(status=None, contact=contact, limit=20)
-                         if can(request, "opportunities.view") else [])  # fmt: skip
-        stage_ids = {o.stage_id for o in opportunities}
-        stage_names = dict(ctx.session.execute(
-            select(PipelineStage.id, PipelineStage.name).where(PipelineStage.id.in_(stage_ids))
-        ).all()) if stage_ids else {}  # fmt: skip
+        opportunities = _contact_opportunities(ctx, contact.id) if can(request, "opportunities.view") else []
         panel_context(request, ctx)
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
     return page(request, "console/contact.html", {
         "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
-        "contributions": contributions, "items": items, "more": more, "consent": consent, "owner": owner,
-        "panels": panels, "opportunities": opportunities, "stage_names": stage_names,
+        "contributions": _in_language(request, contributions), "items": items, "more": more, "consent": consent,
+        "owner": owner, "panels": panels, "opportunities": opportunities,
+        "stage_names": {o.stage_id: o.stage_name for o in opportunities},
     })  # fmt: skip
 
 
-def _consent(crm: CRM, contact: Any) -> dict[str, dict[str, bool]] | None:
-    """Purpose by channel: does the contact hold consent (the ledger's rules, one query built once)."""
-    ledger = getattr(crm, "consent", None)
-    if ledger is None:
-        return None
-    pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
-    held = getattr(crm, "_console_consent_query", None)
-    if held is None:
-        from crmcore.models import Consent
+def _in_language(request: Request, contributions: list[ScoreContribution]) -> list[ScoreContribution]:
+    """Score contributions with their reasons in the page's language (those that give a message)."""
+    from crmcore.console.app import environments, language
 
-        held = select(*(ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
-                        .exists() for purpose, channel in pairs))  # fmt: skip
-        crm._console_consent_query = held  # type: ignore[attr-defined]
-    with crm.transaction(readonly=True) as ctx:
-        answers = ctx.session.execute(held, {"contact_id": contact.id}).one()
+    describe = environments(crm_of(request)).get(language(request)).filters["describe"]
+    return [attrs.evolve(c, reason=describe({"message": c.message, "values": c.values, "terms": c.terms,
+                                             "text": c.reason})) if c.message else c
+            for c in contributions]  # fmt: skip
+
+
+ConsentPairs = list[tuple[str, str]]
+
+
+def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
+    """The contact page's first statement (built once per CRM): the contact, its owner, its consent.
+
+    The consent columns (one ``EXISTS`` per purpose and channel, the ledger's
+    rules) follow the contact and the owner, in the order of the pairs returned.
+    """
+    cached: tuple[Any, ConsentPairs] | None = getattr(crm, "_console_contact_query", None)
+    if cached is not None:
+        return cached
+    from crmcore.models import Consent, Contact, User
+
+    pairs: ConsentPairs = []
+    held: list[Any] = []
+    ledger = getattr(crm, "consent", None)
+    if ledger is not None:
+        pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
+        held = [ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
+                .correlate(None).exists() for purpose, channel in pairs]  # fmt: skip
+    statement = (select(Contact, User, *held).outerjoin(User, User.id == Contact.owner_id)
+                 .where(Contact.id == bindparam("contact_id")))  # fmt: skip
+    crm._console_contact_query = (statement, pairs)  # type: ignore[attr-defined]
+    return statement, pairs
+
+
+def _consent_grid(pairs: ConsentPairs, answers: Iterable[Any]) -> dict[str, dict[str, bool]]:
+    """Purpose by channel: does the contact hold consent."""
     grid: dict[str, dict[str, bool]] = {}
     for (purpose, channel), given in zip(pairs, answers, strict=True):
         grid.setdefault(purpose, {})[channel] = bool(given)
     return grid
+
+
+def _contact_opportunities(ctx: Any, contact_id: int) -> list[Any]:
+    """The contact's opportunities in the user's reach, newest first, with their stage's name (rows)."""
+    from crmcore.models import Opportunity, PipelineStage
+
+    permissions.require(ctx, "opportunities.view")
+    query = (select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.currency,
+                    Opportunity.status, Opportunity.stage_id, PipelineStage.name.label("stage_name"))
+             .outerjoin(PipelineStage, PipelineStage.id == Opportunity.stage_id)
+             .where(Opportunity.contact_id == contact_id).order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
+    reach = permissions.owner_condition(ctx, Opportunity.owner_id)
+    return list(ctx.session.execute(query.where(reach) if reach is not None else query))
 
 
 @staff("contacts.view")

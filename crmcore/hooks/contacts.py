@@ -171,6 +171,15 @@ def crm_contact_timeline(
     so that items sharing a timestamp are neither skipped nor repeated.
     Must not write.
 
+    For the console's languages an item may also carry ``"message"``: a text
+    with ``%(name)s`` placeholders, marked with ``crmcore.i18n.N_`` and
+    translated in your plugin's ``console.po`` (or a list of such texts, shown
+    joined); ``"values"``: the placeholders' data, shown as given, numbers and
+    dates the locale's way, money given as ``{"amount": ..., "currency": ...}``;
+    and ``"terms"``: placeholders holding words the catalogs translate (a
+    stage, a channel). The console shows the translated message, else
+    ``text``; the badge is ``kind``, translated when the catalogs have it.
+
     :param contact: The contact.
     :param before: ``cursor.at`` (or ``None``), for implementations that page by time alone
         (strictly older items only; the core drops what comes after the cursor).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
 from sqlalchemy import select
 
 from crmcore.errors import NotFound, ValidationError
@@ -100,7 +101,7 @@ def score_contributions(ctx: HookContext, contact: Contact) -> list[ScoreContrib
     result: list[ScoreContribution] = []
     for plugin, answer in ctx.crm.plugins.collect_by_plugin("crm_lead_score_contributions", contact=contact, ctx=ctx):
         for item in answer:
-            result.append(ScoreContribution(points=item.points, reason=item.reason, source=plugin))
+            result.append(attrs.evolve(item, source=plugin))
     return result
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import Select, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
@@ -70,6 +70,13 @@ def set_tags(ctx: Any, contact_id: int, names: Iterable[str], *, replace: bool) 
             ctx.session.flush()
         if ctx.session.get(ContactTag, (contact_id, tag.id)) is None:
             ctx.session.add(ContactTag(contact_id=contact_id, tag_id=tag.id))
+
+
+def contact_search(text: str) -> ColumnElement[bool]:
+    """The condition of contacts whose email, first or last name contains *text* (any case)."""
+    pattern = f"%{text.strip().lower()}%"
+    return or_(Contact.email_normalized.like(pattern), Contact.first_name.ilike(pattern),
+               Contact.last_name.ilike(pattern))  # fmt: skip
 
 
 def contact_tags(session: Any, contact_id: int) -> builtins.list[str]:
@@ -162,14 +169,7 @@ class ContactService(Service):
                     .where(Tag.name == tag)
                 )
             if search:
-                pattern = f"%{search.strip().lower()}%"
-                query = query.where(
-                    or_(
-                        Contact.email_normalized.like(pattern),
-                        Contact.first_name.ilike(pattern),
-                        Contact.last_name.ilike(pattern),
-                    )
-                )
+                query = query.where(contact_search(search))
             return list(ctx.session.scalars(query.order_by(Contact.id.desc()).limit(limit).offset(offset)))
 
     def update(self, ref: ContactRef, *, actor: Any = None, **fields: Any) -> Contact:

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 import attrs
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from crmcore import permissions
 from crmcore.context import HookContext
@@ -195,7 +195,7 @@ class SalesService(Service):
         if status:
             query = query.where(Opportunity.status == status)
         if search:
-            query = query.where(Opportunity.name.ilike(f"%{_like(search)}%", escape="\\"))
+            query = query.where(opportunity_search(search))
         with self.crm.transaction(readonly=True) as ctx:
             permissions.require(ctx, "opportunities.view")
             reach = permissions.owner_condition(ctx, Opportunity.owner_id)
@@ -361,6 +361,11 @@ def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
         if not permissions.reaches(ctx, opportunity.owner_id):
             raise NotFound(f"no opportunity {opportunity_id}")
     return opportunity
+
+
+def opportunity_search(text: str) -> ColumnElement[bool]:
+    """The condition of opportunities whose name contains *text* (any case, wildcards taken literally)."""
+    return Opportunity.name.ilike(f"%{_like(text)}%", escape="\\")
 
 
 def _like(text: str) -> str:

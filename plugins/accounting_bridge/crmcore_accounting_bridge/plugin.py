@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from crmcore import hookimpl
+from crmcore.i18n import N_
 from crmcore.plugins import PluginInfo
 from crmcore_accounting_bridge import hookspecs
 
@@ -31,6 +32,8 @@ plugin_info = PluginInfo(hookspecs=(hookspecs,))
 #: Timeline keys of invoices and payments (the order of items sharing a timestamp).
 INVOICE_KEY = "accounting_bridge.invoice"
 PAYMENT_KEY = "accounting_bridge.payment"
+#: The labels of the plugin's timeline kinds, for the console's catalogs.
+TIMELINE_KINDS = (N_("invoice"), N_("credit_note"), N_("payment"))
 
 
 @hookimpl
@@ -183,16 +186,25 @@ def crm_contact_timeline(
     items: list[dict[str, Any]] = []
     for invoice in ctx.session.scalars(invoices.order_by(Invoice.created_at.desc(), Invoice.id.desc()).limit(limit)):
         what = "Credit note" if invoice.kind == "credit_note" else "Invoice"
+        message = (N_("Credit note %(number)s: %(total)s, due %(due)s") if invoice.kind == "credit_note"
+                   else N_("Invoice %(number)s: %(total)s, due %(due)s"))  # fmt: skip
         items.append({"at": invoice.created_at, "kind": invoice.kind, "invoice_id": invoice.id,
                       "key": INVOICE_KEY, "id": invoice.id,
                       "text": f"{what} {invoice.number}: {round_money(invoice.total, invoice.currency)} "
-                              f"{invoice.currency}, due {invoice.due_on}"})  # fmt: skip
+                              f"{invoice.currency}, due {invoice.due_on}",
+                      "message": message, "terms": {},
+                      "values": {"number": invoice.number, "due": invoice.due_on,
+                                 "total": {"amount": invoice.total, "currency": invoice.currency}}})  # fmt: skip
     payments = payments.order_by(Payment.created_at.desc(), Payment.id.desc()).limit(limit)
     for payment, number in ctx.session.execute(payments):
         amount = round_money(payment.amount, payment.currency)
         items.append({"at": payment.created_at, "kind": "payment", "payment_id": payment.id,
                       "key": PAYMENT_KEY, "id": payment.id,
-                      "text": f"Payment {payment.reference}: {amount} {payment.currency} for {number}"})  # fmt: skip
+                      "text": f"Payment {payment.reference}: {amount} {payment.currency} for {number}",
+                      "message": N_("Payment %(reference)s: %(amount)s for %(number)s") if number
+                                 else N_("Payment %(reference)s: %(amount)s"), "terms": {},
+                      "values": {"reference": payment.reference, "number": number,
+                                 "amount": {"amount": payment.amount, "currency": payment.currency}}})  # fmt: skip
     return items
 
 
