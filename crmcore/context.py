@@ -12,7 +12,6 @@ import attrs
 from sqlalchemy import Insert, Select, Table, bindparam, insert, literal_column, select, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 
 from crmcore.models import AuditEntry, Job, JobState, User
 
@@ -139,22 +138,22 @@ class HookContext:
             return
         if session.autoflush:
             session.flush()
+        # Defaults and the new key go straight into the instance's dict: make_transient_to_detached
+        # then takes every value there as loaded from the database (no change history to flush).
+        state = obj.__dict__
         values: dict[str, Any] = {}
         key_attribute = None
-        for prop in mapper.column_attrs:
-            column = prop.columns[0]
-            if prop.key in obj.__dict__:
-                values[column.key] = obj.__dict__[prop.key]
-            elif column.primary_key:
-                key_attribute = prop.key
-            elif column.server_default is None:
-                default = column.default
+        for attribute, column_key, primary_key, default in _persist_plan(mapper):
+            if attribute in state:
+                values[column_key] = state[attribute]
+            elif primary_key:
+                key_attribute = attribute
+            elif default is not _SERVER_DEFAULT:
                 value = None if default is None else default.arg(None) if default.is_callable else default.arg
-                set_committed_value(obj, prop.key, value)
-                values[column.key] = value
+                state[attribute] = values[column_key] = value
         result = session.connection().execute(_insert_of(mapper.local_table), values)
         if key_attribute is not None and result.inserted_primary_key is not None:
-            setattr(obj, key_attribute, result.inserted_primary_key[0])
+            state[key_attribute] = result.inserted_primary_key[0]
         make_transient_to_detached(obj)
         session.add(obj)
 
@@ -242,6 +241,20 @@ class HookContext:
     def first(self, model: Any, *conditions: Any) -> Any:
         """Return the first row of *model* matching *conditions*, or None."""
         return self.session.scalars(select(model).where(*conditions).limit(1)).first()
+
+
+_SERVER_DEFAULT = object()
+
+
+@functools.cache
+def _persist_plan(mapper: Any) -> tuple[tuple[str, str, bool, Any], ...]:
+    """Per column of *mapper*: attribute, column key, primary key?, default (``_SERVER_DEFAULT``: the database's)."""
+    plan = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        default = _SERVER_DEFAULT if column.server_default is not None else column.default
+        plan.append((prop.key, column.key, bool(column.primary_key), default))
+    return tuple(plan)
 
 
 @functools.cache
