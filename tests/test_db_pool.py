@@ -12,12 +12,6 @@ from sqlalchemy.engine import Connection, Engine
 from crmcore.db import create_engine
 
 
-def _server(crm: Any) -> Engine:
-    if crm.engine.dialect.name == "sqlite":
-        pytest.skip("SQLite has no server connection to lose")
-    return crm.engine  # type: ignore[no-any-return]
-
-
 def _backend_id(connection: Connection) -> int:
     query = "SELECT pg_backend_pid()" if connection.dialect.name == "postgresql" else "SELECT CONNECTION_ID()"
     return int(connection.execute(text(query)).scalar_one())
@@ -37,8 +31,9 @@ def _kill(admin: Engine, backend_id: int) -> None:
             time.sleep(0.05)
 
 
+@pytest.mark.databases("postgresql", "mariadb")  # SQLite has no server connection to lose
 def test_a_connection_that_died_while_idle_is_replaced_before_use(crm: Any) -> None:
-    admin = _server(crm)
+    admin: Engine = crm.engine
     engine = create_engine(crm.engine.url, ping_after_idle=0.0)
     try:
         with engine.connect() as connection:
@@ -51,8 +46,9 @@ def test_a_connection_that_died_while_idle_is_replaced_before_use(crm: Any) -> N
         engine.dispose()
 
 
+@pytest.mark.databases("postgresql", "mariadb")
 def test_a_connection_used_a_moment_ago_is_not_pinged_and_its_death_renews_the_pool(crm: Any) -> None:
-    admin = _server(crm)
+    admin: Engine = crm.engine
     engine = create_engine(crm.engine.url, ping_after_idle=60.0)
     try:
         with engine.connect() as connection:
