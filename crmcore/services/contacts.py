@@ -16,31 +16,14 @@ from sqlalchemy import Select, and_, delete, or_, select, update
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
-from crmcore.models import (
-    Activity,
-    AuditEntry,
-    Consent,
-    ConsentEvent,
-    ConsentRequest,
-    Contact,
-    ContactTag,
-    CustomField,
-    Feedback,
-    Interaction,
-    LifecycleChange,
-    Opportunity,
-    Product,
-    Purchase,
-    Stage,
-    Tag,
-    Touchpoint,
-)
+from crmcore.models import AuditEntry, Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, positive_amount
 
 if TYPE_CHECKING:
+    from crmcore.models import Product
     from crmcore.services.imports import ImportResult
     from crmcore.services.timeline import TimelineCursor
 
@@ -239,6 +222,8 @@ class ContactService(Service):
 
     def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
         """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
+        from crmcore.models import Activity, Feedback, Interaction, Opportunity, Purchase, Touchpoint
+
         with self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "contacts.merge")
             survivor = get_contact(ctx, survivor_ref)
@@ -294,6 +279,17 @@ class ContactService(Service):
         identifies the person; free text a rep wrote about them is removed.
         Plugins erase their own rows in ``crm_contact_erased``.
         """
+        from crmcore.models import (
+            Activity,
+            Consent,
+            ConsentEvent,
+            ConsentRequest,
+            Feedback,
+            Interaction,
+            Purchase,
+            Touchpoint,
+        )
+
         with self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "contacts.erase")
             contact = get_contact(ctx, ref)
@@ -382,6 +378,17 @@ class ContactService(Service):
 
     def export_person(self, ref: ContactRef) -> dict[str, Any]:
         """Everything held on one person, as JSON-able data (a subject access request)."""
+        from crmcore.models import (
+            Activity,
+            Consent,
+            ConsentEvent,
+            Feedback,
+            Interaction,
+            Opportunity,
+            Purchase,
+            Touchpoint,
+        )
+
         with self.crm.transaction(readonly=True) as ctx:
             contact = get_contact(ctx, ref)
             data: dict[str, Any] = {"contact": contact_record(contact), "tags": contact_tags(ctx.session, contact.id)}
@@ -547,6 +554,8 @@ def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> Lifec
 
 def _merge_consent(ctx: Any, survivor_id: int, merged_id: int) -> None:
     """Move the merged contact's ledger over; per purpose and channel the latest change wins."""
+    from crmcore.models import Consent, ConsentEvent
+
     ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == merged_id).values(contact_id=survivor_id))
     rows = ctx.session.scalars(select(Consent).where(Consent.contact_id == survivor_id))
     kept = {(c.purpose, c.channel): c for c in rows}
@@ -579,6 +588,8 @@ class ProductService(Service):
         category: str | None = None, actor: Any = None,
     ) -> Product:  # fmt: skip
         """Add a product; the SKU must be unique."""
+        from crmcore.models import Product
+
         sku_text = clean_text(sku, "sku", 80, required=True)
         name_text = clean_text(name, "name", 255, required=True)
         price = positive_amount(unit_price, "unit_price") if unit_price is not None else None
@@ -595,6 +606,8 @@ class ProductService(Service):
 
     def get(self, sku: str) -> Product:
         """A product by SKU."""
+        from crmcore.models import Product
+
         with self.crm.transaction(readonly=True) as ctx:
             product = ctx.first(Product, Product.sku == sku)
             if product is None:
@@ -603,6 +616,8 @@ class ProductService(Service):
 
     def list(self) -> builtins.list[Product]:
         """Every product, by SKU."""
+        from crmcore.models import Product
+
         with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(Product).order_by(Product.sku)))
 
