@@ -15,8 +15,6 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
-
 from crmcore.db import Base
 
 if TYPE_CHECKING:
@@ -105,11 +103,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-def _load_foreign_key_targets(*_registry: object) -> None:
+def load_foreign_key_targets() -> None:
     """Load the core tables that mapped tables (the core's or a plugin's) reference.
 
     A flush sorts every mapped table by its foreign keys and fails on a key
-    whose table is not on the metadata. Runs before the mappers are configured.
+    whose table is not on the metadata. Runs before the mappers are configured
+    (a listener in :mod:`crmcore.db`).
     """
     tables = Base.metadata.tables
     while True:
@@ -125,8 +124,6 @@ def _load_foreign_key_targets(*_registry: object) -> None:
         for submodule in missing:
             load(submodule)
 
-
-event.listen(Base, "before_configured", _load_foreign_key_targets)
 
 __all__ = [
     "INTERACTION_KINDS",
@@ -174,4 +171,5 @@ __all__ = [
     "WebForm",
     "load",
     "load_all",
+    "load_foreign_key_targets",
 ]
