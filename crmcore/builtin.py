@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, String, bindparam, cast, func, literal_column, null, or_, select, union_all
 
 from crmcore.context import HookContext
-from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
 from crmcore.models import Contact, LifecycleChange, Stage, User
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
     from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
+    from crmcore.events import ScoreContribution
     from crmcore.models import Affiliate, Touchpoint
     from crmcore.reports import Report, ReportQuery
     from crmcore.services.timeline import TimelineCursor
@@ -134,6 +134,8 @@ def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
+    from crmcore.events import ScoreContribution
+
     points: list[ScoreContribution] = []
     if contact.phone_normalized:
         points.append(ScoreContribution(points=5, reason="has a phone number"))
@@ -200,6 +202,7 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
 
 
 def _activity_reminder(call: JobCall) -> None:
+    from crmcore.events import ActivityReminder
     from crmcore.models import Activity
 
     with call.crm.transaction() as ctx:
@@ -217,6 +220,8 @@ def _activity_reminder(call: JobCall) -> None:
 
 def _dormancy_check(call: JobCall) -> None:
     """Every customer without purchase or touchpoint for the period becomes dormant."""
+    from crmcore.events import CustomerBecameDormant
+
     crm = call.crm
     while True:
         with crm.transaction() as ctx:

@@ -14,10 +14,9 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
-from crmcore.models import AuditEntry, Job, JobState, User
-
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.models import User
 
 T = TypeVar("T")
 
@@ -69,6 +68,8 @@ class HookContext:
         A write-only row: inserted at once with a Core ``INSERT`` (no ORM
         object to track), in this transaction.
         """
+        from crmcore.models import AuditEntry
+
         self.insert(
             AuditEntry,
             occurred_at=self.now,
@@ -180,6 +181,8 @@ class HookContext:
 
     def cancel_jobs(self, key: str, *, prefix: bool = False) -> int:
         """Cancel pending jobs by key (or key prefix); returns how many were cancelled."""
+        from crmcore.models import Job, JobState
+
         condition = Job.idempotency_key.startswith(key) if prefix else Job.idempotency_key == key
         result = self.session.execute(
             update(Job)
@@ -190,6 +193,8 @@ class HookContext:
 
     def reschedule_job(self, key: str, due_at: datetime) -> bool:
         """Move a pending job to *due_at*; False when no pending job has that key."""
+        from crmcore.models import Job, JobState
+
         result = self.session.execute(
             update(Job)
             .where(Job.idempotency_key == key, Job.state == JobState.PENDING)
@@ -204,6 +209,8 @@ class HookContext:
 
     def acting_user(self) -> User | None:
         """The acting user's row, or None for the system."""
+        from crmcore.models import User
+
         if self.actor.user_id is None:
             return None
         return self.session.get(User, self.actor.user_id)

@@ -15,8 +15,7 @@ from sqlalchemy import Select, and_, delete, or_, select, update
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
-from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
-from crmcore.models import AuditEntry, Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
+from crmcore.models import Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact
@@ -198,6 +197,8 @@ class ContactService(Service):
 
         Forward moves go through ``crm.leads.qualify`` and ``crm.customers.convert``.
         """
+        from crmcore.events import CustomerBecameDormant
+
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
             contact = editable_contact(ctx, ref)
@@ -222,6 +223,7 @@ class ContactService(Service):
 
     def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
         """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
+        from crmcore.events import ContactMerged
         from crmcore.models import Activity, Feedback, Interaction, Opportunity, Purchase, Touchpoint
 
         with self.crm.transaction(actor) as ctx:
@@ -279,8 +281,10 @@ class ContactService(Service):
         identifies the person; free text a rep wrote about them is removed.
         Plugins erase their own rows in ``crm_contact_erased``.
         """
+        from crmcore.events import ContactErased
         from crmcore.models import (
             Activity,
+            AuditEntry,
             Consent,
             ConsentEvent,
             ConsentRequest,
