@@ -82,21 +82,29 @@ def startup_phase(*, freeze: bool = False) -> Iterator[None]:
 
 def get_crm() -> CRM:
     """The CRM of the running ``crm`` command (for plugin commands)."""
-    root = click.get_current_context().find_root()
+    return root_state(click.get_current_context()).crm
+
+
+def root_state(ctx: click.Context) -> CLIState:
+    """The :class:`CLIState` of the running ``crm`` command, holding the parsed root options.
+
+    Plugin commands are looked up before the root callback runs, so the root
+    options are copied in here as well as there.
+    """
+    root = ctx.find_root()
     if root.obj is None:
-        root.obj = CLIState(dict(root.params))
+        root.obj = CLIState({})
     state: CLIState = root.obj
-    return state.crm
+    for name, value in root.params.items():
+        state.params.setdefault(name, value)
+    return state
 
 
 class CRMGroup(click.Group):
     """The root group: loads plugin commands lazily and turns CRMErrors into one line."""
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
-        root = ctx.find_root()
-        if root.obj is None:
-            root.obj = CLIState(dict(root.params))
-        state: CLIState = root.obj
+        state = root_state(ctx)
         if state.commands_loaded:
             return
         state.commands_loaded = True
@@ -121,10 +129,7 @@ class CRMGroup(click.Group):
         try:
             acting = ctx.params.get("as_user")
             if acting:
-                if ctx.obj is None:
-                    ctx.obj = CLIState(dict(ctx.params))
-                state: CLIState = ctx.obj
-                with state.crm.acting_as(acting):
+                with root_state(ctx).crm.acting_as(acting):
                     return super().invoke(ctx)
             return super().invoke(ctx)
         except CRMError as exc:
