@@ -15,20 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Select, String, bindparam, cast, func, literal_column, null, or_, select, union_all
 
 from crmcore.context import HookContext
-from crmcore.events import ActivityReminder, CustomerBecameDormant, ScoreContribution
 from crmcore.hooks import hookimpl
 from crmcore.i18n import N_
-from crmcore.models import (
-    Activity,
-    Contact,
-    Feedback,
-    Interaction,
-    LifecycleChange,
-    Purchase,
-    Stage,
-    Touchpoint,
-    User,
-)
+from crmcore.models import Contact, LifecycleChange, Stage, User
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
 from crmcore.services.base import change_stage
@@ -42,7 +31,8 @@ if TYPE_CHECKING:
 
     from crmcore.bundles import BundleKind
     from crmcore.crm import CRM
-    from crmcore.models import Affiliate
+    from crmcore.events import ScoreContribution
+    from crmcore.models import Affiliate, Touchpoint
     from crmcore.reports import Report, ReportQuery
     from crmcore.services.timeline import TimelineCursor
 
@@ -144,6 +134,9 @@ def crm_duplicate_find(contact: Contact, ctx: HookContext) -> Contact | None:
 
 
 def _fit(points: int, reason: str) -> ScoreContribution:
+    """A fit rule's points, with its translatable reason."""
+    from crmcore.events import ScoreContribution
+
     return ScoreContribution(points=points, reason=reason, message=reason)
 
 
@@ -155,6 +148,8 @@ DEFAULT_STAGE_NAMES = (N_("Qualification"), N_("Needs analysis"), N_("Proposal")
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
+    from crmcore.events import ScoreContribution
+
     points: list[ScoreContribution] = []
     if contact.phone_normalized:
         points.append(_fit(5, N_("has a phone number")))
@@ -166,6 +161,8 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         return points
     rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
     if rows is None:  # not created in this unit of work: read its recent touchpoints
+        from crmcore.models import Touchpoint
+
         rows = ctx.session.execute(
             select(Touchpoint.kind, Touchpoint.occurred_at)
             .where(Touchpoint.contact_id == contact.id)
@@ -227,6 +224,9 @@ def crm_register_jobs() -> list[JobHandler | PeriodicJob]:
 
 
 def _activity_reminder(call: JobCall) -> None:
+    from crmcore.events import ActivityReminder
+    from crmcore.models import Activity
+
     with call.crm.transaction() as ctx:
         activity = ctx.session.get(Activity, call.payload["activity_id"])
         if activity is None or activity.done_at is not None:
@@ -249,6 +249,8 @@ def _report_rollup(call: JobCall) -> None:
 
 def _dormancy_check(call: JobCall) -> None:
     """Every customer without purchase or touchpoint for the period becomes dormant."""
+    from crmcore.events import CustomerBecameDormant
+
     crm = call.crm
     while True:
         with crm.transaction() as ctx:
@@ -283,10 +285,10 @@ def crm_register_bundle_kinds() -> list[BundleKind]:
 
 @hookimpl(trylast=True)
 def crm_register_models() -> list[ModuleType]:
-    """The core's models (always imported: the services use them)."""
+    """Every table of the core (each command otherwise maps only the tables it uses)."""
     from crmcore import models
 
-    return [models]
+    return models.load_all()
 
 
 @hookimpl(trylast=True)
@@ -370,6 +372,8 @@ def crm_revenue_query(query: ReportQuery, ctx: HookContext) -> Select[Any] | Non
 def _timeline_part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, ...], amount: Any,
                    cursor: TimelineCursor | None, limit: int) -> Any:
     """One kind of row of the core's timeline: a page of it, in the union's common columns."""
+    from crmcore.models import Purchase
+
     nothing = cast(null(), String(255))
     columns = [
         literal_column(f"'{key}'", String(20)).label("key"), model.id.label("id"), at.label("at"),
@@ -386,6 +390,7 @@ def _timeline_part(key: str, model: Any, at: Any, kind: Any, texts: tuple[Any, .
 @functools.lru_cache(maxsize=64)
 def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
     """The core's timeline page as one UNION ALL (built once per cursor and size; the contact is a parameter)."""
+    from crmcore.models import Feedback, Interaction, Purchase, Touchpoint
 
     def word(text: str) -> Any:
         return literal_column(f"'{text}'", String(20))

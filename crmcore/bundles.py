@@ -33,11 +33,11 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.errors import CRMError, NotFound, ValidationError
-from crmcore.models import BundleRecord
 from crmcore.services.base import Service
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
+    from crmcore.models import BundleRecord
 
 
 @attrs.frozen(kw_only=True)
@@ -130,12 +130,16 @@ class BundleService(Service):
 
     def applied_version(self, name: str) -> str | None:
         """The version of *name* last applied, if any."""
+        from crmcore.models import BundleRecord
+
         with self.crm.transaction(readonly=True) as ctx:
             versions = ctx.session.scalars(select(BundleRecord.version).where(BundleRecord.bundle == name)).all()
         return max(versions, key=lambda v: tuple(int(p) for p in v.split("."))) if versions else None
 
     def apply(self, name: str, *, dry_run: bool = False, actor: Any = None) -> list[ItemOutcome]:
         """Apply bundle *name* in one transaction (rolled back with *dry_run*); return each item's outcome."""
+        from crmcore.models import BundleRecord
+
         bundle = self.get(name)
         kinds = self.kinds()
         missing = sorted({item.kind for item in bundle.items} - set(kinds))
@@ -177,6 +181,8 @@ class BundleService(Service):
         item: BundleItem,
         records: dict[tuple[str, str], BundleRecord],
     ) -> ItemOutcome:
+        from crmcore.models import BundleRecord
+
         record = records.get((item.kind, item.key))
         current = kind.read(ctx, item.key)
         data_sum = checksum(item.data)

@@ -13,10 +13,9 @@ from sqlalchemy import Insert, Select, Table, bindparam, insert, literal_column,
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session, make_transient_to_detached
 
-from crmcore.models import AuditEntry, Job, JobState, User
-
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.models import AuditEntry, User
 
 T = TypeVar("T")
 
@@ -74,6 +73,8 @@ class HookContext:
         self, action: str, entity: str, entity_id: int | None, changes: dict[str, Any] | None = None
     ) -> tuple[type[AuditEntry], dict[str, Any]]:
         """The row :meth:`audit` writes, to pass to :meth:`insert_rows` with others."""
+        from crmcore.models import AuditEntry
+
         return AuditEntry, {
             "occurred_at": self.now,
             "actor_id": self.actor.user_id,
@@ -206,6 +207,8 @@ class HookContext:
 
     def cancel_jobs(self, key: str, *, prefix: bool = False) -> int:
         """Cancel pending jobs by key (or key prefix); returns how many were cancelled."""
+        from crmcore.models import Job, JobState
+
         condition = Job.idempotency_key.startswith(key) if prefix else Job.idempotency_key == key
         result = self.session.execute(
             update(Job)
@@ -216,6 +219,8 @@ class HookContext:
 
     def reschedule_job(self, key: str, due_at: datetime) -> bool:
         """Move a pending job to *due_at*; False when no pending job has that key."""
+        from crmcore.models import Job, JobState
+
         result = self.session.execute(
             update(Job)
             .where(Job.idempotency_key == key, Job.state == JobState.PENDING)
@@ -230,6 +235,8 @@ class HookContext:
 
     def acting_user(self) -> User | None:
         """The acting user's row, or None for the system."""
+        from crmcore.models import User
+
         if self.actor.user_id is None:
             return None
         return self.session.get(User, self.actor.user_id)

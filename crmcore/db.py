@@ -35,6 +35,18 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+@event.listens_for(Base, "before_configured")
+def _load_foreign_key_targets(*_registry: object) -> None:
+    """Before the mappers are configured, map the core tables that mapped tables point to.
+
+    The core's models load by submodule on first use (:mod:`crmcore.models`);
+    a plugin's tables may be mapped before the core tables they reference.
+    """
+    from crmcore.models import load_foreign_key_targets
+
+    load_foreign_key_targets()
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always returned timezone-aware.
 

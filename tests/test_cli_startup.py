@@ -54,6 +54,21 @@ def test_contact_show_imports_neither_the_web_stack_nor_celery(database):
     assert imported & FORBIDDEN == set()
 
 
+def test_a_plugin_command_uses_the_root_options_and_imports_neither(database):
+    """``crm --database-url URL ticket list``: the plugin's command is found, runs on that database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRMCORE_")}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", str(CRM_SCRIPT), "--database-url", database,
+         "ticket", "list", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"
+    imported = _imported_packages(result.stderr)
+    assert "crmcore_ticketing" in imported
+    assert imported & FORBIDDEN == set()
+
+
 def test_a_fresh_process_compares_every_enabled_plugins_tables(database):
     """Plugins import their models lazily; the schema check still sees all of them."""
     script = (

@@ -8,12 +8,12 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.errors import NotFound, ValidationError
-from crmcore.events import ScoreContribution, ScoreThresholdCrossed, StageChanged
 from crmcore.models import Contact, LifecycleChange, User
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
     from crmcore.crm import CRM
+    from crmcore.events import ScoreContribution, StageChanged
 
 
 class Service:
@@ -77,6 +77,8 @@ def change_stage(ctx: HookContext, contact: Contact, to_stage: str, reason: str 
 
     The caller fires its specific hook, then ``crm_lifecycle_stage_changed``.
     """
+    from crmcore.events import StageChanged
+
     event = StageChanged(
         contact_id=contact.id,
         from_stage=contact.stage,
@@ -98,6 +100,7 @@ def change_stage(ctx: HookContext, contact: Contact, to_stage: str, reason: str 
 
 def score_contributions(ctx: HookContext, contact: Contact) -> list[ScoreContribution]:
     """Ask every plugin for its points on *contact*, tagging each with its plugin."""
+
     result: list[ScoreContribution] = []
     for plugin, answer in ctx.crm.plugins.collect_by_plugin("crm_lead_score_contributions", contact=contact, ctx=ctx):
         for item in answer:
@@ -110,6 +113,8 @@ def rescore(ctx: HookContext, contact: Contact) -> int:
 
     Returns the new score. Only leads and prospects are scored.
     """
+    from crmcore.events import ScoreThresholdCrossed
+
     if contact.stage not in ("lead", "prospect"):
         return contact.score
     old = contact.score or 0

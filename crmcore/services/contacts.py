@@ -15,26 +15,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
-from crmcore.events import ContactErased, ContactMerged, CustomerBecameDormant
-from crmcore.models import (
-    Activity,
-    AuditEntry,
-    Consent,
-    ConsentEvent,
-    ConsentRequest,
-    Contact,
-    ContactTag,
-    CustomField,
-    Feedback,
-    Interaction,
-    LifecycleChange,
-    Opportunity,
-    Product,
-    Purchase,
-    Stage,
-    Tag,
-    Touchpoint,
-)
+from crmcore.models import Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
 from crmcore.rollup_marks import contacts_merged
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
@@ -42,6 +23,7 @@ from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, positive_amount
 
 if TYPE_CHECKING:
+    from crmcore.models import Product
     from crmcore.services.imports import ImportResult
     from crmcore.services.timeline import TimelineCursor
 
@@ -216,6 +198,8 @@ class ContactService(Service):
 
         Forward moves go through ``crm.leads.qualify`` and ``crm.customers.convert``.
         """
+        from crmcore.events import CustomerBecameDormant
+
         reason_text = clean_text(reason, "reason", 255, required=True)
         with self.crm.transaction(actor) as ctx:
             contact = editable_contact(ctx, ref)
@@ -240,6 +224,9 @@ class ContactService(Service):
 
     def merge(self, survivor_ref: ContactRef, merged_ref: ContactRef, *, actor: Any = None) -> Contact:
         """Fold *merged_ref* into *survivor_ref*: its records move, the merge is recorded."""
+        from crmcore.events import ContactMerged
+        from crmcore.models import Activity, Feedback, Interaction, Opportunity, Purchase, Touchpoint
+
         with self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "contacts.merge")
             survivor = get_contact(ctx, survivor_ref)
@@ -296,6 +283,19 @@ class ContactService(Service):
         identifies the person; free text a rep wrote about them is removed.
         Plugins erase their own rows in ``crm_contact_erased``.
         """
+        from crmcore.events import ContactErased
+        from crmcore.models import (
+            Activity,
+            AuditEntry,
+            Consent,
+            ConsentEvent,
+            ConsentRequest,
+            Feedback,
+            Interaction,
+            Purchase,
+            Touchpoint,
+        )
+
         with self.crm.transaction(actor) as ctx:
             permissions.require(ctx, "contacts.erase")
             contact = get_contact(ctx, ref)
@@ -384,6 +384,17 @@ class ContactService(Service):
 
     def export_person(self, ref: ContactRef) -> dict[str, Any]:
         """Everything held on one person, as JSON-able data (a subject access request)."""
+        from crmcore.models import (
+            Activity,
+            Consent,
+            ConsentEvent,
+            Feedback,
+            Interaction,
+            Opportunity,
+            Purchase,
+            Touchpoint,
+        )
+
         with self.crm.transaction(readonly=True) as ctx:
             contact = get_contact(ctx, ref)
             data: dict[str, Any] = {"contact": contact_record(contact), "tags": contact_tags(ctx.session, contact.id)}
@@ -549,6 +560,8 @@ def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> Lifec
 
 def _merge_consent(ctx: Any, survivor_id: int, merged_id: int) -> None:
     """Move the merged contact's ledger over; per purpose and channel the latest change wins."""
+    from crmcore.models import Consent, ConsentEvent
+
     ctx.session.execute(update(ConsentEvent).where(ConsentEvent.contact_id == merged_id).values(contact_id=survivor_id))
     rows = ctx.session.scalars(select(Consent).where(Consent.contact_id == survivor_id))
     kept = {(c.purpose, c.channel): c for c in rows}
@@ -581,6 +594,8 @@ class ProductService(Service):
         category: str | None = None, actor: Any = None,
     ) -> Product:  # fmt: skip
         """Add a product; the SKU must be unique."""
+        from crmcore.models import Product
+
         sku_text = clean_text(sku, "sku", 80, required=True)
         name_text = clean_text(name, "name", 255, required=True)
         price = positive_amount(unit_price, "unit_price") if unit_price is not None else None
@@ -597,6 +612,8 @@ class ProductService(Service):
 
     def get(self, sku: str) -> Product:
         """A product by SKU."""
+        from crmcore.models import Product
+
         with self.crm.transaction(readonly=True) as ctx:
             product = ctx.first(Product, Product.sku == sku)
             if product is None:
@@ -605,6 +622,8 @@ class ProductService(Service):
 
     def list(self) -> builtins.list[Product]:
         """Every product, by SKU."""
+        from crmcore.models import Product
+
         with self.crm.transaction(readonly=True) as ctx:
             return list(ctx.session.scalars(select(Product).order_by(Product.sku)))
 

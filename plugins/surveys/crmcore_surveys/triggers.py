@@ -24,7 +24,6 @@ from sqlalchemy import select
 
 from crmcore import hookimpl
 from crmcore.errors import ConfigError
-from crmcore.models import Contact, Purchase, PurchaseLine
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -95,6 +94,7 @@ def sampled(rate: float, *parts: Any) -> bool:
 
 def fire(ctx: HookContext, hook: str, event: Any) -> None:
     """Invite the event's contact to every active survey the hook triggers."""
+    from crmcore.models import Contact
     from crmcore_surveys.models import Survey, SurveyState, SurveyTrigger
     from crmcore_surveys.service import invite_in
 
@@ -124,6 +124,8 @@ def fire(ctx: HookContext, hook: str, event: Any) -> None:
 
 def describe_event(ctx: HookContext, event: Any) -> dict[str, Any]:
     """What an event is about: subject kind and id, agent, product, channel."""
+    from crmcore.models import Purchase, PurchaseLine
+
     about: dict[str, Any] = {"subject_kind": None, "subject_id": None, "agent_id": None, "product": None,
                              "channel": getattr(event, "channel", None)}  # fmt: skip
     for attribute, kind in SUBJECTS:
