@@ -493,11 +493,7 @@ def _products_rolled(query: ReportQuery, cover: rollup.Coverage, code: str) -> A
     live = (
         select(
             live_key.label("key"),
-            func.sum(PurchaseLine.quantity).label("units"),
-            func.count(PurchaseLine.purchase_id.distinct()).label("orders"),
-            func.sum(PurchaseLine.line_total).label("revenue"),
-            func.min(PurchaseLine.unit_price).label("min_price"),
-            func.max(PurchaseLine.unit_price).label("max_price"),
+            *rollup.sale_figures(),
         )
         .select_from(PurchaseLine)
         .join(Purchase, Purchase.id == PurchaseLine.purchase_id)

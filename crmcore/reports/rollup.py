@@ -171,6 +171,17 @@ def touch_facts(dialect: str, zone: str, where: Any) -> list[Any]:
     return statements
 
 
+def sale_figures() -> list[Any]:
+    """What products report per group of purchase lines: units, orders, revenue, lowest and highest price."""
+    return [
+        func.sum(PurchaseLine.quantity).label("units"),
+        func.count(PurchaseLine.purchase_id.distinct()).label("orders"),
+        func.sum(PurchaseLine.line_total).label("revenue"),
+        func.min(PurchaseLine.unit_price).label("min_price"),
+        func.max(PurchaseLine.unit_price).label("max_price"),
+    ]
+
+
 def sale_facts(dialect: str, zone: str, where: Any) -> list[Any]:
     """INSERT sources for ``report_sale_daily``: per product, and ``all`` (distinct orders of a day)."""
     day = _day(Purchase.purchased_at, dialect, zone)
@@ -183,11 +194,7 @@ def sale_facts(dialect: str, zone: str, where: Any) -> list[Any]:
                 literal(dimension).label("dimension"),
                 product.label("product_id"),
                 Purchase.currency,
-                func.sum(PurchaseLine.quantity).label("units"),
-                func.count(PurchaseLine.purchase_id.distinct()).label("orders"),
-                func.sum(PurchaseLine.line_total).label("revenue"),
-                func.min(PurchaseLine.unit_price).label("min_price"),
-                func.max(PurchaseLine.unit_price).label("max_price"),
+                *sale_figures(),
             )
             .select_from(PurchaseLine)
             .join(Purchase, Purchase.id == PurchaseLine.purchase_id)
