@@ -32,14 +32,18 @@ def crm(crm_factory, tmp_path):
     return crm
 
 
-def start_worker(url: str, log: Path, *args: str, sleep: float = 0.0) -> subprocess.Popen:
-    """A worker process; its output goes to a file next to *log* (``process.output_path``)."""
+def start_worker(url: str, log: Path, *args: str, sleep: float = 0.0, stall: int | None = None) -> subprocess.Popen:
+    """A worker process; its output goes to a file next to *log* (``process.output_path``).
+
+    With *stall*, the job after that many deliveries hangs, holding the worker in the middle of a batch.
+    """
     env = {
         **os.environ,
         "CRMCORE_DATABASE_URL": url,
         "TEST_JOB_LOG": str(log),
         "TEST_JOB_SLEEP": str(sleep),
         "PYTHONPATH": str(ROOT),
+        **({"TEST_JOB_STALL_AFTER": str(stall)} if stall is not None else {}),
     }
     output_path = log.with_name(f"worker-{time.monotonic_ns()}.log")
     with open(output_path, "w") as output:
@@ -98,7 +102,8 @@ BOTH_KINDS = pytest.mark.parametrize("handler", ["test.effect", "test.batch_effe
 def test_sigkill_mid_batch_loses_nothing_and_runs_nothing_twice(crm, crm_url, tmp_path, handler):
     log = tmp_path / "deliveries.jsonl"
     enqueue(crm, 1000, handler)
-    first = start_worker(crm_url, log, "--lease", "2", "--batch", "100", sleep=0.002)
+    # The 151st job hangs, so the kill lands in the middle of the second batch whatever the machine's load.
+    first = start_worker(crm_url, log, "--lease", "2", "--batch", "100", sleep=0.002, stall=150)
     wait_for(lambda: len(deliveries(log)) >= 150, 60, "the first worker to get going")
     first.kill()  # SIGKILL: no clean-up at all
     first.wait(10)
@@ -189,9 +194,7 @@ def test_sigterm_finishes_the_job_in_hand_and_releases_the_rest(crm, crm_url, tm
     assert done == effects and 2 <= done < 20
     with crm.transaction(readonly=True) as ctx:
         states = dict(
-            ctx.session.execute(
-                select(Job.state, func.count()).where(Job.handler == handler).group_by(Job.state)
-            ).all()
+            ctx.session.execute(select(Job.state, func.count()).where(Job.handler == handler).group_by(Job.state)).all()
         )
         attempts = set(ctx.session.scalars(select(Job.attempts).where(Job.state == "pending")))
     assert states.get("running", 0) == 0

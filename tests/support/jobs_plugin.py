@@ -39,8 +39,11 @@ def deliveries(path: Path) -> list[dict]:
 class JobsPlugin:
     """Registers ``test.effect`` (idempotent, counting) and ``test.flaky`` (always fails)."""
 
-    def __init__(self, log: Path, *, sleep: float = 0.0) -> None:
+    def __init__(self, log: Path, *, sleep: float = 0.0, stall_after: int | None = None) -> None:
         self.sleep = sleep
+        #: After this many deliveries the next job hangs (until the process is killed): a worker held mid-batch.
+        self.stall_after = stall_after
+        self.delivered = 0
         self.log = log
         self.worker = f"pid{os.getpid()}"
 
@@ -61,6 +64,9 @@ class JobsPlugin:
         started = time.time()
         if self.sleep:
             time.sleep(self.sleep)
+        if self.delivered == self.stall_after:
+            time.sleep(600)
+        self.delivered += 1
         with call.crm.transaction() as ctx:
             exists = ctx.session.execute(
                 text("SELECT 1 FROM test_effect WHERE job_key = :k"), {"k": call.idempotency_key}
@@ -86,7 +92,9 @@ def make_crm():
 
     url = os.environ["CRMCORE_DATABASE_URL"]
     sleep = float(os.environ.get("TEST_JOB_SLEEP", "0"))
-    plugin = JobsPlugin(Path(os.environ["TEST_JOB_LOG"]), sleep=sleep)
+    plugin = JobsPlugin(
+        Path(os.environ["TEST_JOB_LOG"]), sleep=sleep, stall_after=int(os.environ.get("TEST_JOB_STALL_AFTER", "-1"))
+    )
     return CRM(database_url=url, plugins=[plugin], environment="test")
 
 
