@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -24,8 +24,10 @@ from crmcore.services.timeline import TimelineCursor
 from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
+    from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.events import ScoreContribution
+    from crmcore.models import Contact, User
 
 #: Timeline items per page on the contact page.
 TIMELINE_PAGE = 20
@@ -160,28 +162,43 @@ def can(request: Request, permission: str) -> bool:
 @staff("contacts.view")
 def search(request: Request, form: FormData | None) -> Response:
     """One box across contacts, organizations, opportunities and what plugins add (tickets)."""
-    crm = crm_of(request)
+    from crmcore.console.app import formatter, translator
+
     text = request.query_params.get("q", "").strip()[:200]
-    groups: dict[str, list[SearchHit]] = {}
-    if len(text) >= 2:
-        groups = core_search(crm, request, text)
-        with crm.transaction(readonly=True) as ctx:
-            for group in crm.plugins.call("crm_console_search", text=text, ctx=ctx):
-                for hit in group:
-                    groups.setdefault(hit.kind, []).append(hit)
+    groups = search_hits(crm_of(request), text, gettext=translator(request), money=formatter(request).money)
     template = "console/_results.html" if "hx-request" in request.headers else "console/search.html"
     return page(request, template, {"text": text, "groups": groups})
 
 
-def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchHit]]:
-    """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
-    from crmcore.console.app import formatter, translator
+def search_hits(crm: CRM, text: str, *, gettext: Callable[[str], str] = str,
+                money: Callable[[Any, str], str] | None = None) -> dict[str, list[SearchHit]]:  # fmt: skip
+    """What the search page shows for *text*, by group: the core's hits (one query), then the plugins'.
 
-    ctx = crm.current
-    assert ctx is not None, "the search runs in the page's unit of work"
-    rows = ctx.session.execute(_search_query(ctx, text, opportunities=can(request, "opportunities.view"))).all()
-    _ = translator(request)
-    money = formatter(request).money
+    The acting user's reach and permissions apply (:meth:`CRM.acting_as`);
+    *text* under two characters finds nothing. *gettext* and *money* write the
+    details in the page's language (English and plain amounts by default).
+    """
+    groups: dict[str, list[SearchHit]] = {}
+    if len(text) < 2:
+        return groups
+    with crm.transaction(readonly=True) as ctx:
+        groups = core_search(ctx, text, gettext=gettext, money=money or _plain_money)
+        for group in crm.plugins.call("crm_console_search", text=text, ctx=ctx):
+            for hit in group:
+                groups.setdefault(hit.kind, []).append(hit)
+    return groups
+
+
+def _plain_money(amount: Any, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+def core_search(ctx: HookContext, text: str, *, gettext: Callable[[str], str],
+                money: Callable[[Any, str], str]) -> dict[str, list[SearchHit]]:  # fmt: skip
+    """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
+    _ = gettext
+    opportunities = permissions.has(ctx, "opportunities.view")
+    rows = ctx.session.execute(_search_query(ctx, text, opportunities=opportunities)).all()
     groups: dict[str, list[SearchHit]] = {}
     seen: set[int] = set()
     for row in sorted(rows, key=_search_order):
@@ -278,21 +295,40 @@ def _panels(groups: Iterable[list[Panel]]) -> list[Panel]:
     return sorted((p for group in groups for p in group), key=lambda p: p.order)
 
 
-@staff("contacts.view")
-def contact_page(request: Request, form: FormData | None) -> Response:
-    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions.
+@attrs.frozen(kw_only=True)
+class ContactPageData:
+    """What the contact page shows of a contact, read in one unit of work (:func:`contact_page_data`)."""
 
-    Everything is read in the page's one unit of work, in as few round trips
-    as the data allows: the contact with its owner and consent in one query,
-    its tags, its recent touchpoints (for the score), the core's timeline page,
-    and its opportunities with their stages (rows, not objects: the page only
-    reads them). The statements are built once per process.
+    contact: Contact
+    owner: User | None
+    #: Purpose by channel, when the consent ledger is installed.
+    consent: dict[str, dict[str, bool]] | None
+    tags: list[str]
+    #: The score's contributions, reasons in English (the page translates them).
+    contributions: list[ScoreContribution]
+    #: The timeline's first page, and the cursor of the next (None on the last page).
+    items: list[dict[str, Any]]
+    more: str | None
+    #: The opportunities in the user's reach, newest first, as rows with ``stage_name``.
+    opportunities: list[Any]
+    panels: list[Panel]
+
+
+def contact_page_data(crm: CRM, contact_id: int, *,
+                      prepare: Callable[[HookContext], None] | None = None) -> ContactPageData:  # fmt: skip
+    """Everything the contact page shows of *contact_id*, for the acting user (:meth:`CRM.acting_as`).
+
+    Everything is read in one unit of work, in as few round trips as the data
+    allows: the contact with its owner and consent in one query, its tags, its
+    recent touchpoints (for the score), the core's timeline page, and its
+    opportunities with their stages (rows, not objects: the page only reads
+    them); then the plugins' panels (``crm_contact_panels``), after *prepare*
+    has set up their unit of work (the page's URL prefix and language). The
+    statements are built once per process. A contact out of reach is NotFound.
     """
     from crmcore.services.base import get_contact, score_contributions
     from crmcore.services.contacts import contact_tags
 
-    crm = crm_of(request)
-    contact_id = request.path_params["contact_id"]
     statement, pairs = _contact_query(crm)
     with crm.transaction(readonly=True) as ctx:
         found = ctx.session.execute(statement, {"contact_id": contact_id}).first()
@@ -304,14 +340,24 @@ def contact_page(request: Request, form: FormData | None) -> Response:
         tags = contact_tags(ctx.session, contact.id)
         contributions = score_contributions(ctx, contact)
         items, more = _timeline(crm, contact, None)
-        opportunities = _contact_opportunities(ctx, contact.id) if can(request, "opportunities.view") else []
-        panel_context(request, ctx)
+        opportunities = _contact_opportunities(ctx, contact.id) if permissions.has(ctx, "opportunities.view") else []
+        if prepare is not None:
+            prepare(ctx)
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
+    return ContactPageData(contact=contact, owner=owner, consent=consent, tags=tags, contributions=contributions,
+                           items=items, more=more, opportunities=opportunities, panels=panels)  # fmt: skip
+
+
+@staff("contacts.view")
+def contact_page(request: Request, form: FormData | None) -> Response:
+    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions."""
+    data = contact_page_data(crm_of(request), request.path_params["contact_id"],
+                             prepare=lambda ctx: panel_context(request, ctx))  # fmt: skip
     return page(request, "console/contact.html", {
-        "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
-        "contributions": _in_language(request, contributions), "items": items, "more": more, "consent": consent,
-        "owner": owner, "panels": panels, "opportunities": opportunities,
-        "stage_names": {o.stage_id: o.stage_name for o in opportunities},
+        "contact": data.contact, "details": {"tags": data.tags}, "score": sum(c.points for c in data.contributions),
+        "contributions": _in_language(request, data.contributions), "items": data.items, "more": data.more,
+        "consent": data.consent, "owner": data.owner, "panels": data.panels, "opportunities": data.opportunities,
+        "stage_names": {o.stage_id: o.stage_name for o in data.opportunities},
     })  # fmt: skip
 
 
@@ -547,4 +593,4 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-__all__ = ["can", "error_page", "routes"]
+__all__ = ["ContactPageData", "can", "contact_page_data", "error_page", "routes", "search_hits"]
