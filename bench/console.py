@@ -167,6 +167,67 @@ def alternated(runs: list[Callable[[Any], Any]], inputs: list[Any]) -> list[list
     return times
 
 
+def split(client: Any, paths: list[str], data: str) -> list[tuple[str, float, float]]:
+    """Where the page's time goes: (part, median wall ms, median CPU ms of its thread) over *paths*.
+
+    Times each part of the request in the thread that runs it: the test
+    client's request (its thread's CPU: building the request, the cookie jar,
+    waiting on the app), the ASGI app as the event loop runs it (routing,
+    middleware, the hand-off to a worker thread and back), the console's
+    wrapper in the worker thread, and inside it the session cookie, the
+    session's user and grants (a query), the page's data (*data*: the name of
+    the view's data function) and the rendering. Timers are put around those
+    functions for this run only.
+    """
+    from crmcore.console import app, auth, views
+
+    wall: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
+
+    def timed(module: Any, name: str, part: str) -> None:
+        inner = getattr(module, name)
+
+        def timer(*args: Any, **kwargs: Any) -> Any:
+            start, used = time.perf_counter(), time.thread_time()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                wall.setdefault(part, []).append((time.perf_counter() - start) * 1000)
+                cpu.setdefault(part, []).append((time.thread_time() - used) * 1000)
+
+        setattr(module, name, timer)
+
+    parts = [(client, "get", "whole request (test client; CPU: its thread only)"),
+             (app, "_serve", "  worker thread: console wrapper (_serve)"),
+             (auth, "read_session", "    session cookie (signature)"),
+             (auth, "session_grants", "    session's user and grants (1 query)"),
+             (views, data, f"    data ({data})"),
+             (views, "page", "    rendering (Jinja2)")]  # fmt: skip
+    originals = [(module, name, getattr(module, name)) for module, name, _ in parts]
+    transport, asgi = client._transport, client._transport.app
+
+    loop = "  ASGI app (event loop; CPU: its thread only)"
+
+    async def loop_side(scope: Any, receive: Any, send: Any) -> None:
+        start, used = time.perf_counter(), time.thread_time()
+        await asgi(scope, receive, send)
+        wall.setdefault(loop, []).append((time.perf_counter() - start) * 1000)
+        cpu.setdefault(loop, []).append((time.thread_time() - used) * 1000)
+
+    for module, name, part in parts:
+        timed(module, name, part)
+    transport.app = loop_side
+    try:
+        for path in paths:
+            client.get(path)
+    finally:
+        transport.app = asgi
+        for module, name, original in originals:
+            setattr(module, name, original)
+    order = [parts[0][2], loop, *(part for _, _, part in parts[1:])]
+    return [(part, statistics.median(wall[part]), statistics.median(cpu[part])) for part in order]
+
+
 def p95(values: list[float]) -> float:
     """The 95th percentile."""
     return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values)
@@ -177,6 +238,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=50_000)
     parser.add_argument("--touches-per-contact", type=int, default=5)
     parser.add_argument("--samples", type=int, default=60, help="Pages timed per benchmark.")
+    parser.add_argument("--split", action="store_true", help="Then time each part of the pages (another run).")
     args = parser.parse_args()
     from starlette.testclient import TestClient
 
@@ -232,6 +294,13 @@ def main() -> None:
     print("\n(the page includes the HTTP round trip through the ASGI app, the session check, permission checks,"
           " hooks and Jinja2 rendering; its data is the page's reads alone, in process, permission checks and"
           " hooks included; the hand-written queries only fetch the rows)")  # fmt: skip
+    if args.split:
+        for name, paths, data in (("contact page", [f"/console/contacts/{c}" for c in contacts], "contact_page_data"),
+                                  ("search", [f"/console/search?q={q}" for q in terms], "search_hits")):  # fmt: skip
+            print(f"\nWhere the {name}'s time goes (medians, ms):\n")
+            print("| Part | Wall | CPU |\n| --- | --- | --- |")
+            for part, wall, cpu in split(client, paths, data):
+                print(f"| {part.strip()} | {wall:.2f} | {cpu:.2f} |")
     client.__exit__(None, None, None)
     crm.dispose()
     hand.dispose()

@@ -8,7 +8,7 @@ migrations and templates.
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +145,15 @@ DEFAULT_STAGE_NAMES = (N_("Qualification"), N_("Needs analysis"), N_("Proposal")
                        N_("Lost"))  # fmt: skip
 
 
+@functools.cache
+def _recent_touches() -> Select[str, datetime]:
+    """A contact's last :data:`SCORE_WINDOW` touchpoints' kinds and times (built once; the contact is a parameter)."""
+    from crmcore.models import Touchpoint
+
+    return (select(Touchpoint.kind, Touchpoint.occurred_at).where(Touchpoint.contact_id == bindparam("contact_id"))
+            .order_by(Touchpoint.occurred_at.desc()).limit(SCORE_WINDOW))  # fmt: skip
+
+
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
@@ -161,14 +170,7 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         return points
     rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
     if rows is None:  # not created in this unit of work: read its recent touchpoints
-        from crmcore.models import Touchpoint
-
-        rows = ctx.session.execute(
-            select(Touchpoint.kind, Touchpoint.occurred_at)
-            .where(Touchpoint.contact_id == contact.id)
-            .order_by(Touchpoint.occurred_at.desc())
-            .limit(SCORE_WINDOW)
-        ).all()
+        rows = ctx.session.execute(_recent_touches(), {"contact_id": contact.id}).all()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for kind, occurred_at in rows:

@@ -216,6 +216,38 @@ def owner_condition(ctx: HookContext, column: Any) -> ColumnElement[bool] | None
     return or_(column == found.user_id, column.in_(select(User.id).where(User.team_id.in_(sorted(found.team_ids)))))
 
 
+#: The shapes of a reach condition built once (:func:`reach_condition`): the actor's own records, or their teams' too.
+OWN, TEAMS = "own", "teams"
+
+
+def reach(ctx: HookContext) -> tuple[str | None, dict[str, Any]]:
+    """The actor's reach for a statement built once: its shape and its parameters.
+
+    ``(None, {})`` when unrestricted; else :data:`OWN` or :data:`TEAMS` with
+    the values of ``reach_user`` and ``reach_teams``. The same rows as
+    :func:`owner_condition`, whose values are built into the statement instead.
+    """
+    found = grants(ctx)
+    if found.unrestricted:
+        return None, {}
+    if not found.team_ids:
+        return OWN, {"reach_user": found.user_id}
+    return TEAMS, {"reach_user": found.user_id, "reach_teams": sorted(found.team_ids)}
+
+
+def reach_condition(column: Any, shape: str) -> ColumnElement[bool]:
+    """The WHERE condition of a :func:`reach` *shape* on an owner column, its values as bound parameters."""
+    from sqlalchemy import bindparam
+
+    from crmcore.models import User
+
+    me = column == bindparam("reach_user")
+    if shape == OWN:
+        return me  # type: ignore[no-any-return]
+    teams = select(User.id).where(User.team_id.in_(bindparam("reach_teams", expanding=True)))
+    return or_(me, column.in_(teams))
+
+
 def reaches(ctx: HookContext, owner_id: int | None) -> bool:
     """True when the actor reaches a record owned by *owner_id*."""
     from crmcore.models import User

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -198,7 +199,8 @@ def core_search(ctx: HookContext, text: str, *, gettext: Callable[[str], str],
     """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
     _ = gettext
     opportunities = permissions.has(ctx, "opportunities.view")
-    rows = ctx.session.execute(_search_query(ctx, text, opportunities=opportunities)).all()
+    statement, values = _search_query(ctx, text, opportunities=opportunities)
+    rows = ctx.session.execute(statement, values).all()
     groups: dict[str, list[SearchHit]] = {}
     seen: set[int] = set()
     for row in sorted(rows, key=_search_order):
@@ -224,22 +226,44 @@ def _search_order(row: Any) -> tuple[Any, ...]:
     return row.part, -row.id
 
 
-def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
+def _search_query(ctx: Any, text: str, *, opportunities: bool) -> tuple[Any, dict[str, Any]]:
+    """The search for *text* as one ``UNION ALL`` statement and its parameters (:func:`_search_statement`)."""
+    from crmcore.services.contacts import contact_pattern
+    from crmcore.services.sales import opportunity_pattern
+
+    shape, values = permissions.reach(ctx)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    by_id = text.isdigit()
+    by_phone = len(digits) >= 6
+    values.update(contact_pattern=contact_pattern(text), organization_pattern=f"%{text.lower()}%")
+    if by_id:
+        values["contact_id"] = int(text)
+    if by_phone:
+        values["phone_pattern"] = f"%{digits}"
+    if opportunities:
+        values["opportunity_pattern"] = opportunity_pattern(text)
+    return _search_statement(shape, by_id=by_id, by_phone=by_phone, opportunities=opportunities), values
+
+
+@functools.cache
+def _search_statement(shape: str | None, *, by_id: bool, by_phone: bool, opportunities: bool) -> Any:
     """The search as one ``UNION ALL``: a page of each kind of match, in the common columns.
 
-    Parts, in the order shown: the contact whose id is *text*, contacts by
-    name or email, contacts by phone number (six digits or more), organizations
-    by name or domain (each with the first contact the user reaches in it),
-    opportunities by name. Every part applies the user's reach. Each part is a
-    plain ``ORDER BY ... LIMIT`` (no window function), so a cached generic plan
-    on PostgreSQL still uses the trigram indexes; the hits are put in order
-    afterwards (:func:`_search_order`).
+    Parts, in the order shown: the contact whose id is the text (*by_id*),
+    contacts by name or email, contacts by phone number (*by_phone*: six
+    digits or more), organizations by name or domain (each with the first
+    contact the user reaches in it), opportunities by name (*opportunities*).
+    Every part applies the user's reach (*shape*, :func:`crmcore.permissions.reach`).
+    Each part is a plain ``ORDER BY ... LIMIT`` (no window function), so a
+    cached generic plan on PostgreSQL still uses the trigram indexes; the hits
+    are put in order afterwards (:func:`_search_order`). Built once per
+    shape; the patterns, the id and the reach are bound parameters.
     """
     from sqlalchemy import Numeric, String, cast, literal, null, union_all
 
     from crmcore.models import Contact, Opportunity, Organization
-    from crmcore.services.contacts import contact_search
-    from crmcore.services.sales import opportunity_search
+    from crmcore.services.contacts import contact_matches
+    from crmcore.services.sales import opportunity_matches
 
     def nothing(type_: Any = String(255)) -> Any:
         return cast(null(), type_)
@@ -255,27 +279,27 @@ def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
         ).where(*conditions)  # fmt: skip
         return select(query.order_by(*order).limit(20).subquery())
 
-    contact_reach = permissions.owner_condition(ctx, Contact.owner_id)
-    live = [Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
-            *([contact_reach] if contact_reach is not None else [])]  # fmt: skip
+    def reach(column: Any) -> list[Any]:
+        return [permissions.reach_condition(column, shape)] if shape else []
+
+    live = [Contact.erased_at.is_(None), Contact.merged_into_id.is_(None), *reach(Contact.owner_id)]
     person = (Contact.first_name, Contact.last_name, Contact.email, Contact.stage)
     newest = (Contact.id.desc(),)
-    parts = [part(2, "contact", Contact, person, contact_search(text), *live, order=newest)]
-    if text.isdigit():
-        parts.append(part(1, "contact", Contact, person, Contact.id == int(text), *live[2:], order=newest))
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) >= 6:
-        parts.append(part(3, "contact", Contact, person, Contact.phone_normalized.like(f"%{digits}"), *live,
+    parts = [part(2, "contact", Contact, person, contact_matches(bindparam("contact_pattern")), *live, order=newest)]
+    if by_id:
+        parts.append(part(1, "contact", Contact, person, Contact.id == bindparam("contact_id"), *live[2:],
                           order=newest))  # fmt: skip
+    if by_phone:
+        parts.append(part(3, "contact", Contact, person, Contact.phone_normalized.like(bindparam("phone_pattern")),
+                          *live, order=newest))  # fmt: skip
     first_reached = select(func.min(Contact.id)).where(Contact.organization_id == Organization.id, *live[2:])
-    pattern = f"%{text.lower()}%"
+    pattern: Any = bindparam("organization_pattern")
     parts.append(part(4, "organization", Organization, (Organization.name, Organization.domain),
                       or_(Organization.name.ilike(pattern), Organization.domain.ilike(pattern)),
                       order=(Organization.name, Organization.id), ref=first_reached.scalar_subquery()))  # fmt: skip
     if opportunities:
-        reach = permissions.owner_condition(ctx, Opportunity.owner_id)
         parts.append(part(5, "opportunity", Opportunity, (Opportunity.name, Opportunity.currency, Opportunity.status),
-                          opportunity_search(text), *([reach] if reach is not None else []),
+                          opportunity_matches(bindparam("opportunity_pattern")), *reach(Opportunity.owner_id),
                           order=(Opportunity.id.desc(),), amount=Opportunity.amount))  # fmt: skip
     return union_all(*parts)
 
@@ -408,15 +432,22 @@ def _consent_grid(pairs: ConsentPairs, answers: Iterable[Any]) -> dict[str, dict
 
 def _contact_opportunities(ctx: Any, contact_id: int) -> list[Any]:
     """The contact's opportunities in the user's reach, newest first, with their stage's name (rows)."""
+    permissions.require(ctx, "opportunities.view")
+    shape, values = permissions.reach(ctx)
+    return list(ctx.session.execute(_opportunities_query(shape), {"contact_id": contact_id, **values}))
+
+
+@functools.cache
+def _opportunities_query(shape: str | None) -> Any:
+    """The contact page's opportunities, built once per reach shape (:func:`crmcore.permissions.reach`)."""
     from crmcore.models import Opportunity, PipelineStage
 
-    permissions.require(ctx, "opportunities.view")
     query = (select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.currency,
                     Opportunity.status, Opportunity.stage_id, PipelineStage.name.label("stage_name"))
              .outerjoin(PipelineStage, PipelineStage.id == Opportunity.stage_id)
-             .where(Opportunity.contact_id == contact_id).order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
-    reach = permissions.owner_condition(ctx, Opportunity.owner_id)
-    return list(ctx.session.execute(query.where(reach) if reach is not None else query))
+             .where(Opportunity.contact_id == bindparam("contact_id"))
+             .order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
+    return query.where(permissions.reach_condition(Opportunity.owner_id, shape)) if shape else query
 
 
 @staff("contacts.view")

@@ -365,7 +365,17 @@ def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
 
 def opportunity_search(text: str) -> ColumnElement[bool]:
     """The condition of opportunities whose name contains *text* (any case, wildcards taken literally)."""
-    return Opportunity.name.ilike(f"%{_like(text)}%", escape="\\")
+    return opportunity_matches(opportunity_pattern(text))
+
+
+def opportunity_pattern(text: str) -> str:
+    """The LIKE pattern of :func:`opportunity_search` (backslash escapes)."""
+    return f"%{_like(text)}%"
+
+
+def opportunity_matches(pattern: Any) -> ColumnElement[bool]:
+    """:func:`opportunity_search`'s condition for a pattern (a value, or a bound parameter)."""
+    return Opportunity.name.ilike(pattern, escape="\\")
 
 
 def _like(text: str) -> str:
