@@ -16,7 +16,7 @@ from sqlalchemy import Select, String, bindparam, cast, func, literal_column, nu
 
 from crmcore.context import HookContext
 from crmcore.hooks import hookimpl
-from crmcore.i18n import N_
+from crmcore.i18n import N_, NO_ACTIVITY
 from crmcore.models import Contact, LifecycleChange, Stage, User
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
@@ -265,7 +265,7 @@ def _dormancy_check(call: JobCall) -> None:
             ).all()
             for contact in batch:
                 event = change_stage(
-                    ctx, contact, Stage.DORMANT, f"no activity for {crm.settings.dormant_after_days} days"
+                    ctx, contact, Stage.DORMANT, NO_ACTIVITY % {"days": crm.settings.dormant_after_days}
                 )
                 ctx.call(
                     "crm_customer_became_dormant",
@@ -413,6 +413,9 @@ def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
              Feedback.rating),
     )  # fmt: skip
 
+
+#: The core's name where the console shows where a score's points come from (plugins mark theirs).
+CORE_NAME = N_("core")
 
 #: The labels of the core's timeline kinds, for the console's catalogs (an item's ``kind`` is its msgid).
 TIMELINE_KINDS = (

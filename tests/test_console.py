@@ -300,11 +300,30 @@ def test_the_timeline_speaks_persian(crm, site):
     leftovers = [item for item in items if re.search(r"[A-Za-z]", item.replace("google", "").replace("spring", ""))]
     assert leftovers == []  # no English word: only the data as it was recorded
     assert "بازدید کرد (1 بار)" in html and "ایمیلی را باز کرد (1 بار)" in html  # score reasons, "visited (1x)"
+    assert "(قواعد پایه)" in html and "(core)" not in html  # the score's source: the core's rules
     with client_for(site["url"], "rita@example.com") as client:  # the same items in English, as before
         english = client.get(f"/console/contacts/{lead.id}").text
     for text in ("became lead (created)", "lead -&gt; prospect (بودجه دارد)", "source=google, campaign=spring",
                  "bought for $120.00", "rated 9 via phone", "commented via phone", ">interaction:note</span> </li>"):
         assert text in english, text
+
+
+def test_stage_move_reasons_stored_with_values_read_in_persian():
+    """The core stores some reasons with values in them (auto-qualify, dormancy): recognised and translated."""
+    from crmcore.console.i18n import LOCALE_DIR, compile_po, describe, term
+    from crmcore.i18n import NO_ACTIVITY, SCORE_QUALIFIED
+
+    persian = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa").gettext
+    qualified = SCORE_QUALIFIED % {"score": 55, "rule": 50}
+    assert qualified == "score 55 >= 50"  # what the core stores, as before
+    assert term(qualified, persian) == "امتیاز 55 ≥ 50"
+    assert term(NO_ACTIVITY % {"days": 90}, persian) == "بدون فعالیت در 90 روز"
+    assert term("purchased again", persian) == "خرید دوباره"
+    assert term("score 55 >= 50 <b>", persian) == "score 55 >= 50 <b>"  # not the message: shown as typed
+    assert term(qualified, str) == qualified  # English: as stored
+    item = {"message": "%(from)s -> %(to)s (%(reason)s)", "terms": {"from": "lead", "to": "prospect",
+                                                                     "reason": qualified}}  # fmt: skip
+    assert describe(item, persian, None) == "از سرنخ به مشتری بالقوه (امتیاز 55 ≥ 50)"  # type: ignore[arg-type]
 
 
 def test_every_template_text_has_a_persian_translation():

@@ -8,6 +8,7 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.errors import NotFound, ValidationError
+from crmcore.i18n import SCORE_QUALIFIED
 from crmcore.models import Contact, LifecycleChange, User
 
 if TYPE_CHECKING:
@@ -138,7 +139,7 @@ def rescore(ctx: HookContext, contact: Contact) -> int:
     if rule and contact.stage == "lead" and new >= rule:
         from crmcore.services.leads import qualify_in
 
-        qualify_in(ctx, contact, f"score {new} >= {rule}")
+        qualify_in(ctx, contact, SCORE_QUALIFIED % {"score": new, "rule": rule})
     return new
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, or_, sele
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
+from crmcore.i18n import N_
 from crmcore.models import Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
 from crmcore.rollup_marks import contacts_merged
@@ -564,7 +565,7 @@ def row_dict(row: Any) -> dict[str, Any]:
 def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> LifecycleChange:
     return LifecycleChange(
         contact_id=contact.id, from_stage=None, to_stage=contact.stage,
-        reason="created", occurred_at=now, actor_id=actor_id,
+        reason=N_("created"), occurred_at=now, actor_id=actor_id,
     )  # fmt: skip
 
 

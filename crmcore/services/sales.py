@@ -13,6 +13,7 @@ from crmcore import permissions
 from crmcore.context import HookContext
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import OpportunityClosed, OpportunityCreated, OpportunityStageChanged
+from crmcore.i18n import N_
 from crmcore.models import Activity, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
 from crmcore.services.base import ContactRef, Service, editable_contact, get_contact, get_user
 from crmcore.services.customers import convert_in
@@ -297,7 +298,7 @@ class SalesService(Service):
             ctx.call("crm_opportunity_won", event=closed)
             if opportunity.contact_id is not None:
                 contact = get_contact(ctx, opportunity.contact_id)
-                convert_in(ctx, contact, reason="won opportunity", opportunity_id=opportunity.id)
+                convert_in(ctx, contact, reason=N_("won opportunity"), opportunity_id=opportunity.id)
         else:
             ctx.call("crm_opportunity_lost", event=closed)
 
