@@ -22,6 +22,7 @@ import attrs
 from sqlalchemy import ColumnElement, false, or_, select
 
 from crmcore.errors import ConfigError, PermissionDenied
+from crmcore.i18n import N_
 from crmcore.registry import PermissionSpec
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def grants(ctx: HookContext) -> Grants:
         return shared
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
-        raise PermissionDenied("this user account is disabled")
+        raise PermissionDenied.of(N_("this user account is disabled"))
     found = ctx.cache["grants"] = grants_of(ctx, user)
     if memo is not None:
         memo[f"grants:{actor.user_id}"] = found
@@ -199,7 +200,8 @@ def require(ctx: HookContext, permission: str) -> None:
     if not has(ctx, permission):
         spec = declared(ctx.crm).get(permission)
         what = spec.description.lower() if spec else permission
-        raise PermissionDenied(f"you may not {what} (permission {permission})")
+        raise PermissionDenied.of(N_("you may not %(what)s (permission %(permission)s)"), what=what,
+                                  permission=permission)  # fmt: skip
 
 
 def owner_condition(ctx: HookContext, column: Any) -> ColumnElement[bool] | None:

@@ -326,6 +326,24 @@ def test_stage_move_reasons_stored_with_values_read_in_persian():
     assert describe(item, persian, None) == "از سرنخ به مشتری بالقوه (امتیاز 55 ≥ 50)"  # type: ignore[arg-type]
 
 
+def test_error_pages_speak_persian(crm, site):
+    """A record out of reach, a form left empty, a page that does not exist: told in the page's language."""
+    lead, theirs = site["rita_lead"].id, site["wes_lead"].id
+    with client_for(site["url"], "rita@example.com") as client:
+        client.cookies.set("crm_lang", "fa", path="/console")
+        missing = client.get(f"/console/contacts/{theirs}")
+        assert missing.status_code == 404 and f"مخاطب {theirs} پیدا نشد" in missing.text
+        assert "not found" not in missing.text
+        csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
+        empty = client.post(f"/console/contacts/{lead}/qualify", data={"csrf": csrf, "reason": " "})
+        assert empty.status_code == 422 and "reason: دلیل لازم است" in empty.text and "is required" not in empty.text
+        assert "این صفحه وجود ندارد." in client.get("/console/no-such-page").text
+        forged = client.post(f"/console/contacts/{lead}/qualify", data={"csrf": "forged", "reason": "x"})
+        assert forged.status_code == 403 and "فرم منقضی شده" in forged.text
+    with client_for(site["url"], "rita@example.com") as client:  # in English, as before
+        assert f"contact {theirs} not found" in client.get(f"/console/contacts/{theirs}").text
+
+
 def test_every_template_text_has_a_persian_translation():
     from pathlib import Path
 

@@ -21,6 +21,7 @@ from crmcore.console import auth
 from crmcore.console.app import base_path, crm_of, error_page, page, panel_context, staff
 from crmcore.console.menu import Panel, SearchHit
 from crmcore.errors import ValidationError
+from crmcore.i18n import N_
 from crmcore.services.timeline import TimelineCursor
 from crmcore.web.limits import RateLimiter
 
@@ -35,13 +36,16 @@ TIMELINE_PAGE = 20
 #: Purposes and channels shown in the consent box (when the consent ledger is installed).
 CONSENT_PURPOSES = ("marketing", "surveys", "tracking")
 CONSENT_CHANNELS = ("email", "sms", "phone")
+#: Qualifying and converting by hand need a reason.
+REASON_REQUIRED = N_("a reason is required")
 
 
-def _field(form: FormData | None, name: str, *, required: bool = False, label: str | None = None) -> str:
+def _field(form: FormData | None, name: str, *, required: str | None = None) -> str:
+    """The form's *name* field, stripped; empty refused with the *required* message (marked with ``N_``)."""
     value = form.get(name) if form is not None else None
     text = value.strip() if isinstance(value, str) else ""
     if required and not text:
-        raise ValidationError({name: f"{label or name} is required"})
+        raise ValidationError({name: required})
     return text
 
 
@@ -469,11 +473,11 @@ def log_interaction(request: Request, form: FormData | None) -> Response:
     contact_id = request.path_params["contact_id"]
     kind = _field(form, "kind") or "note"
     if kind not in ("call", "note"):
-        raise ValidationError({"kind": "log a call or a note"})
+        raise ValidationError({"kind": N_("log a call or a note")})
     minutes = _field(form, "minutes")
     if minutes and not minutes.isdigit():
-        raise ValidationError({"minutes": "give whole minutes"})
-    body = _field(form, "body", required=kind == "note", label="the note")
+        raise ValidationError({"minutes": N_("give whole minutes")})
+    body = _field(form, "body", required=N_("the note is required") if kind == "note" else None)
     crm.interactions.log(contact_id, kind=kind, subject=_field(form, "subject") or None, body=body or None,
                          duration_minutes=int(minutes) if minutes else None,
                          direction="out" if kind == "call" else None)  # fmt: skip
@@ -484,7 +488,7 @@ def log_interaction(request: Request, form: FormData | None) -> Response:
 def qualify(request: Request, form: FormData | None) -> Response:
     """Make a lead a prospect, with a reason."""
     contact_id = request.path_params["contact_id"]
-    crm_of(request).leads.qualify(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    crm_of(request).leads.qualify(contact_id, reason=_field(form, "reason", required=REASON_REQUIRED))
     return _back(request, f"contacts/{contact_id}")
 
 
@@ -492,7 +496,7 @@ def qualify(request: Request, form: FormData | None) -> Response:
 def convert(request: Request, form: FormData | None) -> Response:
     """Make a contact a customer by hand, with a reason."""
     contact_id = request.path_params["contact_id"]
-    crm_of(request).customers.convert(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    crm_of(request).customers.convert(contact_id, reason=_field(form, "reason", required=REASON_REQUIRED))
     return _back(request, f"contacts/{contact_id}")
 
 
@@ -500,7 +504,7 @@ def convert(request: Request, form: FormData | None) -> Response:
 def merge(request: Request, form: FormData | None) -> Response:
     """Fold a duplicate (id or email) into this contact."""
     contact_id = request.path_params["contact_id"]
-    other = _field(form, "other", required=True, label="the duplicate's id or email")
+    other = _field(form, "other", required=N_("the duplicate's id or email is required"))
     crm_of(request).contacts.merge(contact_id, other)
     return _back(request, f"contacts/{contact_id}")
 
@@ -513,8 +517,8 @@ def open_opportunity(request: Request, form: FormData | None) -> Response:
     try:
         Decimal(amount)
     except InvalidOperation:
-        raise ValidationError({"amount": "give an amount like 1200.50"}) from None
-    crm_of(request).sales.create_opportunity(contact_id, name=_field(form, "name", required=True, label="a name"),
+        raise ValidationError({"amount": N_("give an amount like 1200.50")}) from None
+    crm_of(request).sales.create_opportunity(contact_id, name=_field(form, "name", required=N_("a name is required")),
                                              amount=amount)  # fmt: skip
     return _back(request, f"contacts/{contact_id}")
 
@@ -542,7 +546,7 @@ def pipeline(request: Request, form: FormData | None) -> Response:
 def move_opportunity(request: Request, form: FormData | None) -> Response:
     """Move a card to another stage (won and lost close it); htmx gets the new board back."""
     crm = crm_of(request)
-    stage = _field(form, "stage", required=True, label="a stage")
+    stage = _field(form, "stage", required=N_("a stage is required"))
     crm.sales.move(request.path_params["opportunity_id"], stage, reason=_field(form, "reason") or None)
     if "hx-request" in request.headers:
         return page(request, "console/_board.html", _board(request))

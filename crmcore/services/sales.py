@@ -344,7 +344,7 @@ class SalesService(Service):
         with self.crm.transaction(actor) as ctx:
             activity = ctx.session.get(Activity, activity_id)
             if activity is None or not permissions.reaches(ctx, activity.owner_id):
-                raise NotFound(f"no activity {activity_id}")
+                raise NotFound.of(N_("no activity %(id)s"), id=str(activity_id))
             if activity.done_at is not None:
                 raise Conflict(f"activity {activity_id} is already done")
             activity.done_at = ctx.now
@@ -356,11 +356,11 @@ class SalesService(Service):
 def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
     opportunity = ctx.session.get(Opportunity, opportunity_id)
     if opportunity is None:
-        raise NotFound(f"no opportunity {opportunity_id}")
+        raise NotFound.of(N_("no opportunity %(id)s"), id=str(opportunity_id))
     if ctx.actor.user_id is not None:
         permissions.require(ctx, "opportunities.view")
         if not permissions.reaches(ctx, opportunity.owner_id):
-            raise NotFound(f"no opportunity {opportunity_id}")
+            raise NotFound.of(N_("no opportunity %(id)s"), id=str(opportunity_id))
     return opportunity
 
 
