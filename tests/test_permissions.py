@@ -303,3 +303,4 @@ def test_console_search_finds_within_reach_by_name_id_phone_and_opportunity(crm,
     assert len(deals) == 1 and len(found("mia", "100%")["Opportunities"]) == 2
     assert found("alex", "renewal").get("Opportunities") is None  # agents may not see opportunities
     assert found("rita", "x") == {}  # under two characters
+    assert found("rita", "9" * 25) == {}  # a number too long for an id: no error

@@ -237,7 +237,7 @@ def _search_query(ctx: Any, text: str, *, opportunities: bool) -> tuple[Any, dic
 
     shape, values = permissions.reach(ctx)
     digits = "".join(ch for ch in text if ch.isdigit())
-    by_id = text.isdigit()
+    by_id = text.isdigit() and int(text) < 2**63  # a longer number is no id (and no BIGINT)
     by_phone = len(digits) >= 6
     values.update(contact_pattern=contact_pattern(text), organization_pattern=f"%{text.lower()}%")
     if by_id:
