@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.events import ScoreContribution
-    from crmcore.models import Contact, User
+    from crmcore.models import Contact
 
 #: Timeline items per page on the contact page.
 TIMELINE_PAGE = 20
@@ -311,9 +311,11 @@ def _search_statement(shape: str | None, *, by_id: bool, by_phone: bool, opportu
 # -- the contact page -----------------------------------------------------------------
 
 
-def _timeline(crm: CRM, contact: Any, before: TimelineCursor | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the timeline and the cursor of the next (None on the last page)."""
-    items = crm.contacts.timeline(contact, limit=TIMELINE_PAGE + 1, before=before)
+def _timeline(ctx: HookContext, contact: Any, before: TimelineCursor | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the timeline of *contact* (within reach: checked already) and the cursor of the next (or None)."""
+    from crmcore.services.timeline import timeline
+
+    items = timeline(ctx, contact, limit=TIMELINE_PAGE + 1, before=before)
     more = len(items) > TIMELINE_PAGE
     items = items[:TIMELINE_PAGE]
     return items, (TimelineCursor.of(items[-1]).token() if more and items else None)
@@ -328,7 +330,8 @@ class ContactPageData:
     """What the contact page shows of a contact, read in one unit of work (:func:`contact_page_data`)."""
 
     contact: Contact
-    owner: User | None
+    #: The owner's ``id``, ``name`` and ``team_id`` (a row), if any.
+    owner: Any
     #: Purpose by channel, when the consent ledger is installed.
     consent: dict[str, dict[str, bool]] | None
     tags: list[str]
@@ -360,14 +363,14 @@ def contact_page_data(crm: CRM, contact_id: int, *,
     statement, pairs = _contact_query(crm)
     with crm.transaction(readonly=True) as ctx:
         found = ctx.session.execute(statement, {"contact_id": contact_id}).first()
-        owner = found[1] if found else None
+        owner = found[1] if found is not None and found[1].id is not None else None
         if owner is not None:  # the reach check below needs the owner's team: known now
             ctx.cache.setdefault("owner_teams", {})[owner.id] = owner.team_id
         contact = get_contact(ctx, contact_id)  # permission and reach (the row is in the session already)
         consent = _consent_grid(pairs, found[2:]) if found is not None and pairs else None
         tags = contact_tags(ctx.session, contact.id)
         contributions = score_contributions(ctx, contact)
-        items, more = _timeline(crm, contact, None)
+        items, more = _timeline(ctx, contact, None)
         opportunities = _contact_opportunities(ctx, contact.id) if permissions.has(ctx, "opportunities.view") else []
         if prepare is not None:
             prepare(ctx)
@@ -403,7 +406,7 @@ ConsentPairs = list[tuple[str, str]]
 
 
 def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
-    """The contact page's first statement (built once per CRM): the contact, its owner, its consent.
+    """The contact page's first statement (built once per CRM): the contact, its owner (a bundle), its consent.
 
     The consent columns (one ``EXISTS`` per purpose and channel, the ledger's
     rules) follow the contact and the owner, in the order of the pairs returned.
@@ -411,6 +414,8 @@ def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
     cached: tuple[Any, ConsentPairs] | None = getattr(crm, "_console_contact_query", None)
     if cached is not None:
         return cached
+    from sqlalchemy.orm import Bundle
+
     from crmcore.models import Consent, Contact, User
 
     pairs: ConsentPairs = []
@@ -420,7 +425,8 @@ def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
         pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
         held = [ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
                 .correlate(None).exists() for purpose, channel in pairs]  # fmt: skip
-    statement = (select(Contact, User, *held).outerjoin(User, User.id == Contact.owner_id)
+    owner: Bundle[Any] = Bundle("owner", User.id, User.name, User.team_id)  # shown, and the reach check
+    statement = (select(Contact, owner, *held).outerjoin(User, User.id == Contact.owner_id)
                  .where(Contact.id == bindparam("contact_id")))  # fmt: skip
     crm._console_contact_query = (statement, pairs)  # type: ignore[attr-defined]
     return statement, pairs
@@ -457,11 +463,14 @@ def _opportunities_query(shape: str | None) -> Any:
 @staff("contacts.view")
 def timeline_page(request: Request, form: FormData | None) -> Response:
     """The next page of a contact's timeline (an htmx fragment, or a whole page without JS)."""
+    from crmcore.services.base import get_contact
+
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
-    contact = crm.contacts.get(contact_id)  # reach check first
     before = request.query_params.get("before")
-    items, more = _timeline(crm, contact, TimelineCursor.parse(before) if before else None)
+    with crm.transaction(readonly=True) as ctx:
+        contact = get_contact(ctx, contact_id)  # reach check first
+        items, more = _timeline(ctx, contact, TimelineCursor.parse(before) if before else None)
     template = "console/_timeline.html" if "hx-request" in request.headers else "console/timeline.html"
     return page(request, template, {"items": items, "more": more, "contact_id": contact_id})
 
