@@ -8,7 +8,7 @@ migrations and templates.
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +16,7 @@ from sqlalchemy import Select, String, bindparam, cast, func, literal_column, nu
 
 from crmcore.context import HookContext
 from crmcore.hooks import hookimpl
-from crmcore.i18n import N_
+from crmcore.i18n import N_, NO_ACTIVITY
 from crmcore.models import Contact, LifecycleChange, Stage, User
 from crmcore.privacy import crm_form_consent_given  # noqa: F401  (the core's double opt-in)
 from crmcore.registry import JobCall, JobHandler, PeriodicJob, PermissionSpec
@@ -145,6 +145,15 @@ DEFAULT_STAGE_NAMES = (N_("Qualification"), N_("Needs analysis"), N_("Proposal")
                        N_("Lost"))  # fmt: skip
 
 
+@functools.cache
+def _recent_touches() -> Select[str, datetime]:
+    """A contact's last :data:`SCORE_WINDOW` touchpoints' kinds and times (built once; the contact is a parameter)."""
+    from crmcore.models import Touchpoint
+
+    return (select(Touchpoint.kind, Touchpoint.occurred_at).where(Touchpoint.contact_id == bindparam("contact_id"))
+            .order_by(Touchpoint.occurred_at.desc()).limit(SCORE_WINDOW))  # fmt: skip
+
+
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
@@ -161,14 +170,7 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         return points
     rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
     if rows is None:  # not created in this unit of work: read its recent touchpoints
-        from crmcore.models import Touchpoint
-
-        rows = ctx.session.execute(
-            select(Touchpoint.kind, Touchpoint.occurred_at)
-            .where(Touchpoint.contact_id == contact.id)
-            .order_by(Touchpoint.occurred_at.desc())
-            .limit(SCORE_WINDOW)
-        ).all()
+        rows = ctx.session.execute(_recent_touches(), {"contact_id": contact.id}).all()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     for kind, occurred_at in rows:
@@ -263,7 +265,7 @@ def _dormancy_check(call: JobCall) -> None:
             ).all()
             for contact in batch:
                 event = change_stage(
-                    ctx, contact, Stage.DORMANT, f"no activity for {crm.settings.dormant_after_days} days"
+                    ctx, contact, Stage.DORMANT, NO_ACTIVITY % {"days": crm.settings.dormant_after_days}
                 )
                 ctx.call(
                     "crm_customer_became_dormant",
@@ -411,6 +413,9 @@ def _timeline_union(cursor: TimelineCursor | None, limit: int) -> Any:
              Feedback.rating),
     )  # fmt: skip
 
+
+#: The core's name where the console shows where a score's points come from (plugins mark theirs).
+CORE_NAME = N_("core")
 
 #: The labels of the core's timeline kinds, for the console's catalogs (an item's ``kind`` is its msgid).
 TIMELINE_KINDS = (

@@ -7,6 +7,7 @@ Every error a user can cause derives from :class:`CRMError`. The CLI prints
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, Self
 
 
 class CRMError(Exception):
@@ -17,6 +18,21 @@ class CRMError(Exception):
     #: The plugin and hook that raised it, when it came out of a hook.
     plugin: str | None = None
     hook: str | None = None
+    #: For the console's languages: the text marked with ``crmcore.i18n.N_`` and the values of its
+    #: placeholders (see :meth:`of`); None shows ``str(error)``.
+    message: str | None = None
+    values: Mapping[str, Any] = {}
+
+    @classmethod
+    def of(cls, message: str, **values: Any) -> Self:
+        """The error saying *message* (marked with ``N_``) with *values* in its placeholders.
+
+        ``str(error)`` is the English text, as ever; the console shows it in
+        the page's language.
+        """
+        error = cls(message % values)
+        error.message, error.values = message, values
+        return error
 
 
 class ValidationError(CRMError):

@@ -14,4 +14,11 @@ def N_(message: str) -> str:  # the name gettext tools look for
     return message
 
 
-__all__ = ["N_"]
+#: Stage-move reasons the core stores as text with values (whole numbers) in it; the console recognises
+#: a stored reason by its message and shows it translated (:func:`crmcore.console.i18n.term`).
+SCORE_QUALIFIED = N_("score %(score)s >= %(rule)s")
+NO_ACTIVITY = N_("no activity for %(days)s days")
+STORED_MESSAGES = (SCORE_QUALIFIED, NO_ACTIVITY)
+
+
+__all__ = ["NO_ACTIVITY", "N_", "SCORE_QUALIFIED", "STORED_MESSAGES"]

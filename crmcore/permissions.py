@@ -22,6 +22,7 @@ import attrs
 from sqlalchemy import ColumnElement, false, or_, select
 
 from crmcore.errors import ConfigError, PermissionDenied
+from crmcore.i18n import N_
 from crmcore.registry import PermissionSpec
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def grants(ctx: HookContext) -> Grants:
         return shared
     user = ctx.session.get(User, actor.user_id)
     if user is None or not user.active:
-        raise PermissionDenied("this user account is disabled")
+        raise PermissionDenied.of(N_("this user account is disabled"))
     found = ctx.cache["grants"] = grants_of(ctx, user)
     if memo is not None:
         memo[f"grants:{actor.user_id}"] = found
@@ -199,7 +200,8 @@ def require(ctx: HookContext, permission: str) -> None:
     if not has(ctx, permission):
         spec = declared(ctx.crm).get(permission)
         what = spec.description.lower() if spec else permission
-        raise PermissionDenied(f"you may not {what} (permission {permission})")
+        raise PermissionDenied.of(N_("you may not %(what)s (permission %(permission)s)"), what=what,
+                                  permission=permission)  # fmt: skip
 
 
 def owner_condition(ctx: HookContext, column: Any) -> ColumnElement[bool] | None:
@@ -214,6 +216,38 @@ def owner_condition(ctx: HookContext, column: Any) -> ColumnElement[bool] | None
     if not found.team_ids:
         return column == found.user_id  # type: ignore[no-any-return]
     return or_(column == found.user_id, column.in_(select(User.id).where(User.team_id.in_(sorted(found.team_ids)))))
+
+
+#: The shapes of a reach condition built once (:func:`reach_condition`): the actor's own records, or their teams' too.
+OWN, TEAMS = "own", "teams"
+
+
+def reach(ctx: HookContext) -> tuple[str | None, dict[str, Any]]:
+    """The actor's reach for a statement built once: its shape and its parameters.
+
+    ``(None, {})`` when unrestricted; else :data:`OWN` or :data:`TEAMS` with
+    the values of ``reach_user`` and ``reach_teams``. The same rows as
+    :func:`owner_condition`, whose values are built into the statement instead.
+    """
+    found = grants(ctx)
+    if found.unrestricted:
+        return None, {}
+    if not found.team_ids:
+        return OWN, {"reach_user": found.user_id}
+    return TEAMS, {"reach_user": found.user_id, "reach_teams": sorted(found.team_ids)}
+
+
+def reach_condition(column: Any, shape: str) -> ColumnElement[bool]:
+    """The WHERE condition of a :func:`reach` *shape* on an owner column, its values as bound parameters."""
+    from sqlalchemy import bindparam
+
+    from crmcore.models import User
+
+    me = column == bindparam("reach_user")
+    if shape == OWN:
+        return me  # type: ignore[no-any-return]
+    teams = select(User.id).where(User.team_id.in_(bindparam("reach_teams", expanding=True)))
+    return or_(me, column.in_(teams))
 
 
 def reaches(ctx: HookContext, owner_id: int | None) -> bool:

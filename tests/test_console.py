@@ -300,11 +300,48 @@ def test_the_timeline_speaks_persian(crm, site):
     leftovers = [item for item in items if re.search(r"[A-Za-z]", item.replace("google", "").replace("spring", ""))]
     assert leftovers == []  # no English word: only the data as it was recorded
     assert "بازدید کرد (1 بار)" in html and "ایمیلی را باز کرد (1 بار)" in html  # score reasons, "visited (1x)"
+    assert "(قواعد پایه)" in html and "(core)" not in html  # the score's source: the core's rules
     with client_for(site["url"], "rita@example.com") as client:  # the same items in English, as before
         english = client.get(f"/console/contacts/{lead.id}").text
     for text in ("became lead (created)", "lead -&gt; prospect (بودجه دارد)", "source=google, campaign=spring",
                  "bought for $120.00", "rated 9 via phone", "commented via phone", ">interaction:note</span> </li>"):
         assert text in english, text
+
+
+def test_stage_move_reasons_stored_with_values_read_in_persian():
+    """The core stores some reasons with values in them (auto-qualify, dormancy): recognised and translated."""
+    from crmcore.console.i18n import LOCALE_DIR, compile_po, describe, term
+    from crmcore.i18n import NO_ACTIVITY, SCORE_QUALIFIED
+
+    persian = compile_po(LOCALE_DIR / "fa" / "LC_MESSAGES" / "console.po", "fa").gettext
+    qualified = SCORE_QUALIFIED % {"score": 55, "rule": 50}
+    assert qualified == "score 55 >= 50"  # what the core stores, as before
+    assert term(qualified, persian) == "امتیاز 55 ≥ 50"
+    assert term(NO_ACTIVITY % {"days": 90}, persian) == "بدون فعالیت در 90 روز"
+    assert term("purchased again", persian) == "خرید دوباره"
+    assert term("score 55 >= 50 <b>", persian) == "score 55 >= 50 <b>"  # not the message: shown as typed
+    assert term(qualified, str) == qualified  # English: as stored
+    item = {"message": "%(from)s -> %(to)s (%(reason)s)", "terms": {"from": "lead", "to": "prospect",
+                                                                     "reason": qualified}}  # fmt: skip
+    assert describe(item, persian, None) == "از سرنخ به مشتری بالقوه (امتیاز 55 ≥ 50)"  # type: ignore[arg-type]
+
+
+def test_error_pages_speak_persian(crm, site):
+    """A record out of reach, a form left empty, a page that does not exist: told in the page's language."""
+    lead, theirs = site["rita_lead"].id, site["wes_lead"].id
+    with client_for(site["url"], "rita@example.com") as client:
+        client.cookies.set("crm_lang", "fa", path="/console")
+        missing = client.get(f"/console/contacts/{theirs}")
+        assert missing.status_code == 404 and f"مخاطب {theirs} پیدا نشد" in missing.text
+        assert "not found" not in missing.text
+        csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
+        empty = client.post(f"/console/contacts/{lead}/qualify", data={"csrf": csrf, "reason": " "})
+        assert empty.status_code == 422 and "reason: دلیل لازم است" in empty.text and "is required" not in empty.text
+        assert "این صفحه وجود ندارد." in client.get("/console/no-such-page").text
+        forged = client.post(f"/console/contacts/{lead}/qualify", data={"csrf": "forged", "reason": "x"})
+        assert forged.status_code == 403 and "فرم منقضی شده" in forged.text
+    with client_for(site["url"], "rita@example.com") as client:  # in English, as before
+        assert f"contact {theirs} not found" in client.get(f"/console/contacts/{theirs}").text
 
 
 def test_every_template_text_has_a_persian_translation():

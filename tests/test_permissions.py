@@ -246,3 +246,61 @@ def test_migration_core_0006_gives_the_models_schema(crm):
 
     assert len(branch_heads(crm, "core")) == 1  # core_0006 and everything after it, one chain
     assert schema_diff(crm) == []
+
+
+def test_the_reach_of_statements_built_once_is_the_owner_condition(crm, people):
+    """``reach_condition`` with ``reach``'s values selects the rows ``owner_condition`` selects, for every scope."""
+    from sqlalchemy import select
+
+    from crmcore import permissions
+    from crmcore.models import Contact, Opportunity
+
+    users, contacts = people
+    crm.users.add("solo@example.com", "Solo Rep", role="rep")  # a rep without a team: their own records only
+    contacts["solo"] = crm.contacts.add(email="solo-lead@example.org", owner="solo@example.com")
+    for name, contact in contacts.items():
+        crm.sales.create_opportunity(contact.id, name=f"{name}'s deal")
+    shapes = set()
+    for user in (*users, "solo"):
+        with crm.acting_as(f"{user}@example.com"), crm.transaction(readonly=True) as ctx:
+            shape, values = permissions.reach(ctx)
+            shapes.add(shape)
+            for model in (Contact, Opportunity):
+                built = permissions.owner_condition(ctx, model.owner_id)
+                expected = set(ctx.session.scalars(select(model.id).where(*([built] if built is not None else []))))
+                query = select(model.id)
+                if shape is not None:
+                    query = query.where(permissions.reach_condition(model.owner_id, shape))
+                assert set(ctx.session.scalars(query, values)) == expected, (user, model)
+                assert expected, (user, model)
+    assert shapes == {None, permissions.OWN, permissions.TEAMS}
+
+
+def test_console_search_finds_within_reach_by_name_id_phone_and_opportunity(crm, people):
+    """The search's statement is built once per shape: its values (patterns, id, reach) still pick the right rows."""
+    from crmcore.console.views import search_hits
+
+    _users, contacts = people
+    crm.contacts.update(contacts["ron"].id, phone="+98 912 555 0199")
+    crm.sales.create_opportunity(contacts["rita"].id, name="100% renewal", amount="5")
+    crm.sales.create_opportunity(contacts["ron"].id, name="1000 renewal", amount="7")
+    crm.sales.create_opportunity(contacts["wes"].id, name="100% west renewal", amount="9")
+
+    def found(user: str, text: str) -> dict[str, list[str]]:
+        with crm.acting_as(f"{user}@example.com"):
+            return {kind: [hit.path for hit in hits] for kind, hits in search_hits(crm, text).items()}
+
+    rita, ron, wes = (contacts[name].id for name in ("rita", "ron", "wes"))
+    assert found("rita", "lead") == {"Contacts": [f"contacts/{ron}", f"contacts/{rita}"]}
+    assert found("wes", "lead") == {"Contacts": [f"contacts/{wes}"]}
+    assert len(found("ada", "lead")["Contacts"]) == 3  # unrestricted; "nobody" has no "lead" in it
+    by_id = str(wes).zfill(2)  # two characters at least
+    assert found("rita", by_id) == {}  # the id of a contact out of reach finds nothing
+    assert found("wes", by_id)["Contacts"][0] == f"contacts/{wes}"
+    assert found("rita", "5550199") == {"Contacts": [f"contacts/{ron}"]}  # by phone
+    assert found("wes", "5550199") == {}
+    deals = found("rita", "100%")["Opportunities"]  # % taken literally: not "1000 renewal"
+    assert len(deals) == 1 and len(found("mia", "100%")["Opportunities"]) == 2
+    assert found("alex", "renewal").get("Opportunities") is None  # agents may not see opportunities
+    assert found("rita", "x") == {}  # under two characters
+    assert found("rita", "9" * 25) == {}  # a number too long for an id: no error

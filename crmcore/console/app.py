@@ -22,6 +22,7 @@ from crmcore.console.i18n import Environments, Formatter, available_languages, n
 from crmcore.console.menu import MenuEntry
 from crmcore.context import Actor
 from crmcore.errors import CRMError, NotFound, PermissionDenied, ValidationError
+from crmcore.i18n import N_
 from crmcore.settings import DEV_SECRET
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
         if request.method == "POST":
             given = (form.get("csrf") if form else None) or request.headers.get("x-csrf-token")
             if not auth.tokens_match(session.csrf, given):
-                expired = "The form expired or did not come from this site. Reload and try again."
+                expired = N_("The form expired or did not come from this site. Reload and try again.")
                 return error_page(request, 403, expired)
         request.state.user = user
         request.state.csrf = session.csrf
@@ -108,15 +109,16 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
             if memo is not None:
                 memo[f"grants:{user.id}"] = grants
             if permission and not grants.allows(permission):
-                response = error_page(request, 403, "You may not see this page.")
+                response = error_page(request, 403, N_("You may not see this page."))
             else:
                 try:
                     response = view(request, form)
                 except ValidationError as exc:
-                    response = error_page(request, 422, str(exc), exc.errors)
+                    response = error_page(request, 422, error_text(request, exc), exc.errors)
                 except (NotFound, PermissionDenied, CRMError) as exc:
                     status = exc.http_status if 400 <= exc.http_status < 500 else 500
-                    response = error_page(request, status, str(exc) if status < 500 else "Something went wrong.")
+                    text = error_text(request, exc) if status < 500 else N_("Something went wrong.")
+                    response = error_page(request, status, text)
     if new_cookie:
         auth.set_cookie(crm, request, response, auth.SESSION_COOKIE, new_cookie,
                         crm.settings.console_session_hours * 3600)  # fmt: skip
@@ -252,19 +254,44 @@ def error_page(request: Request, status: int, message: str, errors: dict[str, st
         return HTMLResponse(f"<h1>{status}</h1>", status_code=status)
 
 
+def error_text(request: Request, exc: CRMError) -> str:
+    """What *exc* says, in the page's language where it says it with marked texts.
+
+    A message given with ``CRMError.of``, or a validation error's per-field
+    messages (each marked with ``N_`` where it is raised); others as they are.
+    """
+    filters = environments(crm_of(request)).get(language(request)).filters
+    if exc.message is not None:
+        return str(filters["describe"]({"message": exc.message, "values": dict(exc.values), "text": str(exc)}))
+    if isinstance(exc, ValidationError):
+        term = filters["term"]
+
+        def joined(say: Callable[[str], str]) -> str:  # how ValidationError composes its text
+            return "; ".join(say(text) if field == "__all__" else f"{field}: {say(text)}"
+                             for field, text in exc.errors.items())  # fmt: skip
+
+        if joined(str) == str(exc):  # not a message of its own
+            return joined(term)
+    return str(exc)
+
+
 async def _crm_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CRMError)
     status = exc.http_status if 400 <= exc.http_status < 500 else 500
-    return error_page(request, status, str(exc) if status < 500 else "Something went wrong on our side.")
+    return error_page(request, status, error_text(request, exc) if status < 500 else SERVER_ERROR)
+
+
+#: The console's own error messages (shown in the page's language by ``console/error.html``).
+SERVER_ERROR = N_("Something went wrong on our side.")
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("console request %s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_page(request, 500, "Something went wrong on our side.")
+    return error_page(request, 500, SERVER_ERROR)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return error_page(request, 404, "This page does not exist.")
+    return error_page(request, 404, N_("This page does not exist."))
 
 
 class SecurityHeaders:
@@ -327,6 +354,6 @@ def console_app(crm: CRM) -> Starlette:
 
 
 __all__ = [
-    "base_path", "console_app", "crm_of", "error_page", "formatter", "menu", "page", "panel_context", "render_panel",
-    "staff", "translator",
+    "base_path", "console_app", "crm_of", "error_page", "error_text", "formatter", "menu", "page", "panel_context",
+    "render_panel", "staff", "translator",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -176,12 +177,45 @@ def describe(item: dict[str, Any], gettext: Callable[[str], str], fmt: Formatter
     if message is None:
         return str(item.get("text") or "")
     words = {name: _shown(value, fmt) for name, value in (item.get("values") or {}).items()}
-    words.update({name: gettext(value) if value else "" for name, value in (item.get("terms") or {}).items()})
+    words.update({name: term(value, gettext) if value else "" for name, value in (item.get("terms") or {}).items()})
     try:
         parts = [gettext(part) % words for part in ([message] if isinstance(message, str) else message)]
     except (KeyError, TypeError, ValueError):  # a translation that does not fit its message
         return str(item.get("text") or "")
     return gettext(LIST_SEPARATOR).join(parts)
+
+
+def term(value: str, gettext: Callable[[str], str]) -> str:
+    """A word (a stage, a reason) in the page's language.
+
+    Its translation; else, for a text the core stored with values in it
+    (:data:`crmcore.i18n.STORED_MESSAGES`, such as ``score 55 >= 50``), its
+    message translated with the same values; else *value* as it is.
+    """
+    translated = gettext(value)
+    if translated != value:
+        return translated
+    for message, pattern in _stored_patterns():
+        found = pattern.fullmatch(value)
+        if found is not None:
+            try:
+                return gettext(message) % found.groupdict()
+            except (KeyError, TypeError, ValueError):  # a translation that does not fit its message
+                return value
+    return value
+
+
+@functools.cache
+def _stored_patterns() -> list[tuple[str, re.Pattern[str]]]:
+    """Each stored message with the pattern that finds its values (whole numbers) in a stored text."""
+    from crmcore.i18n import STORED_MESSAGES
+
+    found = []
+    for message in STORED_MESSAGES:
+        parts = re.split(r"%\((\w+)\)s", message)  # text, name, text, name, ..., text
+        regex = "".join(re.escape(part) if n % 2 == 0 else f"(?P<{part}>-?[0-9]+)" for n, part in enumerate(parts))
+        found.append((message, re.compile(regex)))
+    return found
 
 
 def _shown(value: Any, fmt: Formatter) -> str:
@@ -274,7 +308,7 @@ class Environments:
                 described = functools.partial(describe, gettext=catalog.gettext, fmt=fmt)
                 env.filters.update({"datetime": fmt.datetime, "date": fmt.date, "number": fmt.number,
                                     "money": fmt.money, "percent": fmt.percent, "describe": described,
-                                    "term": catalog.gettext})  # fmt: skip
+                                    "term": functools.partial(term, gettext=catalog.gettext)})  # fmt: skip
                 env.globals.update({"lang": lang, "dir": text_direction(lang)})
                 self._envs[lang] = env
         return env
@@ -305,5 +339,5 @@ def messages_in(paths: Iterable[Path]) -> set[str]:
 
 __all__ = [
     "ConstantTranslations", "Environments", "Formatter", "available_languages", "describe", "messages_in",
-    "negotiate", "text_direction", "translations",
+    "negotiate", "term", "text_direction", "translations",
 ]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -20,25 +21,31 @@ from crmcore.console import auth
 from crmcore.console.app import base_path, crm_of, error_page, page, panel_context, staff
 from crmcore.console.menu import Panel, SearchHit
 from crmcore.errors import ValidationError
+from crmcore.i18n import N_
 from crmcore.services.timeline import TimelineCursor
 from crmcore.web.limits import RateLimiter
 
 if TYPE_CHECKING:
+    from crmcore.context import HookContext
     from crmcore.crm import CRM
     from crmcore.events import ScoreContribution
+    from crmcore.models import Contact
 
 #: Timeline items per page on the contact page.
 TIMELINE_PAGE = 20
 #: Purposes and channels shown in the consent box (when the consent ledger is installed).
 CONSENT_PURPOSES = ("marketing", "surveys", "tracking")
 CONSENT_CHANNELS = ("email", "sms", "phone")
+#: Qualifying and converting by hand need a reason.
+REASON_REQUIRED = N_("a reason is required")
 
 
-def _field(form: FormData | None, name: str, *, required: bool = False, label: str | None = None) -> str:
+def _field(form: FormData | None, name: str, *, required: str | None = None) -> str:
+    """The form's *name* field, stripped; empty refused with the *required* message (marked with ``N_``)."""
     value = form.get(name) if form is not None else None
     text = value.strip() if isinstance(value, str) else ""
     if required and not text:
-        raise ValidationError({name: f"{label or name} is required"})
+        raise ValidationError({name: required})
     return text
 
 
@@ -160,28 +167,44 @@ def can(request: Request, permission: str) -> bool:
 @staff("contacts.view")
 def search(request: Request, form: FormData | None) -> Response:
     """One box across contacts, organizations, opportunities and what plugins add (tickets)."""
-    crm = crm_of(request)
+    from crmcore.console.app import formatter, translator
+
     text = request.query_params.get("q", "").strip()[:200]
-    groups: dict[str, list[SearchHit]] = {}
-    if len(text) >= 2:
-        groups = core_search(crm, request, text)
-        with crm.transaction(readonly=True) as ctx:
-            for group in crm.plugins.call("crm_console_search", text=text, ctx=ctx):
-                for hit in group:
-                    groups.setdefault(hit.kind, []).append(hit)
+    groups = search_hits(crm_of(request), text, gettext=translator(request), money=formatter(request).money)
     template = "console/_results.html" if "hx-request" in request.headers else "console/search.html"
     return page(request, template, {"text": text, "groups": groups})
 
 
-def core_search(crm: CRM, request: Request, text: str) -> dict[str, list[SearchHit]]:
-    """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
-    from crmcore.console.app import formatter, translator
+def search_hits(crm: CRM, text: str, *, gettext: Callable[[str], str] = str,
+                money: Callable[[Any, str], str] | None = None) -> dict[str, list[SearchHit]]:  # fmt: skip
+    """What the search page shows for *text*, by group: the core's hits (one query), then the plugins'.
 
-    ctx = crm.current
-    assert ctx is not None, "the search runs in the page's unit of work"
-    rows = ctx.session.execute(_search_query(ctx, text, opportunities=can(request, "opportunities.view"))).all()
-    _ = translator(request)
-    money = formatter(request).money
+    The acting user's reach and permissions apply (:meth:`CRM.acting_as`);
+    *text* under two characters finds nothing. *gettext* and *money* write the
+    details in the page's language (English and plain amounts by default).
+    """
+    groups: dict[str, list[SearchHit]] = {}
+    if len(text) < 2:
+        return groups
+    with crm.transaction(readonly=True) as ctx:
+        groups = core_search(ctx, text, gettext=gettext, money=money or _plain_money)
+        for group in crm.plugins.call("crm_console_search", text=text, ctx=ctx):
+            for hit in group:
+                groups.setdefault(hit.kind, []).append(hit)
+    return groups
+
+
+def _plain_money(amount: Any, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+def core_search(ctx: HookContext, text: str, *, gettext: Callable[[str], str],
+                money: Callable[[Any, str], str]) -> dict[str, list[SearchHit]]:  # fmt: skip
+    """Contacts, organizations and opportunities matching *text*, within the user's reach (one query)."""
+    _ = gettext
+    opportunities = permissions.has(ctx, "opportunities.view")
+    statement, values = _search_query(ctx, text, opportunities=opportunities)
+    rows = ctx.session.execute(statement, values).all()
     groups: dict[str, list[SearchHit]] = {}
     seen: set[int] = set()
     for row in sorted(rows, key=_search_order):
@@ -207,22 +230,44 @@ def _search_order(row: Any) -> tuple[Any, ...]:
     return row.part, -row.id
 
 
-def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
+def _search_query(ctx: Any, text: str, *, opportunities: bool) -> tuple[Any, dict[str, Any]]:
+    """The search for *text* as one ``UNION ALL`` statement and its parameters (:func:`_search_statement`)."""
+    from crmcore.services.contacts import contact_pattern
+    from crmcore.services.sales import opportunity_pattern
+
+    shape, values = permissions.reach(ctx)
+    digits = "".join(ch for ch in text if ch.isdigit())
+    by_id = text.isdigit() and int(text) < 2**63  # a longer number is no id (and no BIGINT)
+    by_phone = len(digits) >= 6
+    values.update(contact_pattern=contact_pattern(text), organization_pattern=f"%{text.lower()}%")
+    if by_id:
+        values["contact_id"] = int(text)
+    if by_phone:
+        values["phone_pattern"] = f"%{digits}"
+    if opportunities:
+        values["opportunity_pattern"] = opportunity_pattern(text)
+    return _search_statement(shape, by_id=by_id, by_phone=by_phone, opportunities=opportunities), values
+
+
+@functools.cache
+def _search_statement(shape: str | None, *, by_id: bool, by_phone: bool, opportunities: bool) -> Any:
     """The search as one ``UNION ALL``: a page of each kind of match, in the common columns.
 
-    Parts, in the order shown: the contact whose id is *text*, contacts by
-    name or email, contacts by phone number (six digits or more), organizations
-    by name or domain (each with the first contact the user reaches in it),
-    opportunities by name. Every part applies the user's reach. Each part is a
-    plain ``ORDER BY ... LIMIT`` (no window function), so a cached generic plan
-    on PostgreSQL still uses the trigram indexes; the hits are put in order
-    afterwards (:func:`_search_order`).
+    Parts, in the order shown: the contact whose id is the text (*by_id*),
+    contacts by name or email, contacts by phone number (*by_phone*: six
+    digits or more), organizations by name or domain (each with the first
+    contact the user reaches in it), opportunities by name (*opportunities*).
+    Every part applies the user's reach (*shape*, :func:`crmcore.permissions.reach`).
+    Each part is a plain ``ORDER BY ... LIMIT`` (no window function), so a
+    cached generic plan on PostgreSQL still uses the trigram indexes; the hits
+    are put in order afterwards (:func:`_search_order`). Built once per
+    shape; the patterns, the id and the reach are bound parameters.
     """
     from sqlalchemy import Numeric, String, cast, literal, null, union_all
 
     from crmcore.models import Contact, Opportunity, Organization
-    from crmcore.services.contacts import contact_search
-    from crmcore.services.sales import opportunity_search
+    from crmcore.services.contacts import contact_matches
+    from crmcore.services.sales import opportunity_matches
 
     def nothing(type_: Any = String(255)) -> Any:
         return cast(null(), type_)
@@ -238,27 +283,27 @@ def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
         ).where(*conditions)  # fmt: skip
         return select(query.order_by(*order).limit(20).subquery())
 
-    contact_reach = permissions.owner_condition(ctx, Contact.owner_id)
-    live = [Contact.erased_at.is_(None), Contact.merged_into_id.is_(None),
-            *([contact_reach] if contact_reach is not None else [])]  # fmt: skip
+    def reach(column: Any) -> list[Any]:
+        return [permissions.reach_condition(column, shape)] if shape else []
+
+    live = [Contact.erased_at.is_(None), Contact.merged_into_id.is_(None), *reach(Contact.owner_id)]
     person = (Contact.first_name, Contact.last_name, Contact.email, Contact.stage)
     newest = (Contact.id.desc(),)
-    parts = [part(2, "contact", Contact, person, contact_search(text), *live, order=newest)]
-    if text.isdigit():
-        parts.append(part(1, "contact", Contact, person, Contact.id == int(text), *live[2:], order=newest))
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) >= 6:
-        parts.append(part(3, "contact", Contact, person, Contact.phone_normalized.like(f"%{digits}"), *live,
+    parts = [part(2, "contact", Contact, person, contact_matches(bindparam("contact_pattern")), *live, order=newest)]
+    if by_id:
+        parts.append(part(1, "contact", Contact, person, Contact.id == bindparam("contact_id"), *live[2:],
                           order=newest))  # fmt: skip
+    if by_phone:
+        parts.append(part(3, "contact", Contact, person, Contact.phone_normalized.like(bindparam("phone_pattern")),
+                          *live, order=newest))  # fmt: skip
     first_reached = select(func.min(Contact.id)).where(Contact.organization_id == Organization.id, *live[2:])
-    pattern = f"%{text.lower()}%"
+    pattern: Any = bindparam("organization_pattern")
     parts.append(part(4, "organization", Organization, (Organization.name, Organization.domain),
                       or_(Organization.name.ilike(pattern), Organization.domain.ilike(pattern)),
                       order=(Organization.name, Organization.id), ref=first_reached.scalar_subquery()))  # fmt: skip
     if opportunities:
-        reach = permissions.owner_condition(ctx, Opportunity.owner_id)
         parts.append(part(5, "opportunity", Opportunity, (Opportunity.name, Opportunity.currency, Opportunity.status),
-                          opportunity_search(text), *([reach] if reach is not None else []),
+                          opportunity_matches(bindparam("opportunity_pattern")), *reach(Opportunity.owner_id),
                           order=(Opportunity.id.desc(),), amount=Opportunity.amount))  # fmt: skip
     return union_all(*parts)
 
@@ -266,9 +311,11 @@ def _search_query(ctx: Any, text: str, *, opportunities: bool) -> Any:
 # -- the contact page -----------------------------------------------------------------
 
 
-def _timeline(crm: CRM, contact: Any, before: TimelineCursor | None) -> tuple[list[dict[str, Any]], str | None]:
-    """One page of the timeline and the cursor of the next (None on the last page)."""
-    items = crm.contacts.timeline(contact, limit=TIMELINE_PAGE + 1, before=before)
+def _timeline(ctx: HookContext, contact: Any, before: TimelineCursor | None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the timeline of *contact* (within reach: checked already) and the cursor of the next (or None)."""
+    from crmcore.services.timeline import timeline
+
+    items = timeline(ctx, contact, limit=TIMELINE_PAGE + 1, before=before)
     more = len(items) > TIMELINE_PAGE
     items = items[:TIMELINE_PAGE]
     return items, (TimelineCursor.of(items[-1]).token() if more and items else None)
@@ -278,40 +325,70 @@ def _panels(groups: Iterable[list[Panel]]) -> list[Panel]:
     return sorted((p for group in groups for p in group), key=lambda p: p.order)
 
 
-@staff("contacts.view")
-def contact_page(request: Request, form: FormData | None) -> Response:
-    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions.
+@attrs.frozen(kw_only=True)
+class ContactPageData:
+    """What the contact page shows of a contact, read in one unit of work (:func:`contact_page_data`)."""
 
-    Everything is read in the page's one unit of work, in as few round trips
-    as the data allows: the contact with its owner and consent in one query,
-    its tags, its recent touchpoints (for the score), the core's timeline page,
-    and its opportunities with their stages (rows, not objects: the page only
-    reads them). The statements are built once per process.
+    contact: Contact
+    #: The owner's ``id``, ``name`` and ``team_id`` (a row), if any.
+    owner: Any
+    #: Purpose by channel, when the consent ledger is installed.
+    consent: dict[str, dict[str, bool]] | None
+    tags: list[str]
+    #: The score's contributions, reasons in English (the page translates them).
+    contributions: list[ScoreContribution]
+    #: The timeline's first page, and the cursor of the next (None on the last page).
+    items: list[dict[str, Any]]
+    more: str | None
+    #: The opportunities in the user's reach, newest first, as rows with ``stage_name``.
+    opportunities: list[Any]
+    panels: list[Panel]
+
+
+def contact_page_data(crm: CRM, contact_id: int, *,
+                      prepare: Callable[[HookContext], None] | None = None) -> ContactPageData:  # fmt: skip
+    """Everything the contact page shows of *contact_id*, for the acting user (:meth:`CRM.acting_as`).
+
+    Everything is read in one unit of work, in as few round trips as the data
+    allows: the contact with its owner and consent in one query, its tags, its
+    recent touchpoints (for the score), the core's timeline page, and its
+    opportunities with their stages (rows, not objects: the page only reads
+    them); then the plugins' panels (``crm_contact_panels``), after *prepare*
+    has set up their unit of work (the page's URL prefix and language). The
+    statements are built once per process. A contact out of reach is NotFound.
     """
     from crmcore.services.base import get_contact, score_contributions
     from crmcore.services.contacts import contact_tags
 
-    crm = crm_of(request)
-    contact_id = request.path_params["contact_id"]
     statement, pairs = _contact_query(crm)
     with crm.transaction(readonly=True) as ctx:
         found = ctx.session.execute(statement, {"contact_id": contact_id}).first()
-        owner = found[1] if found else None
+        owner = found[1] if found is not None and found[1].id is not None else None
         if owner is not None:  # the reach check below needs the owner's team: known now
             ctx.cache.setdefault("owner_teams", {})[owner.id] = owner.team_id
         contact = get_contact(ctx, contact_id)  # permission and reach (the row is in the session already)
         consent = _consent_grid(pairs, found[2:]) if found is not None and pairs else None
         tags = contact_tags(ctx.session, contact.id)
         contributions = score_contributions(ctx, contact)
-        items, more = _timeline(crm, contact, None)
-        opportunities = _contact_opportunities(ctx, contact.id) if can(request, "opportunities.view") else []
-        panel_context(request, ctx)
+        items, more = _timeline(ctx, contact, None)
+        opportunities = _contact_opportunities(ctx, contact.id) if permissions.has(ctx, "opportunities.view") else []
+        if prepare is not None:
+            prepare(ctx)
         panels = _panels(crm.plugins.call("crm_contact_panels", contact=contact, ctx=ctx))
+    return ContactPageData(contact=contact, owner=owner, consent=consent, tags=tags, contributions=contributions,
+                           items=items, more=more, opportunities=opportunities, panels=panels)  # fmt: skip
+
+
+@staff("contacts.view")
+def contact_page(request: Request, form: FormData | None) -> Response:
+    """A contact: fields, score with reasons, consent, timeline (paged), plugins' panels, actions."""
+    data = contact_page_data(crm_of(request), request.path_params["contact_id"],
+                             prepare=lambda ctx: panel_context(request, ctx))  # fmt: skip
     return page(request, "console/contact.html", {
-        "contact": contact, "details": {"tags": tags}, "score": sum(c.points for c in contributions),
-        "contributions": _in_language(request, contributions), "items": items, "more": more, "consent": consent,
-        "owner": owner, "panels": panels, "opportunities": opportunities,
-        "stage_names": {o.stage_id: o.stage_name for o in opportunities},
+        "contact": data.contact, "details": {"tags": data.tags}, "score": sum(c.points for c in data.contributions),
+        "contributions": _in_language(request, data.contributions), "items": data.items, "more": data.more,
+        "consent": data.consent, "owner": data.owner, "panels": data.panels, "opportunities": data.opportunities,
+        "stage_names": {o.stage_id: o.stage_name for o in data.opportunities},
     })  # fmt: skip
 
 
@@ -329,7 +406,7 @@ ConsentPairs = list[tuple[str, str]]
 
 
 def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
-    """The contact page's first statement (built once per CRM): the contact, its owner, its consent.
+    """The contact page's first statement (built once per CRM): the contact, its owner (a bundle), its consent.
 
     The consent columns (one ``EXISTS`` per purpose and channel, the ledger's
     rules) follow the contact and the owner, in the order of the pairs returned.
@@ -337,6 +414,8 @@ def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
     cached: tuple[Any, ConsentPairs] | None = getattr(crm, "_console_contact_query", None)
     if cached is not None:
         return cached
+    from sqlalchemy.orm import Bundle
+
     from crmcore.models import Consent, Contact, User
 
     pairs: ConsentPairs = []
@@ -346,7 +425,8 @@ def _contact_query(crm: CRM) -> tuple[Any, ConsentPairs]:
         pairs = [(purpose, channel) for purpose in CONSENT_PURPOSES for channel in CONSENT_CHANNELS]
         held = [ledger.consented(purpose, channel).where(Consent.contact_id == bindparam("contact_id"))
                 .correlate(None).exists() for purpose, channel in pairs]  # fmt: skip
-    statement = (select(Contact, User, *held).outerjoin(User, User.id == Contact.owner_id)
+    owner: Bundle[Any] = Bundle("owner", User.id, User.name, User.team_id)  # shown, and the reach check
+    statement = (select(Contact, owner, *held).outerjoin(User, User.id == Contact.owner_id)
                  .where(Contact.id == bindparam("contact_id")))  # fmt: skip
     crm._console_contact_query = (statement, pairs)  # type: ignore[attr-defined]
     return statement, pairs
@@ -362,25 +442,35 @@ def _consent_grid(pairs: ConsentPairs, answers: Iterable[Any]) -> dict[str, dict
 
 def _contact_opportunities(ctx: Any, contact_id: int) -> list[Any]:
     """The contact's opportunities in the user's reach, newest first, with their stage's name (rows)."""
+    permissions.require(ctx, "opportunities.view")
+    shape, values = permissions.reach(ctx)
+    return list(ctx.session.execute(_opportunities_query(shape), {"contact_id": contact_id, **values}))
+
+
+@functools.cache
+def _opportunities_query(shape: str | None) -> Any:
+    """The contact page's opportunities, built once per reach shape (:func:`crmcore.permissions.reach`)."""
     from crmcore.models import Opportunity, PipelineStage
 
-    permissions.require(ctx, "opportunities.view")
     query = (select(Opportunity.id, Opportunity.name, Opportunity.amount, Opportunity.currency,
                     Opportunity.status, Opportunity.stage_id, PipelineStage.name.label("stage_name"))
              .outerjoin(PipelineStage, PipelineStage.id == Opportunity.stage_id)
-             .where(Opportunity.contact_id == contact_id).order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
-    reach = permissions.owner_condition(ctx, Opportunity.owner_id)
-    return list(ctx.session.execute(query.where(reach) if reach is not None else query))
+             .where(Opportunity.contact_id == bindparam("contact_id"))
+             .order_by(Opportunity.id.desc()).limit(20))  # fmt: skip
+    return query.where(permissions.reach_condition(Opportunity.owner_id, shape)) if shape else query
 
 
 @staff("contacts.view")
 def timeline_page(request: Request, form: FormData | None) -> Response:
     """The next page of a contact's timeline (an htmx fragment, or a whole page without JS)."""
+    from crmcore.services.base import get_contact
+
     crm = crm_of(request)
     contact_id = request.path_params["contact_id"]
-    contact = crm.contacts.get(contact_id)  # reach check first
     before = request.query_params.get("before")
-    items, more = _timeline(crm, contact, TimelineCursor.parse(before) if before else None)
+    with crm.transaction(readonly=True) as ctx:
+        contact = get_contact(ctx, contact_id)  # reach check first
+        items, more = _timeline(ctx, contact, TimelineCursor.parse(before) if before else None)
     template = "console/_timeline.html" if "hx-request" in request.headers else "console/timeline.html"
     return page(request, template, {"items": items, "more": more, "contact_id": contact_id})
 
@@ -392,11 +482,11 @@ def log_interaction(request: Request, form: FormData | None) -> Response:
     contact_id = request.path_params["contact_id"]
     kind = _field(form, "kind") or "note"
     if kind not in ("call", "note"):
-        raise ValidationError({"kind": "log a call or a note"})
+        raise ValidationError({"kind": N_("log a call or a note")})
     minutes = _field(form, "minutes")
     if minutes and not minutes.isdigit():
-        raise ValidationError({"minutes": "give whole minutes"})
-    body = _field(form, "body", required=kind == "note", label="the note")
+        raise ValidationError({"minutes": N_("give whole minutes")})
+    body = _field(form, "body", required=N_("the note is required") if kind == "note" else None)
     crm.interactions.log(contact_id, kind=kind, subject=_field(form, "subject") or None, body=body or None,
                          duration_minutes=int(minutes) if minutes else None,
                          direction="out" if kind == "call" else None)  # fmt: skip
@@ -407,7 +497,7 @@ def log_interaction(request: Request, form: FormData | None) -> Response:
 def qualify(request: Request, form: FormData | None) -> Response:
     """Make a lead a prospect, with a reason."""
     contact_id = request.path_params["contact_id"]
-    crm_of(request).leads.qualify(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    crm_of(request).leads.qualify(contact_id, reason=_field(form, "reason", required=REASON_REQUIRED))
     return _back(request, f"contacts/{contact_id}")
 
 
@@ -415,7 +505,7 @@ def qualify(request: Request, form: FormData | None) -> Response:
 def convert(request: Request, form: FormData | None) -> Response:
     """Make a contact a customer by hand, with a reason."""
     contact_id = request.path_params["contact_id"]
-    crm_of(request).customers.convert(contact_id, reason=_field(form, "reason", required=True, label="a reason"))
+    crm_of(request).customers.convert(contact_id, reason=_field(form, "reason", required=REASON_REQUIRED))
     return _back(request, f"contacts/{contact_id}")
 
 
@@ -423,7 +513,7 @@ def convert(request: Request, form: FormData | None) -> Response:
 def merge(request: Request, form: FormData | None) -> Response:
     """Fold a duplicate (id or email) into this contact."""
     contact_id = request.path_params["contact_id"]
-    other = _field(form, "other", required=True, label="the duplicate's id or email")
+    other = _field(form, "other", required=N_("the duplicate's id or email is required"))
     crm_of(request).contacts.merge(contact_id, other)
     return _back(request, f"contacts/{contact_id}")
 
@@ -436,8 +526,8 @@ def open_opportunity(request: Request, form: FormData | None) -> Response:
     try:
         Decimal(amount)
     except InvalidOperation:
-        raise ValidationError({"amount": "give an amount like 1200.50"}) from None
-    crm_of(request).sales.create_opportunity(contact_id, name=_field(form, "name", required=True, label="a name"),
+        raise ValidationError({"amount": N_("give an amount like 1200.50")}) from None
+    crm_of(request).sales.create_opportunity(contact_id, name=_field(form, "name", required=N_("a name is required")),
                                              amount=amount)  # fmt: skip
     return _back(request, f"contacts/{contact_id}")
 
@@ -465,7 +555,7 @@ def pipeline(request: Request, form: FormData | None) -> Response:
 def move_opportunity(request: Request, form: FormData | None) -> Response:
     """Move a card to another stage (won and lost close it); htmx gets the new board back."""
     crm = crm_of(request)
-    stage = _field(form, "stage", required=True, label="a stage")
+    stage = _field(form, "stage", required=N_("a stage is required"))
     crm.sales.move(request.path_params["opportunity_id"], stage, reason=_field(form, "reason") or None)
     if "hx-request" in request.headers:
         return page(request, "console/_board.html", _board(request))
@@ -547,4 +637,4 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-__all__ = ["can", "error_page", "routes"]
+__all__ = ["ContactPageData", "can", "contact_page_data", "error_page", "routes", "search_hits"]

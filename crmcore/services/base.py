@@ -8,6 +8,7 @@ import attrs
 from sqlalchemy import select
 
 from crmcore.errors import NotFound, ValidationError
+from crmcore.i18n import N_, SCORE_QUALIFIED
 from crmcore.models import Contact, LifecycleChange, User
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ class Service:
 
 
 ContactRef = int | str | Contact
+CONTACT_NOT_FOUND = N_("contact %(ref)s not found")
 
 
 def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
@@ -38,15 +40,15 @@ def get_contact(ctx: HookContext, ref: ContactRef) -> Contact:
     elif isinstance(ref, str) and "@" in ref:
         found = ctx.session.scalars(select(Contact).where(Contact.email_normalized == ref.strip().lower())).first()
     else:
-        raise NotFound(f"contact {ref!r} not found: give an id or an email")
+        raise NotFound.of(N_("contact %(ref)s not found: give an id or an email"), ref=repr(ref))
     if found is None:
-        raise NotFound(f"contact {ref!r} not found")
+        raise NotFound.of(CONTACT_NOT_FOUND, ref=repr(ref))
     if ctx.actor.user_id is not None:
         from crmcore import permissions
 
         permissions.require(ctx, "contacts.view")
         if not permissions.reaches(ctx, found.owner_id):
-            raise NotFound(f"contact {ref!r} not found")
+            raise NotFound.of(CONTACT_NOT_FOUND, ref=repr(ref))
     return found
 
 
@@ -138,7 +140,7 @@ def rescore(ctx: HookContext, contact: Contact) -> int:
     if rule and contact.stage == "lead" and new >= rule:
         from crmcore.services.leads import qualify_in
 
-        qualify_in(ctx, contact, f"score {new} >= {rule}")
+        qualify_in(ctx, contact, SCORE_QUALIFIED % {"score": new, "rule": rule})
     return new
 
 

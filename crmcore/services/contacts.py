@@ -4,6 +4,7 @@ and custom field declarations."""
 from __future__ import annotations
 
 import builtins
+import functools
 import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
@@ -11,10 +12,11 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
-from sqlalchemy import ColumnElement, Select, and_, delete, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, delete, or_, select, update
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
+from crmcore.i18n import N_
 from crmcore.models import Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
 from crmcore.rollup_marks import contacts_merged
@@ -56,21 +58,30 @@ def set_tags(ctx: Any, contact_id: int, names: Iterable[str], *, replace: bool) 
 
 def contact_search(text: str) -> ColumnElement[bool]:
     """The condition of contacts whose email, first or last name contains *text* (any case)."""
-    pattern = f"%{text.strip().lower()}%"
+    return contact_matches(contact_pattern(text))
+
+
+def contact_pattern(text: str) -> str:
+    """The LIKE pattern of :func:`contact_search`."""
+    return f"%{text.strip().lower()}%"
+
+
+def contact_matches(pattern: Any) -> ColumnElement[bool]:
+    """:func:`contact_search`'s condition for a pattern (a value, or a bound parameter in a statement built once)."""
     return or_(Contact.email_normalized.like(pattern), Contact.first_name.ilike(pattern),
                Contact.last_name.ilike(pattern))  # fmt: skip
 
 
 def contact_tags(session: Any, contact_id: int) -> builtins.list[str]:
     """The names of a contact's tags, sorted."""
-    return list(
-        session.scalars(
-            select(Tag.name)
-            .join(ContactTag, ContactTag.tag_id == Tag.id)
-            .where(ContactTag.contact_id == contact_id)
-            .order_by(Tag.name)
-        )
-    )
+    return list(session.scalars(_tags_query(), {"contact_id": contact_id}))
+
+
+@functools.cache
+def _tags_query() -> Select[str]:
+    """A contact's tag names (built once; the contact is a parameter)."""
+    return (select(Tag.name).join(ContactTag, ContactTag.tag_id == Tag.id)
+            .where(ContactTag.contact_id == bindparam("contact_id")).order_by(Tag.name))  # fmt: skip
 
 
 class ContactService(Service):
@@ -554,7 +565,7 @@ def row_dict(row: Any) -> dict[str, Any]:
 def _first_stage(contact: Contact, now: datetime, actor_id: int | None) -> LifecycleChange:
     return LifecycleChange(
         contact_id=contact.id, from_stage=None, to_stage=contact.stage,
-        reason="created", occurred_at=now, actor_id=actor_id,
+        reason=N_("created"), occurred_at=now, actor_id=actor_id,
     )  # fmt: skip
 
 

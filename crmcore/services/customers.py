@@ -12,6 +12,7 @@ from sqlalchemy import select
 from crmcore.context import HookContext
 from crmcore.errors import Conflict, ValidationError
 from crmcore.events import CustomerConverted, FeedbackRecorded, PurchaseRecorded
+from crmcore.i18n import N_
 from crmcore.models import Contact, Feedback, Product, Purchase, PurchaseLine, Stage
 from crmcore.rollup_marks import purchase_written
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact, get_user
@@ -137,8 +138,8 @@ class CustomerService(Service):
                 ),
             )  # fmt: skip
             if target.stage != Stage.CUSTOMER:
-                convert_in(ctx, target, reason="first purchase" if target.stage in (Stage.LEAD, Stage.PROSPECT)
-                           else "purchased again", purchase_id=purchase.id)  # fmt: skip
+                convert_in(ctx, target, reason=N_("first purchase") if target.stage in (Stage.LEAD, Stage.PROSPECT)
+                           else N_("purchased again"), purchase_id=purchase.id)  # fmt: skip
         return purchase
 
     def _line(self, ctx: HookContext, line: Mapping[str, Any], currency: str) -> PurchaseLine:

@@ -13,6 +13,7 @@ from crmcore import permissions
 from crmcore.context import HookContext
 from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.events import OpportunityClosed, OpportunityCreated, OpportunityStageChanged
+from crmcore.i18n import N_
 from crmcore.models import Activity, Opportunity, OpportunityStageChange, Pipeline, PipelineStage
 from crmcore.services.base import ContactRef, Service, editable_contact, get_contact, get_user
 from crmcore.services.customers import convert_in
@@ -297,7 +298,7 @@ class SalesService(Service):
             ctx.call("crm_opportunity_won", event=closed)
             if opportunity.contact_id is not None:
                 contact = get_contact(ctx, opportunity.contact_id)
-                convert_in(ctx, contact, reason="won opportunity", opportunity_id=opportunity.id)
+                convert_in(ctx, contact, reason=N_("won opportunity"), opportunity_id=opportunity.id)
         else:
             ctx.call("crm_opportunity_lost", event=closed)
 
@@ -343,7 +344,7 @@ class SalesService(Service):
         with self.crm.transaction(actor) as ctx:
             activity = ctx.session.get(Activity, activity_id)
             if activity is None or not permissions.reaches(ctx, activity.owner_id):
-                raise NotFound(f"no activity {activity_id}")
+                raise NotFound.of(N_("no activity %(id)s"), id=str(activity_id))
             if activity.done_at is not None:
                 raise Conflict(f"activity {activity_id} is already done")
             activity.done_at = ctx.now
@@ -355,17 +356,27 @@ class SalesService(Service):
 def _opportunity(ctx: HookContext, opportunity_id: int) -> Opportunity:
     opportunity = ctx.session.get(Opportunity, opportunity_id)
     if opportunity is None:
-        raise NotFound(f"no opportunity {opportunity_id}")
+        raise NotFound.of(N_("no opportunity %(id)s"), id=str(opportunity_id))
     if ctx.actor.user_id is not None:
         permissions.require(ctx, "opportunities.view")
         if not permissions.reaches(ctx, opportunity.owner_id):
-            raise NotFound(f"no opportunity {opportunity_id}")
+            raise NotFound.of(N_("no opportunity %(id)s"), id=str(opportunity_id))
     return opportunity
 
 
 def opportunity_search(text: str) -> ColumnElement[bool]:
     """The condition of opportunities whose name contains *text* (any case, wildcards taken literally)."""
-    return Opportunity.name.ilike(f"%{_like(text)}%", escape="\\")
+    return opportunity_matches(opportunity_pattern(text))
+
+
+def opportunity_pattern(text: str) -> str:
+    """The LIKE pattern of :func:`opportunity_search` (backslash escapes)."""
+    return f"%{_like(text)}%"
+
+
+def opportunity_matches(pattern: Any) -> ColumnElement[bool]:
+    """:func:`opportunity_search`'s condition for a pattern (a value, or a bound parameter)."""
+    return Opportunity.name.ilike(pattern, escape="\\")
 
 
 def _like(text: str) -> str:

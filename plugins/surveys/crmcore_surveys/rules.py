@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from crmcore.errors import ConfigError
 from crmcore.events import ScoreContribution
+from crmcore.i18n import N_
 from crmcore.mail import MailMessage, queue_mail
 from crmcore.models import Contact, User
 from crmcore_surveys import definition as definitions
@@ -108,6 +109,11 @@ def _promoter(ctx: HookContext, survey: Survey, response: SurveyResponse, contac
     return True
 
 
+#: The plugin's name where the console shows a score's source, and the reason of its points.
+PLUGIN_NAME = N_("surveys")
+SCORE_REASON = N_("survey %(survey)s: %(kind)s %(score)s (%(category)s)")
+
+
 def score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Points for the contact's latest headline answer (promoter up, detractor down)."""
     if contact.id is None:
@@ -131,4 +137,6 @@ def score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContrib
         return []
     if not points:
         return []
-    return [ScoreContribution(points=points, reason=f"survey {key}: {(kind or '').upper()} {score} ({found})")]
+    values = {"survey": key, "kind": (kind or "").upper(), "score": score}
+    return [ScoreContribution(points=points, reason=SCORE_REASON % {**values, "category": found}, message=SCORE_REASON,
+                              values=values, terms={"category": found})]  # fmt: skip
