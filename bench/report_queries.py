@@ -196,6 +196,8 @@ def roi(dialect: str, start: Range, end: Range) -> str:
 
 def conversion(dialect: str, start: Range, end: Range) -> str:
     q = SQL(dialect, start, end)
+    # SQLite: "+" keeps the range from choosing (to_stage, occurred_at), which visits leads in random order
+    occurred_at = "+l.occurred_at" if dialect == "sqlite" else "l.occurred_at"
     return f"""
     SELECT c.source AS key, COUNT(*) AS leads,
            SUM(CASE WHEN EXISTS (SELECT 1 FROM lifecycle_change x WHERE x.contact_id = l.contact_id
@@ -203,7 +205,7 @@ def conversion(dialect: str, start: Range, end: Range) -> str:
            SUM(CASE WHEN EXISTS (SELECT 1 FROM lifecycle_change x WHERE x.contact_id = l.contact_id
                                     AND x.to_stage = 'customer') THEN 1 ELSE 0 END) AS customers
       FROM lifecycle_change l JOIN contact c ON c.id = l.contact_id
-     WHERE l.from_stage IS NULL AND l.to_stage = 'lead' AND {q.range("l.occurred_at")}
+     WHERE l.from_stage IS NULL AND l.to_stage = 'lead' AND {q.range(occurred_at)}
      GROUP BY c.source"""
 
 

@@ -304,3 +304,28 @@ def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm
         "plugin 'Sloppy', hook crm_campaign_cost_contributions: "
         "returned a query without the column(s) day, source, campaign, affiliate, currency"
     )
+
+
+def test_lead_conversion_over_a_range_walks_the_leads_in_contact_order(crm):
+    """SQLite: a range must not steer the plan to (to_stage, occurred_at), which visits leads at random."""
+    if crm.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite query plan")
+    from sqlalchemy import event
+
+    generate(crm, contacts=60, seed=3)
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(crm.engine, "before_cursor_execute", record)
+    try:
+        crm.reports.run("sales.conversion", start=date(2025, 3, 1), end=date(2025, 9, 30))
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", record)
+    statement, parameters = next((s, p) for s, p in statements if "lifecycle_change" in s)
+    with crm.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE")
+        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    leads = next(step for step in plan if step.startswith("SEARCH lifecycle_change"))
+    assert "ix_lifecycle_change_stage_contact (to_stage=?)" in leads, plan
