@@ -306,26 +306,42 @@ def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm
     )
 
 
-def test_lead_conversion_over_a_range_walks_the_leads_in_contact_order(crm):
-    """SQLite: a range must not steer the plan to (to_stage, occurred_at), which visits leads at random."""
+
+def sqlite_plan(crm: Any, name: str, start: date, end: date, table: str) -> list[str]:
+    """The steps of SQLite's plan for the statement of report *name* that reads *table* (after ANALYZE)."""
     if crm.engine.dialect.name != "sqlite":
         pytest.skip("a SQLite query plan")
     from sqlalchemy import event
 
-    generate(crm, contacts=60, seed=3)
     statements: list[tuple[str, Any]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
         statements.append((statement, parameters))
 
-    event.listen(crm.engine, "before_cursor_execute", record)
-    try:
-        crm.reports.run("sales.conversion", start=date(2025, 3, 1), end=date(2025, 9, 30))
-    finally:
-        event.remove(crm.engine, "before_cursor_execute", record)
-    statement, parameters = next((s, p) for s, p in statements if "lifecycle_change" in s)
     with crm.engine.connect() as connection:
         connection.exec_driver_sql("ANALYZE")
-        plan = [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    event.listen(crm.engine, "before_cursor_execute", record)
+    try:
+        crm.reports.run(name, start=start, end=end)
+    finally:
+        event.remove(crm.engine, "before_cursor_execute", record)
+    statement, parameters = next((s, p) for s, p in statements if f"FROM {table}" in s and "GROUP BY" in s)
+    with crm.engine.connect() as connection:
+        return [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+
+
+def test_lead_conversion_over_a_range_walks_the_leads_in_contact_order(crm):
+    """SQLite: a range must not steer the plan to (to_stage, occurred_at), which visits leads at random."""
+    generate(crm, contacts=60, seed=3)
+    plan = sqlite_plan(crm, "sales.conversion", date(2025, 3, 1), date(2025, 9, 30), "lifecycle_change")
     leads = next(step for step in plan if step.startswith("SEARCH lifecycle_change"))
     assert "ix_lifecycle_change_stage_contact (to_stage=?)" in leads, plan
+
+
+def test_channels_count_the_contacts_of_a_wide_range_in_source_order(crm):
+    """SQLite: the distinct contacts of a wide range stream from core_0011's index, a narrow one reads by time."""
+    generate(crm, contacts=60, seed=3)
+    plan = sqlite_plan(crm, "marketing.channels", date(2025, 1, 1), date(2025, 12, 31), "touchpoint")
+    assert "SCAN touchpoint USING INDEX expr_touchpoint_source_contact" in plan, plan
+    narrow = sqlite_plan(crm, "marketing.channels", date(2025, 6, 1), date(2025, 6, 7), "touchpoint")
+    assert not any("expr_touchpoint_source_contact" in step for step in narrow), narrow

@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmcore.db import Base, BigID, JSONData, Money, UTCDateTime
+from crmcore.db import Base, BigID, JSONData, Money, UTCDateTime, unmanaged
+
+#: Expression indexes, made by migrations on the databases that have them (core_0011: touchpoints in
+#: ``COALESCE(source, utm_source)`` order, SQLite and PostgreSQL), so schema comparisons leave them out.
+EXPRESSION_PREFIX = "expr_"
+unmanaged(EXPRESSION_PREFIX)
 
 
 class TouchKind(StrEnum):
