@@ -46,26 +46,48 @@ CONVERSION = TouchKind.CONVERSION.value
 # -- ads and affiliates ----------------------------------------------------------
 
 
-def _last_click_conversions(query: ReportQuery, click_kind: str, key: Any) -> Any:
-    """Conversions in the range, each credited to the contact's latest click of *click_kind* before it."""
+def _last_click_conversions(query: ReportQuery, click_kind: str, by: str) -> Any:
+    """``(key, conversions)``: conversions in the range, each credited to the contact's latest click of
+    *click_kind* before it, keyed by that click's *by* (``touch_key``).
+
+    The conversions are taken in contact order, so the lookups of their clicks
+    walk the index instead of jumping around it (PostgreSQL at 10M touchpoints:
+    5 instead of 17 microseconds each). The click's ad or affiliate comes from
+    the index itself; other keys from the click's row.
+    """
     conversion = aliased(Touchpoint, name="conversion")
-    credited = (
-        select(
-            conversion.quantity.label("quantity"),
-            attributed_touch(conversion.contact_id, conversion.occurred_at, last=True, kinds=(click_kind,)).label(
-                "click_id"
-            ),
-        )
+    ordered = (
+        select(conversion.contact_id, conversion.occurred_at, conversion.quantity)
         .where(
             conversion.kind == CONVERSION,
             conversion.contact_id.is_not(None),
             query.in_range(conversion.occurred_at),
             query.in_segment(conversion.contact_id),
         )
-        .subquery("credited_conversions")
+        .order_by(conversion.contact_id)
+        .subquery("conversions")
     )
+
+    def credited(value: Any = None) -> Any:
+        kinds = (click_kind,)
+        return attributed_touch(ordered.c.contact_id, ordered.c.occurred_at, last=True, kinds=kinds, value=value)
+
+    if by in ("ad", "affiliate"):
+        # "=" and the click's value, "-" for a click without one; NULL: no click before, not credited
+        # (grouped here, so SQLite runs the lookup once per conversion, not once per use of its value)
+        found = credited(lambda c: func.coalesce(literal("=", String) + c[by], "-"))
+        clicks = (
+            select(found.label("found"), func.sum(ordered.c.quantity).label("quantity"))
+            .group_by(found)
+            .subquery("credited_conversions")
+        )
+        key = case((clicks.c.found == "-", null()), else_=func.substr(clicks.c.found, 2))
+        return select(key.label("key"), clicks.c.quantity.label("conversions")).where(clicks.c.found.is_not(None))
+    clicks = select(credited().label("click_id"), ordered.c.quantity).subquery("credited_conversions")
     click = aliased(Touchpoint, name="click")
-    return credited, click, key(click)
+    return select(touch_key(by, click).label("key"), clicks.c.quantity.label("conversions")).join_from(
+        clicks, click, click.id == clicks.c.click_id
+    )
 
 
 def build_ads(query: ReportQuery) -> Any:
@@ -88,10 +110,10 @@ def build_ads(query: ReportQuery) -> Any:
     ).where(
         Touchpoint.kind == AD_CLICK, query.in_range(Touchpoint.occurred_at), query.in_segment(Touchpoint.contact_id)
     )
-    credited, click, key = _last_click_conversions(query, AD_CLICK, lambda t: touch_key(query.by, t))
+    credited = _last_click_conversions(query, AD_CLICK, query.by).subquery("credited")
     conversions = select(
-        key.label("key"), zero("impressions"), zero("clicks"), credited.c.quantity.label("conversions"), zero("spend")
-    ).join_from(credited, click, click.id == credited.c.click_id)
+        credited.c.key, zero("impressions"), zero("clicks"), credited.c.conversions, zero("spend")
+    )  # fmt: skip
     facts = union(spend, clicks, conversions)
     totals = (
         select(
@@ -166,10 +188,8 @@ def build_affiliates(query: ReportQuery) -> Any:
         query.in_range(Touchpoint.occurred_at),
         query.in_segment(Touchpoint.contact_id),
     )
-    credited, click, key = _last_click_conversions(query, AFFILIATE_CLICK, lambda t: t.affiliate)
-    conversions = select(
-        key.label("key"), zero("clicks"), null().label("contact_id"), credited.c.quantity.label("conversions")
-    ).join_from(credited, click, click.id == credited.c.click_id)
+    credited = _last_click_conversions(query, AFFILIATE_CLICK, "affiliate").subquery("credited")
+    conversions = select(credited.c.key, zero("clicks"), null().label("contact_id"), credited.c.conversions)
     facts = union(clicks, conversions)
     totals = (
         select(
