@@ -314,7 +314,7 @@ def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm
     )
 
 
-def sqlite_plan(crm: Any, name: str, start: date, end: date, table: str) -> list[str]:
+def sqlite_plan(crm: Any, name: str, start: date | None, end: date | None, table: str) -> list[str]:
     """The steps of SQLite's plan for the statement of report *name* that reads *table* (after ANALYZE)."""
     if crm.engine.dialect.name != "sqlite":
         pytest.skip("a SQLite query plan")
@@ -352,3 +352,12 @@ def test_channels_count_the_contacts_of_a_wide_range_in_source_order(crm):
     assert "SCAN touchpoint USING INDEX expr_touchpoint_source_contact" in plan, plan
     narrow = sqlite_plan(crm, "marketing.channels", date(2025, 6, 1), date(2025, 6, 7), "touchpoint")
     assert not any("expr_touchpoint_source_contact" in step for step in narrow), narrow
+
+
+def test_ads_credit_each_conversion_from_the_click_index_alone(crm):
+    """SQLite: the last click before each conversion, and its ad, come from the index, not the click's row."""
+    generate(crm, contacts=60, seed=3)
+    plan = sqlite_plan(crm, "marketing.ads", None, None, "touchpoint")
+    lookups = [step for step in plan if step.startswith("SEARCH credited")]
+    assert lookups and all("COVERING INDEX ix_touchpoint_contact_kind_time" in step for step in lookups), plan
+    assert not any(step.startswith("SEARCH click") for step in plan), plan

@@ -64,7 +64,7 @@ def _last_click_conversions(query: ReportQuery, click_kind: str, by: str) -> Any
             query.in_range(conversion.occurred_at),
             query.in_segment(conversion.contact_id),
         )
-        .order_by(conversion.contact_id)
+        .order_by(unindexed(conversion.contact_id))  # SQLite: sorted, not read in order from a whole index
         .subquery("conversions")
     )
 
