@@ -7,11 +7,12 @@ migrations and schema checks tell them apart.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Numeric, event
 from sqlalchemy.engine import URL, Dialect, Engine, make_url
@@ -19,6 +20,9 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from crmcore.errors import ConfigError
+
+if TYPE_CHECKING:
+    import sqlite3
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_N_label)s",
@@ -113,9 +117,10 @@ def create_engine(url: str | URL, *, ping_after_idle: float | None = None, **kwa
 
     On SQLite: WAL journal, foreign keys on, a busy timeout, and transactions
     opened with ``BEGIN IMMEDIATE`` so that two writers never deadlock on a
-    lock upgrade (pysqlite's own transaction handling is off). Read-only work
-    passes the execution option ``sqlite_immediate=False`` and gets a plain
-    ``BEGIN``, so readers never wait for a writer (WAL). On a database server,
+    lock upgrade (pysqlite's own transaction handling is off); the engine's
+    writers queue in the process (:func:`_writer_queue_connection`). Read-only
+    work passes the execution option ``sqlite_immediate=False`` and gets a
+    plain ``BEGIN``, so readers never wait for a writer (WAL). On a database server,
     a pooled connection is pinged before use when it sat idle for more than
     *ping_after_idle* seconds (default :data:`PING_AFTER_IDLE_SECONDS`); pass
     ``pool_pre_ping`` instead for SQLAlchemy's ping on every checkout, or none.
@@ -125,7 +130,9 @@ def create_engine(url: str | URL, *, ping_after_idle: float | None = None, **kwa
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        kwargs.setdefault("connect_args", {}).update({"check_same_thread": False, "timeout": 30})
+        kwargs.setdefault("connect_args", {}).update(
+            {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS, "factory": _writer_queue_connection()}
+        )
         engine = sa_create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine
@@ -210,6 +217,61 @@ def _ping_when_idle(engine: Engine, after: float) -> None:
 #: operating system's file cache, shared by every connection).
 SQLITE_MMAP_SIZE = 1 << 30
 
+#: How long a SQLite writer waits for another one to finish before the database reports "locked".
+SQLITE_BUSY_SECONDS = 30
+
+
+def _writer_queue_connection() -> type[sqlite3.Connection]:
+    """A ``sqlite3.Connection`` class whose write transactions queue on one lock per engine.
+
+    SQLite lets one writer in at a time; a writer that finds the database locked
+    sleeps in SQLite's busy handler (1, 2, 5, 10, ... up to 100 ms) and tries
+    again, so under concurrent writes from one process's threads (a web
+    server's pool) the lock sat free while the waiters slept: requests took
+    tens of milliseconds for a 2 ms transaction. Writers of the same engine
+    now wait on a Python lock, taken before ``BEGIN IMMEDIATE`` and given back
+    once ``COMMIT`` or ``ROLLBACK`` has run (or the connection closes), so the
+    next one starts at once. Other processes still meet SQLite's busy timeout.
+    """
+
+    import sqlite3
+
+    lock = threading.Lock()
+
+    class WriterQueueConnection(sqlite3.Connection):
+        holds_write_lock = False
+
+        def begin_write(self) -> None:
+            """Wait for this engine's writers ahead (bounded; then SQLite's own timeout decides)."""
+            if not self.holds_write_lock and lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+                self.holds_write_lock = True
+
+        def end_write(self) -> None:
+            """Let the next writer in."""
+            if self.holds_write_lock:
+                self.holds_write_lock = False
+                lock.release()
+
+        def commit(self) -> None:
+            try:
+                super().commit()
+            finally:
+                self.end_write()
+
+        def rollback(self) -> None:
+            try:
+                super().rollback()
+            finally:
+                self.end_write()
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.end_write()
+
+    return WriterQueueConnection
+
 
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
@@ -229,8 +291,19 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get("sqlite_immediate", True)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if not connection.get_execution_options().get("sqlite_immediate", True):
+            connection.exec_driver_sql("BEGIN")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        begin_write = getattr(dbapi_connection, "begin_write", None)  # absent: a caller's own connection factory
+        if begin_write is not None:
+            begin_write()
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            if begin_write is not None:
+                dbapi_connection.end_write()
+            raise
 
 
 def unmanaged(prefix: str) -> None:
