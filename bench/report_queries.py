@@ -119,6 +119,7 @@ def channels(dialect: str, start: Range, end: Range) -> str:
 
 def demographics(dialect: str, start: Range, end: Range) -> str:
     q = SQL(dialect, start, end)
+    stage = "+c.stage" if dialect == "sqlite" else "c.stage"  # SQLite: scan the table, no lookup per customer
     return f"""
     SELECT c.country AS key, COUNT(*) AS contacts, {q.ratio("COUNT(*)", "SUM(COUNT(*)) OVER ()")} AS share,
            COUNT(p.contact_id) AS buyers, COALESCE(SUM(p.revenue), 0) AS revenue,
@@ -126,7 +127,7 @@ def demographics(dialect: str, start: Range, end: Range) -> str:
       FROM contact c
       LEFT JOIN (SELECT contact_id, SUM(total) AS revenue FROM purchase
                   WHERE {q.range("purchased_at")} AND currency = 'USD' GROUP BY contact_id) p ON p.contact_id = c.id
-     WHERE c.stage = 'customer' AND c.erased_at IS NULL AND c.merged_into_id IS NULL
+     WHERE {stage} = 'customer' AND c.erased_at IS NULL AND c.merged_into_id IS NULL
      GROUP BY c.country"""
 
 
@@ -143,13 +144,14 @@ def products(dialect: str, start: Range, end: Range) -> str:
 
 def touches(dialect: str, start: Range, end: Range) -> str:
     q = SQL(dialect, start, end)
+    at = "+t.occurred_at" if dialect == "sqlite" else "t.occurred_at"  # SQLite: read (contact, kind, time) alone
     return f"""
     WITH converted AS (
       SELECT contact_id, MIN(occurred_at) AS converted_at FROM lifecycle_change WHERE to_stage = 'customer'
        GROUP BY contact_id HAVING {q.range("MIN(occurred_at)")}
     ), per_contact AS (
       SELECT v.contact_id, v.converted_at, COUNT(t.id) AS touches, MIN(t.occurred_at) AS first_at
-        FROM converted v LEFT JOIN touchpoint t ON t.contact_id = v.contact_id AND t.occurred_at <= v.converted_at
+        FROM converted v LEFT JOIN touchpoint t ON t.contact_id = v.contact_id AND {at} <= v.converted_at
          AND t.kind NOT IN ('impression', 'conversion')
        GROUP BY v.contact_id, v.converted_at
     )
@@ -196,6 +198,8 @@ def roi(dialect: str, start: Range, end: Range) -> str:
 
 def conversion(dialect: str, start: Range, end: Range) -> str:
     q = SQL(dialect, start, end)
+    # SQLite: "+" keeps the range from choosing (to_stage, occurred_at), which visits leads in random order
+    occurred_at = "+l.occurred_at" if dialect == "sqlite" else "l.occurred_at"
     return f"""
     SELECT c.source AS key, COUNT(*) AS leads,
            SUM(CASE WHEN EXISTS (SELECT 1 FROM lifecycle_change x WHERE x.contact_id = l.contact_id
@@ -203,7 +207,7 @@ def conversion(dialect: str, start: Range, end: Range) -> str:
            SUM(CASE WHEN EXISTS (SELECT 1 FROM lifecycle_change x WHERE x.contact_id = l.contact_id
                                     AND x.to_stage = 'customer') THEN 1 ELSE 0 END) AS customers
       FROM lifecycle_change l JOIN contact c ON c.id = l.contact_id
-     WHERE l.from_stage IS NULL AND l.to_stage = 'lead' AND {q.range("l.occurred_at")}
+     WHERE l.from_stage IS NULL AND l.to_stage = 'lead' AND {q.range(occurred_at)}
      GROUP BY c.source"""
 
 

@@ -189,3 +189,32 @@ def test_another_zone_reads_the_raw_rows_until_a_rebuild(crm: Any, data: Any, cl
                           for name, by in runs[:2]] + [before[2]]  # fmt: skip
     finally:
         other.dispose()
+
+
+def test_the_live_windows_are_cut_to_the_range() -> None:
+    """Every bound is a tight one (SQLite may search an index by the looser of two lower bounds)."""
+    from types import SimpleNamespace
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy import DateTime, column
+
+    from crmcore.reports.rollup import Coverage
+
+    at = column("at", DateTime(timezone=True))
+    utc = ZoneInfo("UTC")
+    dirty = (datetime(2024, 5, 5).date(), datetime(2025, 3, 3).date())
+    cover = Coverage(zone=utc, rolled_until=datetime(2025, 12, 20).date(), dirty=dirty)
+
+    def bounds(start: datetime | None, end: datetime | None) -> list[Any]:
+        condition = cover.live(SimpleNamespace(start=start, end=end), at).compile()
+        return sorted(condition.params.values(), key=str)
+
+    year = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
+    assert bounds(*year) == [datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC),
+                             datetime(2025, 12, 20, tzinfo=UTC), year[1]]  # fmt: skip
+    assert bounds(None, None) == [datetime(2024, 5, 5, tzinfo=UTC), datetime(2024, 5, 6, tzinfo=UTC),
+                                  datetime(2025, 3, 3, tzinfo=UTC), datetime(2025, 3, 4, tzinfo=UTC),
+                                  datetime(2025, 12, 20, tzinfo=UTC)]  # fmt: skip
+    late = datetime(2025, 12, 24, tzinfo=UTC)
+    assert bounds(late, None) == [late]
+    assert bounds(year[0], datetime(2025, 2, 1, tzinfo=UTC)) == []  # all rolled up: nothing live

@@ -10,7 +10,12 @@ from typing import Any
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crmcore.db import Base, BigID, JSONData, Money, UTCDateTime
+from crmcore.db import Base, BigID, JSONData, Money, UTCDateTime, unmanaged
+
+#: Expression indexes, made by migrations on the databases that have them (core_0011: touchpoints in
+#: ``COALESCE(source, utm_source)`` order, SQLite and PostgreSQL); schema comparisons leave them out.
+EXPRESSION_PREFIX = "expr_"
+unmanaged(EXPRESSION_PREFIX)
 
 
 class TouchKind(StrEnum):
@@ -39,8 +44,9 @@ class Touchpoint(Base):
     __tablename__ = "touchpoint"
     __table_args__ = (
         Index("ix_touchpoint_contact_time", "contact_id", "occurred_at"),
-        # Reports: "the contact's last ad click (or first creditable touch) before a conversion".
-        Index("ix_touchpoint_contact_kind_time", "contact_id", "kind", "occurred_at"),
+        # Reports: "the contact's last ad click (or first creditable touch) before a conversion", with the
+        # click's ad or affiliate, from the index alone (core_0011).
+        Index("ix_touchpoint_contact_kind_time", "contact_id", "kind", "occurred_at", "id", "ad", "affiliate"),
         # Reports: the clicks and conversions of a range, read from the index alone (ads, affiliates).
         Index("ix_touchpoint_kind_time", "kind", "occurred_at", "contact_id", "quantity", "ad", "affiliate"),
         # Reports: marketing.channels over all time or a range, read from the index alone.

@@ -16,7 +16,7 @@ from crmcore.reports.model import (
     count,
     money_sum,
 )
-from crmcore.reports.sql import PERIODS, age_years, days_between, floor_div, ratio, safe_div
+from crmcore.reports.sql import PERIODS, age_years, days_between, floor_div, ratio, safe_div, unindexed
 
 __all__ = [
     "COLUMN_TYPES",
@@ -34,4 +34,5 @@ __all__ = [
     "money_sum",
     "ratio",
     "safe_div",
+    "unindexed",
 ]

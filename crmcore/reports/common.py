@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Select, func, literal, select, union_all
@@ -58,13 +59,20 @@ def touch_key(by: str, touch: Any) -> Any:
     return getattr(touch, by)
 
 
-def attributed_touch(contact_id: Any, at: Any, *, last: bool, kinds: Any = None) -> Any:
-    """A scalar subquery: the id of the contact's first (or last) creditable touchpoint at or before *at*."""
+def attributed_touch(
+    contact_id: Any, at: Any, *, last: bool, kinds: Any = None, value: Callable[[Any], Any] | None = None
+) -> Any:
+    """A scalar subquery: the id of the contact's first (or last) creditable touchpoint at or before *at*.
+
+    *value* (given the touchpoint's columns) selects something else of it. With
+    one kind, ``ix_touchpoint_contact_kind_time`` (contact, kind, time, id, ad,
+    affiliate) answers it alone, for the id, the ad and the affiliate.
+    """
     touch = Touchpoint.__table__.alias("credited")
     kinds = kinds if kinds is not None else ATTRIBUTION_KINDS
     order = (touch.c.occurred_at.desc(), touch.c.id.desc()) if last else (touch.c.occurred_at, touch.c.id)
     return (
-        select(touch.c.id)
+        select(value(touch.c) if value is not None else touch.c.id)
         .where(touch.c.contact_id == contact_id, touch.c.kind.in_(kinds), touch.c.occurred_at <= at)
         .order_by(*order)
         .limit(1)

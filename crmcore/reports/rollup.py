@@ -46,6 +46,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    false,
     func,
     insert,
     literal,
@@ -95,12 +96,24 @@ class Coverage:
         return condition
 
     def live(self, query: ReportQuery, at: Any) -> Any:
-        """Condition on a raw UTC timestamp: in the range and on a day the rollup does not serve."""
-        windows = [at >= day_start(self.rolled_until, self.zone)]
-        windows += [
-            (at >= day_start(d, self.zone)) & (at < day_start(d + timedelta(days=1), self.zone)) for d in self.dirty
-        ]
-        return and_(query.in_range(at), or_(*windows))
+        """Condition on a raw UTC timestamp: in the range and on a day the rollup does not serve.
+
+        Each window is cut to the range here, so every comparison is a tight
+        bound: SQLite, given two lower bounds on one column, may search its
+        index by the looser one (a year's rows for the range's start instead of
+        a day's for the rollup's end).
+        """
+        windows: list[tuple[datetime, datetime | None]] = [(day_start(self.rolled_until, self.zone), None)]
+        windows += [(day_start(d, self.zone), day_start(d + timedelta(days=1), self.zone)) for d in self.dirty]
+        conditions = []
+        for low, high in windows:
+            low = max(low, query.start) if query.start is not None else low
+            high = min(high, query.end) if high is not None and query.end is not None else high or query.end
+            if high is None:
+                conditions.append(at >= low)
+            elif low < high:
+                conditions.append((at >= low) & (at < high))
+        return or_(false(), *conditions)
 
 
 def coverage(query: ReportQuery) -> Coverage | None:

@@ -23,7 +23,7 @@ from crmcore.models import (
 )
 from crmcore.reports.common import CURRENCY, currency, union, with_periods
 from crmcore.reports.model import Chart, Column, Param, Report, ReportQuery, count, money_sum
-from crmcore.reports.sql import days_between, ratio
+from crmcore.reports.sql import days_between, ratio, unindexed
 
 CUSTOMER = Stage.CUSTOMER.value
 SOURCE_FILTER = Param(name="source", help="Only contacts from this source.")
@@ -62,7 +62,10 @@ def build_conversion(query: ReportQuery) -> Any:
         .where(
             LifecycleChange.from_stage.is_(None),
             LifecycleChange.to_stage == Stage.LEAD.value,
-            query.in_range(LifecycleChange.occurred_at),
+            # SQLite would otherwise search (to_stage, occurred_at) by the range and visit the contacts
+            # and the EXISTS probes in random order; (to_stage, contact_id, occurred_at) visits them in id
+            # order, with the range checked in the index, 2-3x faster at 1M touchpoints
+            query.in_range(unindexed(LifecycleChange.occurred_at)),
             query.in_segment(LifecycleChange.contact_id),
         )
     )

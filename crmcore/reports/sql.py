@@ -67,6 +67,36 @@ def safe_div(numerator: Any, denominator: Any) -> ColumnElement[Any]:
     return numerator / func.nullif(denominator, 0)  # type: ignore[no-any-return]
 
 
+# -- index choice ------------------------------------------------------------------
+
+
+class unindexed(FunctionElement[Any]):
+    """*column* unchanged, but SQLite will not pick an index to search by a condition on it.
+
+    SQLite's unary ``+`` (a no-op, no affinity: the values compared are the
+    stored ones) keeps a range on this column from steering the plan, so it can
+    walk an index in an order that serves the rest of the query better; the
+    other databases plan by their statistics and get the column as it is.
+    """
+
+    inherit_cache = True
+    name = "unindexed"
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _unindexed(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return compiler.process(next(iter(element.clauses)), **kw)  # type: ignore[no-any-return]
+
+
+@compiles(unindexed, "sqlite")
+def _unindexed_sqlite(element: unindexed, compiler: Any, **kw: Any) -> str:
+    return f"+{compiler.process(next(iter(element.clauses)), **kw)}"
+
+
 # -- durations and ages --------------------------------------------------------
 
 
