@@ -316,8 +316,6 @@ def test_a_cost_contribution_without_the_contracted_columns_names_the_plugin(crm
 
 def sqlite_plan(crm: Any, name: str, start: date | None, end: date | None, table: str) -> list[str]:
     """The steps of SQLite's plan for the statement of report *name* that reads *table* (after ANALYZE)."""
-    if crm.engine.dialect.name != "sqlite":
-        pytest.skip("a SQLite query plan")
     from sqlalchemy import event
 
     statements: list[tuple[str, Any]] = []
@@ -337,6 +335,7 @@ def sqlite_plan(crm: Any, name: str, start: date | None, end: date | None, table
         return [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
 
 
+@pytest.mark.databases("sqlite")  # a SQLite query plan
 def test_lead_conversion_over_a_range_walks_the_leads_in_contact_order(crm):
     """SQLite: a range must not steer the plan to (to_stage, occurred_at), which visits leads at random."""
     generate(crm, contacts=60, seed=3)
@@ -345,6 +344,7 @@ def test_lead_conversion_over_a_range_walks_the_leads_in_contact_order(crm):
     assert "ix_lifecycle_change_stage_contact (to_stage=?)" in leads, plan
 
 
+@pytest.mark.databases("sqlite")  # a SQLite query plan
 def test_channels_count_the_contacts_of_a_wide_range_in_source_order(crm):
     """SQLite: the distinct contacts of a wide range stream from core_0011's index, a narrow one reads by time."""
     generate(crm, contacts=60, seed=3)
@@ -354,6 +354,7 @@ def test_channels_count_the_contacts_of_a_wide_range_in_source_order(crm):
     assert not any("expr_touchpoint_source_contact" in step for step in narrow), narrow
 
 
+@pytest.mark.databases("sqlite")  # a SQLite query plan
 def test_ads_credit_each_conversion_from_the_click_index_alone(crm):
     """SQLite: the last click before each conversion, and its ad, come from the index, not the click's row."""
     generate(crm, contacts=60, seed=3)
