@@ -362,3 +362,13 @@ def test_ads_credit_each_conversion_from_the_click_index_alone(crm):
     lookups = [step for step in plan if step.startswith("SEARCH credited")]
     assert lookups and all("COVERING INDEX ix_touchpoint_contact_kind_time" in step for step in lookups), plan
     assert not any(step.startswith("SEARCH click") for step in plan), plan
+
+
+def test_an_average_of_money_is_rounded_to_cents_once(crm):
+    """100 units at 10.00 and one at 10.50 average 10.00495...: 10.00, not 10.0050 rounded again to 10.01."""
+    crm.products.add("PRO", "CRM Pro licence", unit_price="10.00", currency="USD")
+    buyer = crm.leads.capture(email="bulk@example.com")
+    crm.customers.record_purchase(buyer.id, lines=[{"sku": "PRO", "price": "10.00", "quantity": 100},
+                                                   {"sku": "PRO", "price": "10.50", "quantity": 1}])  # fmt: skip
+    (row,) = crm.reports.run("marketing.products").rows
+    assert (row["units"], row["revenue"], row["avg_price"]) == (101, Decimal("1010.50"), Decimal("10.00"))

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Integer, String, case, cast, func, literal, literal_column
+from sqlalchemy import Float, Integer, Numeric, String, case, cast, func, literal, literal_column, type_coerce
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
@@ -62,9 +62,21 @@ def _ratio_mysql(element: ratio, compiler: Any, **kw: Any) -> str:
     return f"(({num} + 0e0) / NULLIF({den}, 0))"
 
 
+#: The type of a quotient of exact decimals: enough places that the report's own rounding is the only one.
+QUOTIENT = Numeric(38, 10, asdecimal=True)
+
+
 def safe_div(numerator: Any, denominator: Any) -> ColumnElement[Any]:
-    """``numerator / denominator`` in the numerator's own type (money stays exact); NULL for 0."""
-    return numerator / func.nullif(denominator, 0)  # type: ignore[no-any-return]
+    """``numerator / denominator``, exact decimals for a decimal numerator (money stays exact); NULL for 0.
+
+    SQLite answers a float, which SQLAlchemy turns into a decimal of the
+    numerator's scale: for money (4 places) 1,043.17497 became 1,043.1750 and
+    then, rounded to cents by the report, 1,043.18 instead of 1,043.17.
+    """
+    quotient = numerator / func.nullif(denominator, 0)
+    if isinstance(quotient.type, Numeric) and quotient.type.asdecimal:
+        return type_coerce(quotient, QUOTIENT)
+    return quotient  # type: ignore[no-any-return]
 
 
 # -- index choice ------------------------------------------------------------------
