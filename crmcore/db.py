@@ -130,9 +130,10 @@ def create_engine(url: str | URL, *, ping_after_idle: float | None = None, **kwa
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        kwargs.setdefault("connect_args", {}).update(
-            {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS, "factory": _writer_queue_connection()}
-        )
+        connect_args = kwargs.setdefault("connect_args", {})
+        connect_args.update({"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS})
+        if "factory" not in connect_args:  # a caller's own connection class keeps SQLite's busy handler alone
+            connect_args["factory"] = _writer_queue_connection()
         engine = sa_create_engine(parsed, **kwargs)
         _configure_sqlite(engine)
         return engine

@@ -92,3 +92,18 @@ def test_a_second_writer_waits_for_the_first_and_then_runs(engine):
     assert order == ["first commits", "second done"]
     with engine.connect() as reader:
         assert reader.execute(text("SELECT count(*) FROM t")).scalar() == 2
+
+
+def test_a_callers_own_connection_class_is_kept(tmp_path):
+    import sqlite3
+
+    class Own(sqlite3.Connection):
+        pass
+
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'own.db'}", connect_args={"factory": Own})
+    try:
+        with engine.begin() as connection:  # no queue: SQLite's busy handler alone
+            connection.execute(text("CREATE TABLE t (n INTEGER)"))
+            assert type(connection.connection.dbapi_connection) is Own
+    finally:
+        engine.dispose()
