@@ -22,16 +22,19 @@ class CRMError(Exception):
     #: placeholders (see :meth:`of`); None shows ``str(error)``.
     message: str | None = None
     values: Mapping[str, Any] = {}
+    #: Placeholders holding words the console translates too (a stage, a status), as ``values`` are formatted.
+    terms: Mapping[str, str] = {}
 
     @classmethod
-    def of(cls, message: str, **values: Any) -> Self:
-        """The error saying *message* (marked with ``N_``) with *values* in its placeholders.
+    def of(cls, message: str, /, *, terms: Mapping[str, str] | None = None, **values: Any) -> Self:
+        """The error saying *message* (marked with ``N_``) with *values* and *terms* in its placeholders.
 
         ``str(error)`` is the English text, as ever; the console shows it in
-        the page's language.
+        the page's language, with the *terms* (words such as a stage)
+        translated and the *values* formatted the locale's way.
         """
-        error = cls(message % values)
-        error.message, error.values = message, values
+        error = cls(message % {**values, **(terms or {})})
+        error.message, error.values, error.terms = message, values, dict(terms or {})
         return error
 
 
@@ -48,6 +51,22 @@ class ValidationError(CRMError):
             msg if field == "__all__" else f"{field}: {msg}" for field, msg in self.errors.items()
         )
         super().__init__(text or "invalid input")
+        #: Fields whose message was given with :meth:`on`: the message, values and terms to translate it.
+        self.messages: dict[str, dict[str, Any]] = {}
+
+    @classmethod
+    def on(cls, field: str, message: str, /, *, terms: Mapping[str, str] | None = None, **values: Any) -> Self:
+        """Input refused at *field*, saying *message* (marked with ``N_``) with its placeholders filled.
+
+        ``ValidationError.on("stage", N_("no stage %(key)s"), key="won")``:
+        :attr:`errors` holds the English text, as ever; the console shows it
+        in the page's language, like :meth:`CRMError.of`.
+        """
+        filled = {**values, **(terms or {})}
+        error = cls({field: message % filled})
+        error.messages[field] = {"message": message, "values": values, "terms": dict(terms or {}),
+                                 "text": message % filled}  # fmt: skip
+        return error
 
 
 class NotFound(CRMError):

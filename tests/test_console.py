@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import timedelta
 
@@ -342,6 +343,42 @@ def test_error_pages_speak_persian(crm, site):
         assert forged.status_code == 403 and "فرم منقضی شده" in forged.text
     with client_for(site["url"], "rita@example.com") as client:  # in English, as before
         assert f"contact {theirs} not found" in client.get(f"/console/contacts/{theirs}").text
+
+
+def test_the_actions_refusals_speak_persian(crm, site):
+    """What the services refuse on a console action is told in the page's language, its values kept."""
+    lead, deal = site["rita_lead"].id, site["deal"]
+    crm.leads.qualify(lead, reason="has budget")
+    with client_for(site["url"], "ada@example.com") as client:
+        client.cookies.set("crm_lang", "fa", path="/console")
+        csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
+
+        def refused(path: str, **form: str) -> str:
+            response = client.post(f"/console/{path}", data={"csrf": csrf, **form})
+            assert 400 <= response.status_code < 500, (path, response.status_code)
+            return html.unescape(response.text)
+
+        again = refused(f"contacts/{lead}/qualify", reason="twice")  # a prospect now
+        assert "فقط سرنخ را می‌توان واجد شرایط کرد؛ این مخاطب «مشتری بالقوه» است" in again
+        assert "only a lead" not in again and "prospect" not in again
+        itself = refused(f"contacts/{lead}/merge", other=str(lead))
+        assert "نمی‌توان مخاطبی را با خودش ادغام کرد" in itself and "itself" not in itself
+        crm.customers.convert(lead, reason="signed")
+        twice = refused(f"contacts/{lead}/convert", reason="again")
+        assert f"مخاطب {lead} هم‌اکنون مشتری است" in twice and "already" not in twice
+        nowhere = refused(f"opportunities/{deal.id}/move", stage="no-such-stage")
+        assert "مرحله‌ای به نام 'no-such-stage' نیست؛ مرحله‌ها: qualification" in nowhere
+        lost = refused(f"opportunities/{deal.id}/move", stage="lost")
+        assert "دلیل از دست رفتن معامله را بنویسید" in lost and "give the reason" not in lost
+        crm.sales.move(deal.id, "won")
+        closed = refused(f"opportunities/{deal.id}/move", stage="lost", reason="late")
+        assert f"وضعیت فرصت فروش {deal.id} پیش‌تر «برنده» است" in closed and "already" not in closed
+        empty = refused(f"tickets/{site['ticket'].number}/answer", body=" ")
+        assert "پاسخ یا یادداشتی بنویسید" in empty and "write a reply" not in empty
+    with client_for(site["url"], "ada@example.com") as client:  # English: the services' own texts, as before
+        csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
+        response = client.post(f"/console/opportunities/{deal.id}/move", data={"csrf": csrf, "stage": "lost"})
+        assert f"opportunity {deal.id} is already won" in response.text
 
 
 def test_every_template_text_has_a_persian_translation():

@@ -114,7 +114,7 @@ def _serve(view: View, permission: str | None, request: Request, form: FormData 
                 try:
                     response = view(request, form)
                 except ValidationError as exc:
-                    response = error_page(request, 422, error_text(request, exc), exc.errors)
+                    response = error_page(request, 422, error_text(request, exc), field_errors(request, exc))
                 except (NotFound, PermissionDenied, CRMError) as exc:
                     status = exc.http_status if 400 <= exc.http_status < 500 else 500
                     text = error_text(request, exc) if status < 500 else N_("Something went wrong.")
@@ -258,21 +258,32 @@ def error_text(request: Request, exc: CRMError) -> str:
     """What *exc* says, in the page's language where it says it with marked texts.
 
     A message given with ``CRMError.of``, or a validation error's per-field
-    messages (each marked with ``N_`` where it is raised); others as they are.
+    messages (:func:`field_errors`); others as they are.
+    """
+    if exc.message is not None:
+        describe = environments(crm_of(request)).get(language(request)).filters["describe"]
+        return str(describe({"message": exc.message, "values": dict(exc.values), "terms": dict(exc.terms),
+                             "text": str(exc)}))  # fmt: skip
+    if isinstance(exc, ValidationError):
+
+        def joined(errors: dict[str, str]) -> str:  # how ValidationError composes its text
+            return "; ".join(text if field == "__all__" else f"{field}: {text}" for field, text in errors.items())
+
+        if joined(exc.errors) == str(exc):  # not a message of its own
+            return joined(field_errors(request, exc))
+    return str(exc)
+
+
+def field_errors(request: Request, exc: ValidationError) -> dict[str, str]:
+    """Each refused field's message in the page's language.
+
+    A message given with ``ValidationError.on`` is translated with its values;
+    a plain one is looked up as it is (texts marked with ``N_`` where raised).
     """
     filters = environments(crm_of(request)).get(language(request)).filters
-    if exc.message is not None:
-        return str(filters["describe"]({"message": exc.message, "values": dict(exc.values), "text": str(exc)}))
-    if isinstance(exc, ValidationError):
-        term = filters["term"]
-
-        def joined(say: Callable[[str], str]) -> str:  # how ValidationError composes its text
-            return "; ".join(say(text) if field == "__all__" else f"{field}: {say(text)}"
-                             for field, text in exc.errors.items())  # fmt: skip
-
-        if joined(str) == str(exc):  # not a message of its own
-            return joined(term)
-    return str(exc)
+    describe, term = filters["describe"], filters["term"]
+    return {field: str(describe(exc.messages[field])) if field in exc.messages else str(term(text))
+            for field, text in exc.errors.items()}  # fmt: skip
 
 
 async def _crm_error(request: Request, exc: Exception) -> Response:

@@ -221,7 +221,8 @@ class ContactService(Service):
                 raise ValidationError({"stage": f"unknown stage {to_stage!r}"}) from None
             allowed = BACKWARD_MOVES.get(target, set())
             if contact.stage not in allowed:
-                raise ValidationError({"stage": f"cannot move a {contact.stage} to {target.value} by hand"})
+                raise ValidationError.on("stage", N_("cannot move a %(from)s to %(to)s by hand"),
+                                         terms={"from": str(contact.stage), "to": target.value})
             event = change_stage(ctx, contact, target, reason_text)
             if target == Stage.DORMANT:
                 ctx.call(
@@ -243,11 +244,11 @@ class ContactService(Service):
             survivor = get_contact(ctx, survivor_ref)
             merged = get_contact(ctx, merged_ref)
             if survivor.id == merged.id:
-                raise ValidationError({"contact": "cannot merge a contact with itself"})
+                raise ValidationError({"contact": N_("cannot merge a contact with itself")})
             for contact in (survivor, merged):
                 _refuse_erased(contact)
                 if contact.merged_into_id:
-                    raise ValidationError({"contact": f"contact {contact.id} was already merged"})
+                    raise ValidationError.on("contact", N_("contact %(id)s was already merged"), id=str(contact.id))
             ctx.call("crm_contact_before_merge", survivor=survivor, merged=merged)
             contacts_merged(ctx, (survivor.id, merged.id))  # their sales' attribution may change
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
@@ -590,7 +591,7 @@ def _merge_consent(ctx: Any, survivor_id: int, merged_id: int) -> None:
 
 def _refuse_erased(contact: Contact) -> None:
     if contact.erased_at is not None:
-        raise Conflict(f"contact {contact.id} was erased")
+        raise Conflict.of(N_("contact %(id)s was erased"), id=str(contact.id))
 
 
 def _public(values: dict[str, Any]) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class CustomerService(Service):
         with self.crm.transaction(actor) as ctx:
             contact = editable_contact(ctx, ref)
             if contact.stage == Stage.CUSTOMER:
-                raise Conflict(f"contact {contact.id} is already a customer")
+                raise Conflict.of(N_("contact %(id)s is already a customer"), id=str(contact.id))
             convert_in(ctx, contact, reason=reason_text or "")
         return contact
 
@@ -92,7 +92,7 @@ class CustomerService(Service):
         with self.crm.transaction(actor) as ctx:
             target = editable_contact(ctx, contact)
             if target.erased_at is not None:
-                raise ValidationError({"contact": "this contact was erased"})
+                raise ValidationError({"contact": N_("this contact was erased")})
             reference = clean_text(external_ref, "external_ref", 120)
             if reference and ctx.first(Purchase, Purchase.external_ref == reference):
                 raise Conflict(f"purchase {reference!r} was already recorded")

@@ -18,6 +18,7 @@ from crmcore.events import (
     ScoreContribution,
     TouchpointRecorded,
 )
+from crmcore.i18n import N_
 from crmcore.models import INTERACTION_KINDS, Contact, Interaction, LifecycleChange, Stage, TouchKind, Touchpoint
 from crmcore.services.base import (
     ContactRef,
@@ -128,7 +129,8 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
 def qualify_in(ctx: HookContext, contact: Contact, reason: str) -> None:
     """Make a lead a prospect inside *ctx*, firing the qualification hooks."""
     if contact.stage != Stage.LEAD:
-        raise ValidationError({"stage": f"only a lead can be qualified; this contact is a {contact.stage}"})
+        raise ValidationError.on("stage", N_("only a lead can be qualified; this contact is a %(stage)s"),
+                                 terms={"stage": str(contact.stage)})
     ctx.call("crm_lead_before_qualify", contact=contact, reason=reason)
     event = change_stage(ctx, contact, Stage.PROSPECT, reason)
     ctx.call(
@@ -299,7 +301,7 @@ class TouchpointService(Service):
                 values["user_id"] = ctx.actor.user_id
             target = editable_contact(ctx, contact) if contact is not None else None
             if target is not None and target.erased_at is not None:
-                raise ValidationError({"contact": "this contact was erased"})
+                raise ValidationError({"contact": N_("this contact was erased")})
             if values.get("external_id") and ctx.first(Touchpoint, Touchpoint.external_id == values["external_id"]):
                 raise CRMError(f"touchpoint {values['external_id']!r} was already recorded")
             return record_touch_in(ctx, target, values)
@@ -340,9 +342,9 @@ class InteractionService(Service):
         if kind not in INTERACTION_KINDS:
             errors["kind"] = f"unknown kind {kind!r}; kinds: {', '.join(INTERACTION_KINDS)}"
         if direction not in (None, "in", "out"):
-            errors["direction"] = "must be in or out"
+            errors["direction"] = N_("must be in or out")
         if duration_minutes is not None and (not isinstance(duration_minutes, int) or duration_minutes < 0):
-            errors["duration_minutes"] = "must be zero or a positive whole number"
+            errors["duration_minutes"] = N_("must be zero or a positive whole number")
         if errors:
             raise ValidationError(errors)
         with self.crm.transaction(actor) as ctx:

@@ -40,7 +40,8 @@ def _stage(ctx: HookContext, pipeline_id: int, key: str) -> PipelineStage:
         keys = ctx.session.scalars(
             select(PipelineStage.key).where(PipelineStage.pipeline_id == pipeline_id).order_by(PipelineStage.position)
         ).all()
-        raise ValidationError({"stage": f"no stage {key!r}; stages: {', '.join(keys)}"})
+        raise ValidationError.on("stage", N_("no stage %(key)s; stages: %(stages)s"), key=repr(key),
+                                 stages=", ".join(keys))
     return stage  # type: ignore[no-any-return]
 
 
@@ -149,12 +150,12 @@ class SalesService(Service):
                     .limit(1)
                 ).first()
                 if first is None:
-                    raise ValidationError({"stage": f"pipeline {found.name} has no open stage"})
+                    raise ValidationError.on("stage", N_("pipeline %(name)s has no open stage"), name=found.name)
                 start = first
             else:
                 start = _stage(ctx, found.id, stage)
                 if start.outcome != "open":
-                    raise ValidationError({"stage": "an opportunity starts in an open stage"})
+                    raise ValidationError({"stage": N_("an opportunity starts in an open stage")})
             owner_user = get_user(ctx, owner)
             opportunity = Opportunity(
                 name=name_text, contact_id=target.id if target else None,
@@ -262,11 +263,13 @@ class SalesService(Service):
 
     def _move_in(self, ctx: HookContext, opportunity: Opportunity, to: PipelineStage, reason: str | None) -> None:
         if opportunity.status != "open":
-            raise Conflict(f"opportunity {opportunity.id} is already {opportunity.status}")
+            raise Conflict.of(N_("opportunity %(id)s is already %(status)s"), id=str(opportunity.id),
+                              terms={"status": opportunity.status})
         if to.id == opportunity.stage_id:
-            raise ValidationError({"stage": f"opportunity {opportunity.id} is already at {to.key}"})
+            raise ValidationError.on("stage", N_("opportunity %(id)s is already at %(stage)s"), id=str(opportunity.id),
+                                     stage=to.key)
         if to.outcome == "lost" and not reason:
-            raise ValidationError({"reason": "give the reason the deal was lost"})
+            raise ValidationError({"reason": N_("give the reason the deal was lost")})
         ctx.call("crm_opportunity_before_stage_change", opportunity=opportunity, to_stage=to)
         before = ctx.session.get(PipelineStage, opportunity.stage_id)
         assert before is not None
@@ -346,7 +349,7 @@ class SalesService(Service):
             if activity is None or not permissions.reaches(ctx, activity.owner_id):
                 raise NotFound.of(N_("no activity %(id)s"), id=str(activity_id))
             if activity.done_at is not None:
-                raise Conflict(f"activity {activity_id} is already done")
+                raise Conflict.of(N_("activity %(id)s is already done"), id=str(activity_id))
             activity.done_at = ctx.now
             ctx.cancel_jobs(f"core.activity:{activity.id}:reminder")
             ctx.audit("activity.done", "activity", activity.id, {})

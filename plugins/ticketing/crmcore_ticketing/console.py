@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute, Route
 
 from crmcore.console import MenuEntry, Panel, SearchHit, base_path, page, render_panel, staff
 from crmcore.errors import ValidationError
+from crmcore.i18n import N_
 
 if TYPE_CHECKING:
     from crmcore.context import HookContext
@@ -84,7 +85,7 @@ def answer(request: Request, form: FormData | None) -> Response:
     number = request.path_params["number"]
     body = str(form.get("body") or "").strip() if form is not None else ""
     if not body:
-        raise ValidationError({"body": "write a reply or a note"})
+        raise ValidationError({"body": N_("write a reply or a note")})
     status = str(form.get("status") or "") if form is not None else ""
     if form is not None and form.get("kind") == "note":
         support.note(number, body)
