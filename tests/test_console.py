@@ -347,6 +347,8 @@ def test_error_pages_speak_persian(crm, site):
 
 def test_the_actions_refusals_speak_persian(crm, site):
     """What the services refuse on a console action is told in the page's language, its values kept."""
+    from crmcore_ticketing import ticketing
+
     lead, deal = site["rita_lead"].id, site["deal"]
     crm.leads.qualify(lead, reason="has budget")
     with client_for(site["url"], "ada@example.com") as client:
@@ -373,8 +375,12 @@ def test_the_actions_refusals_speak_persian(crm, site):
         crm.sales.move(deal.id, "won")
         closed = refused(f"opportunities/{deal.id}/move", stage="lost", reason="late")
         assert f"وضعیت فرصت فروش {deal.id} پیش‌تر «برنده» است" in closed and "already" not in closed
-        empty = refused(f"tickets/{site['ticket'].number}/answer", body=" ")
+        number = site["ticket"].number
+        empty = refused(f"tickets/{number}/answer", body=" ")
         assert "پاسخ یا یادداشتی بنویسید" in empty and "write a reply" not in empty
+        ticketing(crm).tickets.set_status(number, "closed")
+        closed_ticket = refused(f"tickets/{number}/answer", body="Any news?")
+        assert f"تیکت {number} بسته شده است؛ به‌جای آن تیکت پیگیری باز کنید" in closed_ticket
     with client_for(site["url"], "ada@example.com") as client:  # English: the services' own texts, as before
         csrf = csrf_of(client.get(f"/console/contacts/{lead}").text)
         response = client.post(f"/console/opportunities/{deal.id}/move", data={"csrf": csrf, "stage": "lost"})

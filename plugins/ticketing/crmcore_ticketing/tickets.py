@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, and_, or_, select
 
 from crmcore import permissions
 from crmcore.errors import Conflict, NotFound, ValidationError
+from crmcore.i18n import N_
 from crmcore.mail import MailMessage, queue_mail
 from crmcore.models import Contact, Organization, Team, User
 from crmcore.services.base import Service, get_contact, get_user
@@ -96,11 +97,11 @@ def get_ticket(ctx: HookContext, ref: int | str | Ticket) -> Ticket:
         number = numbers.normalize(str(ref), setting(ctx, "tracking_prefix"))
         found = ctx.first(Ticket, Ticket.number == number) if number else None
     if found is None:
-        raise NotFound(f"no ticket {ref!r}")
+        raise NotFound.of(N_("no ticket %(ref)s"), ref=repr(ref))
     if ctx.actor.user_id is not None:
         permissions.require(ctx, "ticketing.view")
         if not _reaches(ctx, found):
-            raise NotFound(f"no ticket {ref!r}")
+            raise NotFound.of(N_("no ticket %(ref)s"), ref=repr(ref))
     return found
 
 
@@ -335,9 +336,9 @@ def open_in(
 
 def _body(value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ValidationError({"body": "is required"})
+        raise ValidationError({"body": N_("is required")})
     if len(value) > MAX_BODY:
-        raise ValidationError({"body": f"is longer than {MAX_BODY:,} characters"})
+        raise ValidationError.on("body", N_("is longer than %(limit)s characters"), limit=f"{MAX_BODY:,}")
     return value.replace("\x00", "").strip()
 
 
@@ -550,9 +551,9 @@ def set_status_in(ctx: HookContext, ticket: Ticket, status: str) -> None:
     if new == old:
         return
     if old == Status.CLOSED.value:
-        raise Conflict(f"ticket {ticket.number} is closed; a new message opens a follow-up")
+        raise Conflict.of(N_("ticket %(number)s is closed; a new message opens a follow-up"), number=ticket.number)
     if new == Status.NEW.value:
-        raise ValidationError({"status": "a ticket cannot go back to new"})
+        raise ValidationError({"status": N_("a ticket cannot go back to new")})
     if new == Status.CLOSED.value and old != Status.SOLVED.value:
         set_status_in(ctx, ticket, Status.SOLVED.value)
         old = ticket.status
@@ -968,4 +969,4 @@ class TicketService(Service):
 
 def _writable(ticket: Ticket) -> None:
     if ticket.status == Status.CLOSED.value:
-        raise Conflict(f"ticket {ticket.number} is closed; open a follow-up instead")
+        raise Conflict.of(N_("ticket %(number)s is closed; open a follow-up instead"), number=ticket.number)
