@@ -52,6 +52,9 @@ def test_contact_show_imports_neither_the_web_stack_nor_celery(database):
     imported = _imported_packages(result.stderr)
     assert "sqlalchemy" in imported and "crmcore_accounting_bridge" in imported  # the check sees the imports
     assert imported & FORBIDDEN == set()
+    modules = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert "crmcore.services.base" in modules  # the services are loaded...
+    assert "crmcore.rollup_marks" not in modules  # ...not the reports' rollups: only a merge marks them
 
 
 def test_a_plugin_command_uses_the_root_options_and_imports_neither(database):

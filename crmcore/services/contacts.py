@@ -19,7 +19,6 @@ from crmcore.errors import Conflict, NotFound, ValidationError
 from crmcore.i18n import N_
 from crmcore.models import Contact, ContactTag, CustomField, LifecycleChange, Stage, Tag
 from crmcore.registry import CustomFieldSpec
-from crmcore.rollup_marks import contacts_merged
 from crmcore.services.base import ContactRef, Service, change_stage, editable_contact, get_contact
 from crmcore.services.fields import clean_contact
 from crmcore.validation import clean_text, currency_code, positive_amount
@@ -250,6 +249,8 @@ class ContactService(Service):
                 if contact.merged_into_id:
                     raise ValidationError.on("contact", N_("contact %(id)s was already merged"), id=str(contact.id))
             ctx.call("crm_contact_before_merge", survivor=survivor, merged=merged)
+            from crmcore.rollup_marks import contacts_merged  # only a merge needs the rollups' models
+
             contacts_merged(ctx, (survivor.id, merged.id))  # their sales' attribution may change
             for model in (Touchpoint, Purchase, Opportunity, Interaction, Activity, Feedback, LifecycleChange):
                 ctx.session.execute(update(model).where(model.contact_id == merged.id).values(contact_id=survivor.id))
