@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from crmcore import permissions
 from crmcore.console import auth
-from crmcore.console.app import base_path, crm_of, error_page, page, panel_context, staff
+from crmcore.console.app import base_path, crm_of, error_page, formatter, page, panel_context, staff, translator
 from crmcore.console.menu import Panel, SearchHit
 from crmcore.errors import ValidationError
 from crmcore.i18n import N_
@@ -167,7 +167,6 @@ def can(request: Request, permission: str) -> bool:
 @staff("contacts.view")
 def search(request: Request, form: FormData | None) -> Response:
     """One box across contacts, organizations, opportunities and what plugins add (tickets)."""
-    from crmcore.console.app import formatter, translator
 
     text = request.query_params.get("q", "").strip()[:200]
     groups = search_hits(crm_of(request), text, gettext=translator(request), money=formatter(request).money)
@@ -567,13 +566,15 @@ def move_opportunity(request: Request, form: FormData | None) -> Response:
 
 @staff("reports.view")
 def reports(request: Request, form: FormData | None) -> Response:
-    """The report dashboard: every enabled plugin's main reports over a date range."""
+    """The report dashboard: every enabled plugin's main reports over a date range, in the page's language."""
+    from crmcore.reports.i18n import PageLanguage
     from crmcore.reports.render import html_sections
 
     crm = crm_of(request)
     start = request.query_params.get("from") or None
     end = request.query_params.get("to") or None
-    sections = html_sections(crm.reports.dashboard(start=start, end=end))
+    language = PageLanguage(gettext=translator(request), formatter=formatter(request), currency=crm.settings.currency)
+    sections = html_sections(crm.reports.dashboard(start=start, end=end), language)
     return page(request, "console/reports.html", {"sections": sections, "start": start or "", "end": end or ""})
 
 

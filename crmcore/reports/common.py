@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, literal, select, union_all
 
+from crmcore.i18n import N_
 from crmcore.models import TouchKind, Touchpoint
 from crmcore.reports.model import Param, ReportQuery
 from crmcore.reports.sql import PERIODS
@@ -33,7 +34,7 @@ def _currency(value: str) -> str:
 
 
 CURRENCY = Param(
-    name="currency",
+    name=N_("currency"),
     help="Money figures count only amounts in this currency (default: the CRM's currency).",
     convert=_currency,
 )
@@ -47,8 +48,8 @@ def currency(query: ReportQuery) -> str:
 #: How a touchpoint is keyed for each grouping. ``source``, ``medium`` and
 #: ``campaign`` fall back to the UTM parameter when the plain field is empty.
 TOUCH_GROUPINGS = (
-    "source", "medium", "campaign", "ad", "affiliate", "kind",
-    "utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content",
+    N_("source"), N_("medium"), N_("campaign"), N_("ad"), N_("affiliate"), N_("kind"),
+    N_("utm_source"), N_("utm_medium"), N_("utm_campaign"), N_("utm_term"), N_("utm_content"),
 )  # fmt: skip
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import String, case, cast, func, literal, null, select, union_al
 from sqlalchemy.orm import aliased
 
 from crmcore.errors import PluginError
+from crmcore.i18n import N_
 from crmcore.models import (
     AdSpend,
     Contact,
@@ -142,8 +143,8 @@ def build_ads(query: ReportQuery) -> Any:
 
 ADS = Report(
     name="marketing.ads",
-    title="Ads ranked by click-through and conversion rate",
-    description=(
+    title=N_("Ads ranked by click-through and conversion rate"),
+    description=N_(
         "Per ad (or campaign, or source): impressions and spend imported from the ad platforms "
         "(ad_spend), our own ad-click touchpoints, the click-through rate (clicks / impressions) and the "
         "conversion rate (conversions / clicks). A conversion touchpoint counts for the ad its contact "
@@ -151,19 +152,19 @@ ADS = Report(
     ),
     build=build_ads,
     columns=(
-        count("impressions", "Impressions"),
-        count("clicks", "Clicks"),
-        Column(name="ctr", label="CTR", type="percent"),
-        count("conversions", "Conversions"),
-        Column(name="conversion_rate", label="Conversion rate", type="percent"),
-        money_sum("spend", "Spend"),
-        Column(name="cost_per_click", label="Cost per click", type="money"),
+        count("impressions", N_("Impressions")),
+        count("clicks", N_("Clicks")),
+        Column(name="ctr", label=N_("CTR"), type="percent"),
+        count("conversions", N_("Conversions")),
+        Column(name="conversion_rate", label=N_("Conversion rate"), type="percent"),
+        money_sum("spend", N_("Spend")),
+        Column(name="cost_per_click", label=N_("Cost per click"), type="money"),
     ),
-    groupings=("ad", "campaign", "source"),
+    groupings=(N_("ad"), N_("campaign"), N_("source")),
     default_by="ad",
     params=(
         Param(
-            name="rank",
+            name=N_("rank"),
             help="Order rows by this column, highest first.",
             default="ctr",
             choices=("ctr", "conversion_rate", "clicks", "conversions"),
@@ -212,19 +213,19 @@ def build_affiliates(query: ReportQuery) -> Any:
 
 AFFILIATES = Report(
     name="marketing.affiliates",
-    title="Affiliates ranked by clicks and conversions",
-    description=(
+    title=N_("Affiliates ranked by clicks and conversions"),
+    description=N_(
         "Per affiliate site: affiliate-click touchpoints, the distinct contacts who clicked, and the "
         "conversions credited to the affiliate whose link the contact last clicked before converting."
     ),
     build=build_affiliates,
     columns=(
-        count("clicks", "Clicks"),
-        count("contacts", "Contacts"),
-        count("conversions", "Conversions"),
-        Column(name="conversion_rate", label="Conversion rate", type="percent"),
+        count("clicks", N_("Clicks")),
+        count("contacts", N_("Contacts")),
+        count("conversions", N_("Conversions")),
+        Column(name="conversion_rate", label=N_("Conversion rate"), type="percent"),
     ),
-    groupings=("affiliate",),
+    groupings=(N_("affiliate"),),
     default_by="affiliate",
     chart=Chart(kind="bar", y=("clicks", "conversions")),
     dates="affiliate-click and conversion touchpoints by time",
@@ -325,23 +326,23 @@ def _source_order_pays(query: ReportQuery, kind: str | None) -> bool:
 
 CHANNELS = Report(
     name="marketing.channels",
-    title="Sources, mediums and UTM campaigns",
-    description=(
+    title=N_("Sources, mediums and UTM campaigns"),
+    description=N_(
         "Touchpoints (each counted with its quantity), distinct contacts, conversions and conversion "
         "value per source, medium, campaign, ad, affiliate, kind, UTM parameter or period. source, "
         "medium and campaign fall back to utm_source, utm_medium and utm_campaign when empty."
     ),
     build=build_channels,
     columns=(
-        count("touchpoints", "Touchpoints"),
-        count("contacts", "Contacts"),
-        count("conversions", "Conversions"),
-        money_sum("conversion_value", "Conversion value"),
+        count("touchpoints", N_("Touchpoints")),
+        count("contacts", N_("Contacts")),
+        count("conversions", N_("Conversions")),
+        money_sum("conversion_value", N_("Conversion value")),
     ),
     groupings=with_periods(*TOUCH_GROUPINGS),
     default_by="source",
     params=(
-        Param(name="kind", help="Only touchpoints of this kind.", choices=tuple(k.value for k in TouchKind)),
+        Param(name=N_("kind"), help="Only touchpoints of this kind.", choices=tuple(k.value for k in TouchKind)),
         CURRENCY,
     ),
     chart=Chart(kind="bar", y=("touchpoints", "conversions")),
@@ -351,8 +352,9 @@ CHANNELS = Report(
 
 # -- demographics ----------------------------------------------------------------
 
-CONTACT_FIELDS = ("country", "region", "city", "language", "timezone", "stage", "source", "title")
-ORGANIZATION_FIELDS = ("industry", "size_band", "country")
+CONTACT_FIELDS = (N_("country"), N_("region"), N_("city"), N_("language"), N_("timezone"), N_("stage"),
+                  N_("source"), N_("title"))  # fmt: skip
+ORGANIZATION_FIELDS = (N_("industry"), N_("size_band"), N_("country"))
 #: Age bands: (label, lowest age). Labels sort in age order.
 AGE_BANDS = (("0-17", 0), ("18-24", 18), ("25-34", 25), ("35-44", 35), ("45-54", 45), ("55-64", 55), ("65+", 65))
 STAGES = tuple(s.value for s in Stage)
@@ -360,7 +362,7 @@ STAGES = tuple(s.value for s in Stage)
 
 def demographic_groupings(query: ReportQuery) -> list[str]:
     """Contact fields, ``owner``, ``age_band``, organization fields and every declared custom field."""
-    names = [*CONTACT_FIELDS, "owner", "age_band", *(f"organization.{f}" for f in ORGANIZATION_FIELDS)]
+    names = [*CONTACT_FIELDS, N_("owner"), N_("age_band"), *(f"organization.{f}" for f in ORGANIZATION_FIELDS)]
     for entity, name in query.session.execute(
         select(CustomField.entity, CustomField.name).order_by(CustomField.entity, CustomField.name)
     ):
@@ -427,8 +429,8 @@ def build_demographics(query: ReportQuery) -> Any:
 
 DEMOGRAPHICS = Report(
     name="marketing.demographics",
-    title="Customer demographics",
-    description=(
+    title=N_("Customer demographics"),
+    description=N_(
         "Contacts at a stage (customers by default; stage=all for everyone), erased and merged ones "
         "left out, per contact field, owner, age band (age at the end of the range, or today), "
         "organization field or custom field (custom.NAME, organization.custom.NAME), with their share, "
@@ -436,17 +438,18 @@ DEMOGRAPHICS = Report(
     ),
     build=build_demographics,
     columns=(
-        count("contacts", "Contacts"),
-        Column(name="share", label="Share", type="percent"),
-        count("buyers", "Buyers in range"),
-        money_sum("revenue", "Revenue"),
-        Column(name="revenue_per_buyer", label="Revenue per buyer", type="money"),
+        count("contacts", N_("Contacts")),
+        Column(name="share", label=N_("Share"), type="percent"),
+        count("buyers", N_("Buyers in range")),
+        money_sum("revenue", N_("Revenue")),
+        Column(name="revenue_per_buyer", label=N_("Revenue per buyer"), type="money"),
     ),
     groupings=demographic_groupings,
+    terms=("stage",),
     default_by="country",
     params=(
         Param(
-            name="stage",
+            name=N_("stage"),
             help="Which contacts: a lifecycle stage, or all.",
             default="customer",
             choices=(*STAGES, "all"),
@@ -568,25 +571,25 @@ def _products_rolled(query: ReportQuery, cover: rollup.Coverage, code: str) -> A
 
 PRODUCTS = Report(
     name="marketing.products",
-    title="Products sold and at which prices",
-    description=(
+    title=N_("Products sold and at which prices"),
+    description=N_(
         "Purchase lines in the range (one currency): units, distinct orders, revenue, and the lowest, "
         "average (revenue / units) and highest unit price actually paid; per product, SKU, category, "
         "price band (unit price in bands of `band`) or period."
     ),
     build=build_products,
     columns=(
-        count("units", "Units"),
-        count("orders", "Orders"),
-        money_sum("revenue", "Revenue"),
-        Column(name="min_price", label="Min price", type="money"),
-        Column(name="avg_price", label="Avg price", type="money"),
-        Column(name="max_price", label="Max price", type="money"),
+        count("units", N_("Units")),
+        count("orders", N_("Orders")),
+        money_sum("revenue", N_("Revenue")),
+        Column(name="min_price", label=N_("Min price"), type="money"),
+        Column(name="avg_price", label=N_("Avg price"), type="money"),
+        Column(name="max_price", label=N_("Max price"), type="money"),
     ),
-    groupings=with_periods("product", "sku", "category", "price_band"),
+    groupings=with_periods(N_("product"), N_("sku"), N_("category"), N_("price_band")),
     default_by="product",
     params=(
-        Param(name="band", help="Width of a price band (whole currency units).", default=50, convert=_positive_int),
+        Param(name=N_("band"), help="Width of a price band (whole currency units).", default=50, convert=_positive_int),
         CURRENCY,
     ),
     chart=Chart(kind="bar", y=("revenue",)),
@@ -661,20 +664,20 @@ def build_touches(query: ReportQuery) -> Any:
 
 TOUCHES = Report(
     name="marketing.touches",
-    title="Touchpoints before conversion",
-    description=(
+    title=N_("Touchpoints before conversion"),
+    description=N_(
         "Contacts who first became customers in the range: how many touchpoints they had up to that "
         "moment (impressions and conversion events not counted), and the days from their first "
         "touchpoint to becoming a customer; per bucket of touch counts, contact source or period."
     ),
     build=build_touches,
     columns=(
-        count("customers", "Customers"),
-        Column(name="share", label="Share", type="percent"),
-        Column(name="avg_touches", label="Avg touches", type="number"),
-        Column(name="avg_days", label="Avg days from first touch", type="days"),
+        count("customers", N_("Customers")),
+        Column(name="share", label=N_("Share"), type="percent"),
+        Column(name="avg_touches", label=N_("Avg touches"), type="number"),
+        Column(name="avg_days", label=N_("Avg days from first touch"), type="days"),
     ),
-    groupings=with_periods("touches", "source"),
+    groupings=with_periods(N_("touches"), N_("source")),
     default_by="touches",
     chart=Chart(kind="bar", y=("customers",)),
     dates="the time each contact first became a customer",
@@ -808,8 +811,8 @@ def build_roi(query: ReportQuery) -> Any:
 
 ROI = Report(
     name="marketing.roi",
-    title="ROI and cost per acquisition, first-touch and last-touch",
-    description=(
+    title=N_("ROI and cost per acquisition, first-touch and last-touch"),
+    description=N_(
         "Per campaign, source or affiliate: cost (imported ad spend plus what plugins contribute through "
         "crm_campaign_cost_contributions, by day) against revenue (purchases, or what "
         "crm_revenue_query chooses, such as invoices) credited to the contact's first creditable "
@@ -821,17 +824,17 @@ ROI = Report(
     ),
     build=build_roi,
     columns=(
-        money_sum("cost", "Cost"),
-        count("customers_first", "Acquisitions (first touch)"),
-        money_sum("revenue_first", "Revenue (first touch)"),
-        Column(name="roi_first", label="ROI (first touch)", type="percent"),
-        Column(name="cpa_first", label="CPA (first touch)", type="money"),
-        count("customers_last", "Acquisitions (last touch)"),
-        money_sum("revenue_last", "Revenue (last touch)"),
-        Column(name="roi_last", label="ROI (last touch)", type="percent"),
-        Column(name="cpa_last", label="CPA (last touch)", type="money"),
+        money_sum("cost", N_("Cost")),
+        count("customers_first", N_("Acquisitions (first touch)")),
+        money_sum("revenue_first", N_("Revenue (first touch)")),
+        Column(name="roi_first", label=N_("ROI (first touch)"), type="percent"),
+        Column(name="cpa_first", label=N_("CPA (first touch)"), type="money"),
+        count("customers_last", N_("Acquisitions (last touch)")),
+        money_sum("revenue_last", N_("Revenue (last touch)")),
+        Column(name="roi_last", label=N_("ROI (last touch)"), type="percent"),
+        Column(name="cpa_last", label=N_("CPA (last touch)"), type="money"),
     ),
-    groupings=("campaign", "source", "affiliate"),
+    groupings=(N_("campaign"), N_("source"), N_("affiliate")),
     default_by="campaign",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("cost", "revenue_first", "revenue_last")),

@@ -140,6 +140,8 @@ class Report:
     :param dates: What ``--from``/``--to`` select (shown by ``crm report show``).
     :param main: Shown on the dashboard of its plugin.
     :param segments: Whether ``--segment`` can restrict it to a segment's contacts.
+    :param terms: Groupings whose keys are words of the product (a lifecycle stage, a ticket's
+        status) rather than data: the console's dashboard shows them translated.
     """
 
     name: str
@@ -154,6 +156,7 @@ class Report:
     dates: str = ""
     main: bool = False
     segments: bool = True
+    terms: tuple[str, ...] = ()
     #: The plugin that registered it (filled in by the registry).
     plugin: str = ""
 

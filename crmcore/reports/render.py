@@ -10,13 +10,16 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from crmcore.cli.output import to_json
+from crmcore.i18n import N_
+from crmcore.reports.i18n import NONE_KEY
 
 if TYPE_CHECKING:
     from crmcore.crm import CRM
+    from crmcore.reports.i18n import PageLanguage
     from crmcore.reports.model import Column, ReportResult
 
 FORMATS = ("table", "csv", "json", "html")
-NONE_KEY = "(none)"
+NO_DATA = N_("No data for these parameters.")
 
 
 def cell(column: Column, value: Any, *, key: bool = False) -> str:
@@ -93,20 +96,42 @@ def html_page(crm: CRM, results: Sequence[ReportResult], *, title: str | None = 
     )
 
 
-def html_sections(results: Sequence[ReportResult]) -> list[dict[str, Any]]:
-    """What ``reports/_section.html`` renders for each result: chart, headers, formatted rows."""
+def html_sections(results: Sequence[ReportResult], language: PageLanguage | None = None) -> list[dict[str, Any]]:
+    """What ``reports/_section.html`` renders for each result: texts, chart, headers, formatted rows.
+
+    Without a *language* the texts are the reports' English ones and the figures
+    are written as the text table writes them (the standalone HTML page); the
+    console passes the page's :class:`~crmcore.reports.i18n.PageLanguage`.
+    """
     from crmcore.reports.charts import chart_svg
 
     sections: list[dict[str, Any]] = []
     for result in results:
-        svg = chart_svg(result)
+        svg = chart_svg(result, language)
+        numeric = [c.type not in ("text", "period") for c in result.columns]
+        if language is None:
+            title, description, empty = result.report.title, result.report.description, NO_DATA
+            labels = [c.label for c in result.columns]
+            rows = [[cell(c, row[c.name], key=i == 0) for i, c in enumerate(result.columns)] for row in result.rows]
+            parameters = {k: str(v) for k, v in result.parameters.items() if v not in (None, "")}
+        else:
+            title, description = language.title(result.report), language.description(result.report)
+            empty = language.gettext(NO_DATA)
+            labels = [language.label(c, result) for c in result.columns]
+            rows = [[language.cell(c, row[c.name], result, key=i == 0) for i, c in enumerate(result.columns)]
+                    for row in result.rows]  # fmt: skip
+            parameters = dict(language.parameter(k, v, result) for k, v in result.parameters.items()
+                              if v not in (None, ""))  # fmt: skip
         sections.append({
             "result": result,
+            "title": title,
+            "description": description,
+            "empty": empty,
             "anchor": result.report.name.replace(".", "-"),
             "chart": _markup(svg) if svg else None,
-            "headers": [(c.label, c.type not in ("text", "period")) for c in result.columns],
-            "rows": [[cell(c, row[c.name], key=i == 0) for i, c in enumerate(result.columns)] for row in result.rows],
-            "parameters": {k: v for k, v in result.parameters.items() if v not in (None, "")},
+            "headers": list(zip(labels, numeric, strict=True)),
+            "rows": rows,
+            "parameters": parameters,
         })  # fmt: skip
     return sections
 

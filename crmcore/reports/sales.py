@@ -8,6 +8,7 @@ from sqlalchemy import Select, and_, case, func, literal, literal_column, null, 
 from sqlalchemy.orm import aliased
 
 from crmcore.errors import ValidationError
+from crmcore.i18n import N_
 from crmcore.models import (
     Activity,
     Contact,
@@ -26,7 +27,7 @@ from crmcore.reports.model import Chart, Column, Param, Report, ReportQuery, cou
 from crmcore.reports.sql import days_between, ratio, unindexed
 
 CUSTOMER = Stage.CUSTOMER.value
-SOURCE_FILTER = Param(name="source", help="Only contacts from this source.")
+SOURCE_FILTER = Param(name=N_("source"), help="Only contacts from this source.")
 
 
 def _contact_key(query: ReportQuery, contact: Any) -> tuple[Any, Any]:
@@ -97,21 +98,21 @@ def build_conversion(query: ReportQuery) -> Any:
 
 CONVERSION = Report(
     name="sales.conversion",
-    title="Lead-to-customer conversion rate",
-    description=(
+    title=N_("Lead-to-customer conversion rate"),
+    description=N_(
         "Leads captured in the range (their first lifecycle entry), per source, owner, country or "
         "capture period: how many reached prospect (or went straight to customer) and how many became "
         "customers, up to now. Rates are of the leads captured; empty for a period without leads."
     ),
     build=build_conversion,
     columns=(
-        count("leads", "Leads"),
-        count("qualified", "Qualified"),
-        count("customers", "Customers"),
-        Column(name="qualification_rate", label="Qualification rate", type="percent"),
-        Column(name="conversion_rate", label="Conversion rate", type="percent"),
+        count("leads", N_("Leads")),
+        count("qualified", N_("Qualified")),
+        count("customers", N_("Customers")),
+        Column(name="qualification_rate", label=N_("Qualification rate"), type="percent"),
+        Column(name="conversion_rate", label=N_("Conversion rate"), type="percent"),
     ),
-    groupings=with_periods("source", "owner", "country"),
+    groupings=with_periods(N_("source"), N_("owner"), N_("country")),
     default_by="source",
     params=(SOURCE_FILTER,),
     chart=Chart(kind="bar", y=("conversion_rate",)),
@@ -159,19 +160,19 @@ def build_cycle(query: ReportQuery) -> Any:
 
 CYCLE = Report(
     name="sales.cycle",
-    title="Average sales cycle (captured to won)",
-    description=(
+    title=N_("Average sales cycle (captured to won)"),
+    description=N_(
         "Contacts who first became customers in the range: days from their capture to that moment "
         "(average, shortest, longest), per source, owner, country or period of becoming a customer."
     ),
     build=build_cycle,
     columns=(
-        count("customers", "Customers"),
-        Column(name="avg_days", label="Avg days", type="days"),
-        Column(name="min_days", label="Min days", type="days"),
-        Column(name="max_days", label="Max days", type="days"),
+        count("customers", N_("Customers")),
+        Column(name="avg_days", label=N_("Avg days"), type="days"),
+        Column(name="min_days", label=N_("Min days"), type="days"),
+        Column(name="max_days", label=N_("Max days"), type="days"),
     ),
-    groupings=with_periods("source", "owner", "country"),
+    groupings=with_periods(N_("source"), N_("owner"), N_("country")),
     default_by="month",
     params=(SOURCE_FILTER,),
     chart=Chart(kind="bar", y=("avg_days",)),
@@ -254,8 +255,8 @@ def build_pipeline(query: ReportQuery) -> Any:
 
 PIPELINE = Report(
     name="sales.pipeline",
-    title="Pipeline by stage, with weighted value",
-    description=(
+    title=N_("Pipeline by stage, with weighted value"),
+    description=N_(
         "Open opportunities of one pipeline (the default one unless pipeline=NAME) in one currency, per "
         "open stage in pipeline order (empty stages included) or per owner: how many, their amount, the "
         "amount weighted by each stage's win probability, and their average age in days. The range, "
@@ -263,14 +264,15 @@ PIPELINE = Report(
     ),
     build=build_pipeline,
     columns=(
-        count("opportunities", "Opportunities"),
-        money_sum("amount", "Amount"),
-        money_sum("weighted_amount", "Weighted amount"),
-        Column(name="avg_age_days", label="Avg age (days)", type="days"),
+        count("opportunities", N_("Opportunities")),
+        money_sum("amount", N_("Amount")),
+        money_sum("weighted_amount", N_("Weighted amount")),
+        Column(name="avg_age_days", label=N_("Avg age (days)"), type="days"),
     ),
-    groupings=("stage", "owner"),
+    groupings=(N_("stage"), N_("owner")),
+    terms=("stage",),
     default_by="stage",
-    params=(Param(name="pipeline", help="Pipeline name (default: the default pipeline)."), CURRENCY),
+    params=(Param(name=N_("pipeline"), help="Pipeline name (default: the default pipeline)."), CURRENCY),
     chart=Chart(kind="funnel", y=("amount", "weighted_amount")),
     dates="opportunities by creation time",
     main=True,
@@ -321,22 +323,22 @@ def build_win_rate(query: ReportQuery) -> Any:
 
 WIN_RATE = Report(
     name="sales.win_rate",
-    title="Win rate",
-    description=(
+    title=N_("Win rate"),
+    description=N_(
         "Opportunities closed in the range: won, lost, win rate (won / closed), won amount and average "
         "deal size (in one currency), and average days from opening to winning; per period, owner, "
         "pipeline or contact source."
     ),
     build=build_win_rate,
     columns=(
-        count("won", "Won"),
-        count("lost", "Lost"),
-        Column(name="win_rate", label="Win rate", type="percent"),
-        money_sum("won_amount", "Won amount"),
-        Column(name="avg_deal", label="Avg deal", type="money"),
-        Column(name="avg_days_to_win", label="Avg days to win", type="days"),
+        count("won", N_("Won")),
+        count("lost", N_("Lost")),
+        Column(name="win_rate", label=N_("Win rate"), type="percent"),
+        money_sum("won_amount", N_("Won amount")),
+        Column(name="avg_deal", label=N_("Avg deal"), type="money"),
+        Column(name="avg_days_to_win", label=N_("Avg days to win"), type="days"),
     ),
-    groupings=with_periods("owner", "pipeline", "source"),
+    groupings=with_periods(N_("owner"), N_("pipeline"), N_("source")),
     default_by="month",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("win_rate",)),
@@ -408,8 +410,8 @@ def build_reps(query: ReportQuery) -> Any:
 
 REPS = Report(
     name="sales.reps",
-    title="Results per rep",
-    description=(
+    title=N_("Results per rep"),
+    description=N_(
         "Per rep (or team) in the range: leads handled (contacts they own, captured in the range), "
         "opportunities won and their amount, revenue of the purchases they sold, average days from "
         "opening to winning, activities completed and interactions logged. Unassigned work shows "
@@ -417,15 +419,15 @@ REPS = Report(
     ),
     build=build_reps,
     columns=(
-        count("leads", "Leads handled"),
-        count("won", "Won"),
-        money_sum("won_amount", "Won amount"),
-        money_sum("revenue", "Revenue"),
-        Column(name="avg_cycle_days", label="Avg cycle (days)", type="days"),
-        count("activities", "Activities done"),
-        count("interactions", "Interactions"),
+        count("leads", N_("Leads handled")),
+        count("won", N_("Won")),
+        money_sum("won_amount", N_("Won amount")),
+        money_sum("revenue", N_("Revenue")),
+        Column(name="avg_cycle_days", label=N_("Avg cycle (days)"), type="days"),
+        count("activities", N_("Activities done")),
+        count("interactions", N_("Interactions")),
     ),
-    groupings=("rep", "team"),
+    groupings=(N_("rep"), N_("team")),
     default_by="rep",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("revenue", "won_amount")),
@@ -472,21 +474,21 @@ def build_forecast(query: ReportQuery) -> Any:
 
 FORECAST = Report(
     name="sales.forecast",
-    title="Forecast by close month",
-    description=(
+    title=N_("Forecast by close month"),
+    description=N_(
         "Open opportunities (one currency) by the period of their expected close date: how many, their "
         "amount, and the amount weighted by their stage's win probability. Opportunities without a close "
         "date show under (none); the range selects by expected close date."
     ),
     build=build_forecast,
     columns=(
-        count("opportunities", "Opportunities"),
-        money_sum("amount", "Amount"),
-        money_sum("weighted_amount", "Weighted amount"),
+        count("opportunities", N_("Opportunities")),
+        money_sum("amount", N_("Amount")),
+        money_sum("weighted_amount", N_("Weighted amount")),
     ),
-    groupings=("month", "quarter", "week", "year"),
+    groupings=(N_("month"), N_("quarter"), N_("week"), N_("year")),
     default_by="month",
-    params=(Param(name="pipeline", help="Only this pipeline (default: all)."), CURRENCY),
+    params=(Param(name=N_("pipeline"), help="Only this pipeline (default: all)."), CURRENCY),
     chart=Chart(kind="bar", y=("amount", "weighted_amount")),
     dates="open opportunities by expected close date",
     main=True,

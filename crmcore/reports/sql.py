@@ -22,9 +22,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from crmcore.db import UTCDateTime
+from crmcore.i18n import N_
 
 #: Groupings by time, from the finest to the coarsest.
-PERIODS = ("day", "week", "month", "quarter", "year")
+PERIODS = (N_("day"), N_("week"), N_("month"), N_("quarter"), N_("year"))
 
 #: The span searched for a zone's transitions when a report has no date bounds.
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)

@@ -17,6 +17,7 @@ from sqlalchemy import Numeric, String, and_, case, cast, func, literal, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
+from crmcore.i18n import N_
 from crmcore.models import Contact, Product, User
 from crmcore.reports import Chart, Column, Report, ReportQuery, count, money_sum, ratio
 from crmcore.reports.common import CURRENCY, currency, with_periods
@@ -90,13 +91,13 @@ def build_revenue(query: ReportQuery) -> Any:
 
 REVENUE = Report(
     name="accounting.revenue",
-    title="Invoiced revenue",
-    description="Net revenue invoiced (before tax; credit notes subtract), per product, product group, sales rep, "
-    "customer or period.",
+    title=N_("Invoiced revenue"),
+    description=N_("Net revenue invoiced (before tax; credit notes subtract), per product, product group, "
+                   "sales rep, customer or period."),
     build=build_revenue,
-    columns=(count("invoices", "Invoices"), Column(name="quantity", label="Quantity", type="number", empty=0),
-             money_sum("revenue", "Revenue (net)")),
-    groupings=with_periods("product", "group", "rep", "customer"),
+    columns=(count("invoices", N_("Invoices")), Column(name="quantity", label=N_("Quantity"), type="number", empty=0),
+             money_sum("revenue", N_("Revenue (net)"))),
+    groupings=with_periods(N_("product"), N_("group"), N_("rep"), N_("customer")),
     default_by="month",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("revenue",)),
@@ -156,14 +157,16 @@ def build_ageing(query: ReportQuery) -> Any:
 
 AGEING = Report(
     name="accounting.ageing",
-    title="Receivables ageing",
-    description="What customers owe as of the range's end (default today): open invoice amounts by days past due "
-    "(not yet due, 1-30, 31-60, 61-90, over 90), per customer, rep or in total.",
+    title=N_("Receivables ageing"),
+    description=N_("What customers owe as of the range's end (default today): open invoice amounts by days "
+                   "past due (not yet due, 1-30, 31-60, 61-90, over 90), per customer, rep or in total."),
     build=build_ageing,
-    columns=(count("invoices", "Open invoices"), money_sum("current", "Not yet due"),
-             money_sum("d1_30", "1-30 days"), money_sum("d31_60", "31-60 days"), money_sum("d61_90", "61-90 days"),
-             money_sum("d90_plus", "Over 90 days"), money_sum("open", "Open")),
-    groupings=("customer", "rep", "total"),
+    columns=(count("invoices", N_("Open invoices")), money_sum("current", N_("Not yet due")),
+             money_sum("d1_30", N_("1-30 days")), money_sum("d31_60", N_("31-60 days")),
+             money_sum("d61_90", N_("61-90 days")),
+             money_sum("d90_plus", N_("Over 90 days")), money_sum("open", N_("Open"))),
+    groupings=(N_("customer"), N_("rep"), N_("total")),
+    terms=("total",),
     default_by="customer",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("current", "d1_30", "d31_60", "d61_90", "d90_plus")),
@@ -197,14 +200,16 @@ def build_days_to_pay(query: ReportQuery) -> Any:
 
 DAYS_TO_PAY = Report(
     name="accounting.days_to_pay",
-    title="Days to pay",
-    description="Invoices fully paid in the range: average, fastest and slowest days from issue to payment, the "
-    "share paid by the due date, and the amount, per customer, rep or period.",
+    title=N_("Days to pay"),
+    description=N_("Invoices fully paid in the range: average, fastest and slowest days from issue to "
+                   "payment, the share paid by the due date, and the amount, per customer, rep or period."),
     build=build_days_to_pay,
-    columns=(count("invoices", "Paid invoices"), Column(name="average_days", label="Average days", type="days"),
-             Column(name="fastest", label="Fastest", type="days"), Column(name="slowest", label="Slowest", type="days"),
-             Column(name="on_time", label="Paid on time", type="percent"), money_sum("paid", "Paid")),
-    groupings=with_periods("customer", "rep"),
+    columns=(count("invoices", N_("Paid invoices")),
+             Column(name="average_days", label=N_("Average days"), type="days"),
+             Column(name="fastest", label=N_("Fastest"), type="days"),
+             Column(name="slowest", label=N_("Slowest"), type="days"),
+             Column(name="on_time", label=N_("Paid on time"), type="percent"), money_sum("paid", N_("Paid"))),
+    groupings=with_periods(N_("customer"), N_("rep")),
     default_by="month",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("average_days",)),

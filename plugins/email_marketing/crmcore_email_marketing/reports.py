@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Select, String, case, cast, func, literal, null, select
 
+from crmcore.i18n import N_
 from crmcore.reports import Chart, Column, Param, Report, count, money_sum, ratio
 from crmcore.reports.common import CURRENCY, currency, with_periods
 from crmcore_email_marketing.models import Campaign, Conversion, LinkClick, Recipient, RecipientStatus
@@ -143,33 +144,33 @@ def build_variants(query: ReportQuery) -> Select[Any]:
     return statement.order_by(key)
 
 
-CAMPAIGN = Param(name="campaign", help="Only this campaign (its name).")
+CAMPAIGN = Param(name=N_("campaign"), help="Only this campaign (its name).")
 
 CAMPAIGNS = Report(
     name="email_marketing.campaigns",
-    title="Email campaigns",
-    description=(
+    title=N_("Email campaigns"),
+    description=N_(
         "Per campaign (or the period it started in): messages sent, delivered (sent minus bounced) and bounced, "
         "unique opens and clicks, open and click-through rates over delivered, unsubscribes, conversions "
         "credited by last touch within the attribution window, revenue, cost and ROI ((revenue - cost) / cost)."
     ),
     build=build_campaigns,
     columns=(
-        count("campaigns", "Campaigns"),
-        count("sent", "Sent"),
-        count("delivered", "Delivered"),
-        count("bounced", "Bounced"),
-        count("unique_opens", "Unique opens"),
-        count("unique_clicks", "Unique clicks"),
-        Column(name="open_rate", label="Open rate", type="percent"),
-        Column(name="click_through_rate", label="CTR", type="percent"),
-        count("unsubscribes", "Unsubscribes"),
-        count("conversions", "Conversions"),
-        money_sum("revenue", "Revenue"),
-        money_sum("cost", "Cost"),
-        Column(name="roi", label="ROI", type="percent"),
+        count("campaigns", N_("Campaigns")),
+        count("sent", N_("Sent")),
+        count("delivered", N_("Delivered")),
+        count("bounced", N_("Bounced")),
+        count("unique_opens", N_("Unique opens")),
+        count("unique_clicks", N_("Unique clicks")),
+        Column(name="open_rate", label=N_("Open rate"), type="percent"),
+        Column(name="click_through_rate", label=N_("CTR"), type="percent"),
+        count("unsubscribes", N_("Unsubscribes")),
+        count("conversions", N_("Conversions")),
+        money_sum("revenue", N_("Revenue")),
+        money_sum("cost", N_("Cost")),
+        Column(name="roi", label=N_("ROI"), type="percent"),
     ),
-    groupings=with_periods("campaign"),
+    groupings=with_periods(N_("campaign")),
     default_by="campaign",
     params=(CURRENCY,),
     chart=Chart(kind="bar", y=("revenue", "cost")),
@@ -179,11 +180,11 @@ CAMPAIGNS = Report(
 
 LINKS = Report(
     name="email_marketing.links",
-    title="Email links",
-    description="Clicks on the links of campaign messages, and how many recipients clicked, per link or campaign.",
+    title=N_("Email links"),
+    description=N_("Clicks on the links of campaign messages, and how many recipients clicked, per link or campaign."),
     build=build_links,
-    columns=(count("clicks", "Clicks"), count("unique_clicks", "Unique clicks")),
-    groupings=("link", "campaign"),
+    columns=(count("clicks", N_("Clicks")), count("unique_clicks", N_("Unique clicks"))),
+    groupings=(N_("link"), N_("campaign")),
     default_by="link",
     params=(CAMPAIGN,),
     chart=Chart(kind="bar", y=("clicks",)),
@@ -192,23 +193,23 @@ LINKS = Report(
 
 VARIANTS = Report(
     name="email_marketing.variants",
-    title="A/B subject variants",
-    description=(
+    title=N_("A/B subject variants"),
+    description=N_(
         "Each subject line of the A/B tests of campaigns started in the range: sent, unique opens and clicks "
         "with their rates over delivered messages, conversions and revenue, and which variant won."
     ),
     build=build_variants,
     columns=(
-        count("sent", "Sent"),
-        count("unique_opens", "Unique opens"),
-        Column(name="open_rate", label="Open rate", type="percent"),
-        count("unique_clicks", "Unique clicks"),
-        Column(name="click_through_rate", label="CTR", type="percent"),
-        count("conversions", "Conversions"),
-        money_sum("revenue", "Revenue"),
-        Column(name="winner", label="Winner"),
+        count("sent", N_("Sent")),
+        count("unique_opens", N_("Unique opens")),
+        Column(name="open_rate", label=N_("Open rate"), type="percent"),
+        count("unique_clicks", N_("Unique clicks")),
+        Column(name="click_through_rate", label=N_("CTR"), type="percent"),
+        count("conversions", N_("Conversions")),
+        money_sum("revenue", N_("Revenue")),
+        Column(name="winner", label=N_("Winner")),
     ),
-    groupings=("variant",),
+    groupings=(N_("variant"),),
     default_by="variant",
     params=(CAMPAIGN, CURRENCY),
     chart=Chart(kind="bar", y=("open_rate", "click_through_rate")),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, and_, case, cast, func, literal, select
 
 from crmcore.errors import ValidationError
+from crmcore.i18n import N_
 from crmcore.models import User
 from crmcore.reports import Chart, Column, Param, Report, ReportQuery, count, ratio
 from crmcore.reports.common import union, with_periods
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
     from crmcore.crm import CRM
     from crmcore.reports.model import ReportResult
 
-GROUPS = ("survey", "agent", "product", "channel", "language")
-SURVEY_PARAM = Param(name="survey", help="Only this survey (its key); default: every survey.")
+GROUPS = (N_("survey"), N_("agent"), N_("product"), N_("channel"), N_("language"))
+SURVEY_PARAM = Param(name=N_("survey"), help="Only this survey (its key); default: every survey.")
 
 
 def _survey(query: ReportQuery) -> Survey | None:
@@ -241,8 +242,8 @@ def build_verbatims(query: ReportQuery) -> Select[Any]:
 
 RESULTS = Report(
     name="surveys.results",
-    title="Survey results: NPS, CSAT, CES and response rate",
-    description=(
+    title=N_("Survey results: NPS, CSAT, CES and response rate"),
+    description=N_(
         "Invitations sent in the range and how many were answered (response rate), and the headline scores of "
         "responses given in the range: NPS (% promoters 9-10 minus % detractors 0-6, from -100 to 100), CSAT "
         "(share of 4 and 5), CES average (1 very difficult to 7 very easy). Anonymous responses count, but not "
@@ -250,15 +251,15 @@ RESULTS = Report(
     ),
     build=build_results,
     columns=(
-        count("invitations", "Invitations"),
-        count("responses", "Responses"),
-        Column(name="response_rate", label="Response rate", type="percent"),
-        Column(name="nps", label="NPS", type="number"),
-        Column(name="promoters", label="Promoters", type="percent"),
-        Column(name="passives", label="Passives", type="percent"),
-        Column(name="detractors", label="Detractors", type="percent"),
-        Column(name="csat", label="CSAT", type="percent"),
-        Column(name="ces", label="CES", type="number"),
+        count("invitations", N_("Invitations")),
+        count("responses", N_("Responses")),
+        Column(name="response_rate", label=N_("Response rate"), type="percent"),
+        Column(name="nps", label=N_("NPS"), type="number"),
+        Column(name="promoters", label=N_("Promoters"), type="percent"),
+        Column(name="passives", label=N_("Passives"), type="percent"),
+        Column(name="detractors", label=N_("Detractors"), type="percent"),
+        Column(name="csat", label=N_("CSAT"), type="percent"),
+        Column(name="ces", label=N_("CES"), type="number"),
     ),
     groupings=with_periods(*GROUPS),
     default_by="survey",
@@ -270,31 +271,32 @@ RESULTS = Report(
 
 DISTRIBUTION = Report(
     name="surveys.distribution",
-    title="Survey answer distribution",
-    description="How many answers gave each score (or option) of one question, and their share.",
+    title=N_("Survey answer distribution"),
+    description=N_("How many answers gave each score (or option) of one question, and their share."),
     build=build_distribution,
-    columns=(count("answers", "Answers"), Column(name="share", label="Share", type="percent")),
-    groupings=("answer",),
+    columns=(count("answers", N_("Answers")), Column(name="share", label=N_("Share"), type="percent")),
+    groupings=(N_("answer"),),
     default_by="answer",
-    params=(SURVEY_PARAM, Param(name="question", help="The question's key; default: the first scored or choice one.")),
+    params=(SURVEY_PARAM,
+            Param(name=N_("question"), help="The question's key; default: the first scored or choice one.")),
     chart=Chart(kind="bar", y=("answers",)),
     dates="responses by answering time",
 )
 
 VERBATIMS = Report(
     name="surveys.verbatims",
-    title="Survey verbatims",
-    description="What respondents wrote in free-text questions, newest first, with the headline score.",
+    title=N_("Survey verbatims"),
+    description=N_("What respondents wrote in free-text questions, newest first, with the headline score."),
     build=build_verbatims,
     columns=(
-        Column(name="survey", label="Survey"),
-        Column(name="question", label="Question"),
-        Column(name="score", label="Score", type="integer"),
-        Column(name="answer", label="Answer"),
+        Column(name="survey", label=N_("Survey")),
+        Column(name="question", label=N_("Question")),
+        Column(name="score", label=N_("Score"), type="integer"),
+        Column(name="answer", label=N_("Answer")),
     ),
-    groupings=("submitted_at",),
+    groupings=(N_("submitted_at"),),
     default_by="submitted_at",
-    params=(SURVEY_PARAM, Param(name="limit", help="At most this many answers (default 200).", convert=int)),
+    params=(SURVEY_PARAM, Param(name=N_("limit"), help="At most this many answers (default 200).", convert=int)),
     dates="responses by answering time",
 )
 
@@ -346,6 +348,6 @@ def _by_segment(crm: CRM, key: str, start: str | None, end: str | None) -> Repor
         for item in result.rows or [{c.name: c.empty for c in RESULTS.columns}]:
             rows.append({"segment": name, **{c.name: item.get(c.name) for c in RESULTS.columns}})
     first = results[0]
-    key_column = Column(name="segment", label="segment", type="text")
+    key_column = Column(name="segment", label=N_("segment"), type="text")
     return attrs.evolve(first, columns=(key_column, *RESULTS.columns), rows=rows,
                         parameters={**first.parameters, "by": "segment", "segment": None})  # fmt: skip

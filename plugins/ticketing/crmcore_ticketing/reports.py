@@ -23,6 +23,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement, FunctionElement
 
 from crmcore.db import UTCDateTime
+from crmcore.i18n import N_
 from crmcore.models import User
 from crmcore.reports import Chart, Column, Param, Report, ReportQuery, count, days_between, ratio
 from crmcore.reports.common import with_periods
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
     from crmcore.crm import CRM
 
-GROUPS = ("channel", "priority", "category", "product")
+GROUPS = (N_("channel"), N_("priority"), N_("category"), N_("product"))
 OPEN_STATUSES = (Status.NEW.value, Status.OPEN.value, Status.PENDING.value, Status.ON_HOLD.value)
 
 
@@ -227,7 +228,7 @@ def agent_load(crm: CRM, since: datetime) -> list[dict[str, Any]]:
 
 # -- registered reports (``crm report run ticketing.*``) ---------------------------------------------
 
-TICKET_GROUPS = ("channel", "priority", "category", "product", "agent")
+TICKET_GROUPS = (N_("channel"), N_("priority"), N_("category"), N_("product"), N_("agent"))
 
 
 def _ticket_key(query: ReportQuery, at: Any) -> Any:
@@ -382,16 +383,16 @@ def _metric_choice(value: str) -> str:
 def registered_reports() -> list[Report]:
     """The ticketing reports for ``crm_register_reports``."""
     times = (
-        count("tickets", "Tickets"),
-        _hours("avg_business_hours", "Avg business hours"),
-        _hours("max_business_hours", "Max business hours"),
-        _hours("avg_calendar_hours", "Avg calendar hours"),
+        count("tickets", N_("Tickets")),
+        _hours("avg_business_hours", N_("Avg business hours")),
+        _hours("max_business_hours", N_("Max business hours")),
+        _hours("avg_calendar_hours", N_("Avg calendar hours")),
     )
     return [
         Report(
             name="ticketing.first_reply",
-            title="First reply time",
-            description=(
+            title=N_("First reply time"),
+            description=N_(
                 "Tickets whose first reply target was met (on time or late) in the range: hours to the first "
                 "public agent reply, counted on the SLA schedule (business hours, pauses excluded) and in "
                 "calendar hours."
@@ -399,52 +400,56 @@ def registered_reports() -> list[Report]:
             build=_times_builder("first_reply"),
             columns=times,
             groupings=with_periods(*TICKET_GROUPS),
+            terms=("channel", "priority"),
             default_by="channel",
             chart=Chart(kind="bar", y=("avg_business_hours", "avg_calendar_hours")),
             dates="the time of the first reply",
         ),
         Report(
             name="ticketing.resolution",
-            title="Resolution time",
-            description=(
+            title=N_("Resolution time"),
+            description=N_(
                 "Tickets solved in the range: hours from creation to solving, on the SLA schedule (business "
                 "hours, pauses and reopened gaps excluded) and in calendar hours."
             ),
             build=_times_builder("resolution"),
             columns=times,
             groupings=with_periods(*TICKET_GROUPS),
+            terms=("channel", "priority"),
             default_by="priority",
             chart=Chart(kind="bar", y=("avg_business_hours", "avg_calendar_hours")),
             dates="the time the ticket was solved",
         ),
         Report(
             name="ticketing.sla",
-            title="SLA attainment",
-            description=(
+            title=N_("SLA attainment"),
+            description=N_(
                 "SLA metric runs completed in the range (first reply, next reply, periodic update, resolution): "
                 "how many were met in time and how many breached, per policy, priority, metric or period."
             ),
             build=build_sla,
             columns=(
-                count("completed", "Completed"),
-                count("met", "Met in time"),
-                count("breached", "Breached"),
-                Column(name="attainment", label="Attainment", type="percent"),
+                count("completed", N_("Completed")),
+                count("met", N_("Met in time")),
+                count("breached", N_("Breached")),
+                Column(name="attainment", label=N_("Attainment"), type="percent"),
             ),
-            groupings=with_periods("policy", "priority", "metric"),
+            groupings=with_periods(N_("policy"), N_("priority"), N_("metric")),
+            terms=("policy", "priority", "metric"),
             default_by="policy",
-            params=(Param(name="metric", help="Only this metric.", convert=_metric_choice),),
+            params=(Param(name=N_("metric"), help="Only this metric.", convert=_metric_choice),),
             chart=Chart(kind="bar", y=("attainment",)),
             dates="the time each metric was fulfilled",
             main=True,
         ),
         Report(
             name="ticketing.volume",
-            title="Ticket volume",
-            description="Tickets created in the range, per channel, category, priority, product, agent or period.",
+            title=N_("Ticket volume"),
+            description=N_("Tickets created in the range, per channel, category, priority, product, agent or period."),
             build=build_volume,
-            columns=(count("tickets", "Tickets"),),
+            columns=(count("tickets", N_("Tickets")),),
             groupings=with_periods(*TICKET_GROUPS),
+            terms=("channel", "priority"),
             default_by="channel",
             chart=Chart(kind="bar", y=("tickets",)),
             dates="the time the ticket was created",
@@ -452,18 +457,19 @@ def registered_reports() -> list[Report]:
         ),
         Report(
             name="ticketing.backlog",
-            title="Backlog age",
-            description=(
+            title=N_("Backlog age"),
+            description=N_(
                 "Tickets not solved as of the end of the range (or now): how many, and how old on average and "
                 "at most (days since creation), per status, age bucket, priority or agent."
             ),
             build=build_backlog,
             columns=(
-                count("tickets", "Tickets"),
-                Column(name="avg_age_days", label="Avg age", type="days"),
-                Column(name="oldest_days", label="Oldest", type="days"),
+                count("tickets", N_("Tickets")),
+                Column(name="avg_age_days", label=N_("Avg age"), type="days"),
+                Column(name="oldest_days", label=N_("Oldest"), type="days"),
             ),
-            groupings=("status", "age", "priority", "agent"),
+            groupings=(N_("status"), N_("age"), N_("priority"), N_("agent")),
+            terms=("status", "priority"),
             default_by="status",
             chart=Chart(kind="bar", y=("tickets",)),
             dates="only the end: the backlog as of that day",
@@ -471,16 +477,16 @@ def registered_reports() -> list[Report]:
         ),
         Report(
             name="ticketing.agents",
-            title="Agent load",
-            description="Per agent: tickets open, pending and on hold now, and tickets solved in the range.",
+            title=N_("Agent load"),
+            description=N_("Per agent: tickets open, pending and on hold now, and tickets solved in the range."),
             build=build_agents,
             columns=(
-                count("open", "Open"),
-                count("pending", "Pending"),
-                count("on_hold", "On hold"),
-                count("solved", "Solved"),
+                count("open", N_("Open")),
+                count("pending", N_("Pending")),
+                count("on_hold", N_("On hold")),
+                count("solved", N_("Solved")),
             ),
-            groupings=("agent",),
+            groupings=(N_("agent"),),
             default_by="agent",
             chart=Chart(kind="bar", y=("open", "pending", "on_hold")),
             dates="the time tickets were solved (for the solved column)",
