@@ -3,8 +3,8 @@
 A manager signs in; a customer asks for help through the public support form in
 another tab (which captures them as a lead); the manager finds the lead, qualifies
 it, opens an opportunity, moves it on the board, answers the ticket, looks at the
-page in Persian (right to left) and on a phone, and signs out. Screenshots of each
-page are kept under ``test-artifacts/console/``.
+page and the report dashboard in Persian (right to left) and on a phone, and signs
+out. Screenshots of each page are kept under ``test-artifacts/console/``.
 """
 
 from __future__ import annotations
@@ -142,6 +142,13 @@ def test_a_day_in_the_console(crm, browser):
         tickets = console.locator("section.panel", has_text="تیکت‌ها")  # the ticketing panel, in Persian
         assert "حل شده" in tickets.inner_text()  # the ticket's status "solved"
         shot(console, "09-contact-persian-rtl")
+        console.click("nav.menu a:has-text('گزارش‌ها')")  # "Reports": the dashboard in Persian
+        pipeline = console.locator("section#sales-pipeline")
+        pipeline.locator("h3", has_text="قیف فروش به تفکیک مرحله، با ارزش وزن‌دار").wait_for()
+        assert console.evaluate("document.documentElement.dir") == "rtl"
+        assert "ارزیابی اولیه" in pipeline.locator("table").inner_text()  # the stage "Qualification"
+        assert pipeline.locator("svg.chart").count() == 1  # its funnel, labels drawn in Persian
+        shot(console, "09b-reports-persian-rtl")
 
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True,
                                     storage_state=context.storage_state())  # fmt: skip
