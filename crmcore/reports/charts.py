@@ -72,10 +72,18 @@ def chart_svg(result: ReportResult, language: PageLanguage | None = None) -> str
     else:
         _bars(axes, labels, values, names)
     _format_axis(axes.yaxis if kind == "line" else axes.xaxis, series[0], language)
-    for side in ("top", "right"):
+    # A right-to-left page reads bars from the right: labels on the right, bars growing leftwards.
+    mirrored = language is not None and language.right_to_left and kind != "line"
+    if mirrored:
+        axes.invert_xaxis()
+        axes.yaxis.tick_right()
+    for side in ("top", "left" if mirrored else "right"):
         axes.spines[side].set_visible(False)
     if len(series) > 1:
-        figure.legend(frameon=False, loc="outside lower center", ncols=len(series))
+        handles, legend_names = axes.get_legend_handles_labels()
+        order = slice(None, None, -1 if mirrored else 1)  # the first series first in reading order
+        figure.legend(handles[order], legend_names[order], frameon=False, loc="outside lower center",
+                      ncols=len(series), markerfirst=not mirrored)  # fmt: skip
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     return _inline(buffer.getvalue())

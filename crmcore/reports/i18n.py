@@ -52,6 +52,13 @@ class PageLanguage:
     formatter: Formatter
     currency: str
 
+    @property
+    def right_to_left(self) -> bool:
+        """Whether the page's language is written right to left (its charts are mirrored)."""
+        from crmcore.console.i18n import text_direction
+
+        return text_direction(self.formatter.lang) == "rtl"
+
     def title(self, report: Report) -> str:
         """The report's title."""
         return self.gettext(report.title)
