@@ -150,15 +150,13 @@ class PageLanguage:
 
     def axis_number(self, column: Column, value: float) -> str:
         """A chart's tick or annotation: whole numbers, percentages with the locale's sign."""
-        from babel.numbers import format_percent
+        from babel.numbers import format_decimal, format_percent
 
         if column.type == "percent":
             return format_percent(value, format="#,##0%" if abs(value) >= 0.1 else "#,##0.#%",
                                   locale=self.formatter.locale)  # fmt: skip
-        from babel.numbers import format_decimal
-
         pattern = "#,##0" if abs(value) >= 10 or column.type in ("money", "integer") else "#,##0.#"
         return format_decimal(value, format=pattern, locale=self.formatter.locale)
 
 
-__all__ = ["NONE_KEY", "PARAMETER_NAMES", "PageLanguage"]
+__all__ = ["GROUPING_PARTS", "NONE_KEY", "PARAMETER_NAMES", "WEEK_OF", "PageLanguage"]
