@@ -174,3 +174,25 @@ def test_chart_labels_are_shaped_and_in_the_pages_language(crm_factory):
     english, translated = chart_svg(result), chart_svg(result, persian)
     assert english is not None and translated is not None
     assert english != translated and english == chart_svg(result)  # labels differ; each drawing is stable
+
+
+def test_periods_and_figures_are_written_the_locales_way():
+    from babel.dates import format_skeleton
+
+    from crmcore.console.i18n import Formatter
+    from crmcore.reports.i18n import PageLanguage
+    from crmcore.reports.model import Column
+
+    persian = PageLanguage(gettext=_catalog("core").gettext, formatter=Formatter("fa", "Asia/Tehran"), currency="IRR")
+    english = PageLanguage(gettext=str, formatter=Formatter("en", "UTC"), currency="USD")
+    assert persian.period("2026-01", "month") == format_skeleton("yMMMM", date(2026, 1, 1), locale="fa")
+    assert english.period("2026-01", "month") == "January 2026" and english.period("2026-Q2", "quarter") == "Q2 2026"
+    assert persian.period("2026-01-05", "week") == f"هفتهٔ {format_date(date(2026, 1, 5), 'medium', locale='fa')}"
+    assert english.period("2026-01-05", "day") == "Jan 5, 2026" and english.period("2026", "year") == "2026"
+    assert english.decimal(3, 2) == "3.00" and english.decimal(1234.5, 0) == "1,234"  # always that many places
+    days = Column(name="avg_days", label="Avg days", type="days")
+    assert english.decimal(3.25, 1) == "3.2" and english.axis_number(days, 2.5) == "2.5"
+    rate = Column(name="rate", label="Rate", type="percent")
+    assert english.axis_number(rate, 0.25) == "25%" and english.axis_number(rate, 0.05) == "5%"
+    assert persian.grouping("organization.size_band") == "سازمان ردهٔ اندازه"
+    assert persian.grouping("custom.shoe_size") == "سفارشی shoe size"  # a custom field's name, as the CLI shows it
