@@ -149,13 +149,13 @@ class PageLanguage:
         return str(result.parameters.get("currency") or self.currency)
 
     def axis_number(self, column: Column, value: float) -> str:
-        """A chart's tick or annotation: whole numbers, percentages with the locale's sign."""
+        """A chart's tick or annotation: whole numbers from 10 on, percentages with the locale's sign."""
         from babel.numbers import format_decimal, format_percent
 
         if column.type == "percent":
             return format_percent(value, format="#,##0%" if abs(value) >= 0.1 else "#,##0.#%",
                                   locale=self.formatter.locale)  # fmt: skip
-        pattern = "#,##0" if abs(value) >= 10 or column.type in ("money", "integer") else "#,##0.#"
+        pattern = "#,##0" if abs(value) >= 10 else "#,##0.##"  # small axes step by fractions: 0.25, 0.5
         return format_decimal(value, format=pattern, locale=self.formatter.locale)
 
 
