@@ -32,3 +32,23 @@ def test_crm_demo_runs_from_the_command_line_with_every_product_plugin(tmp_path)
     for plugin in PRODUCT_PLUGINS:
         assert plugin in result.output
     assert "Dashboard" in result.output
+
+
+def test_a_quarter_of_the_demo_fills_the_marketing_reports(tmp_path):
+    """The shop's conversions and the ad platforms' exports flow in: CTR, spend and conversions by ad and source."""
+    from crmcore import CRM
+
+    lines: list[str] = []
+    counts = run_demo(tmp_path / "demo.db", echo=lines.append, days=90)
+    assert counts["conversions posted by the shop"] == counts["purchases recorded"] > 0
+    assert any(line.startswith("Marketing  ") for line in lines)
+    crm = CRM(database_url=f"sqlite:///{tmp_path / 'demo.db'}", environment="test")
+    try:
+        ads = crm.reports.run("marketing.ads").rows
+        assert ads and all(row["impressions"] > row["clicks"] > 0 and row["spend"] > 0 for row in ads)
+        assert sum(row["conversions"] for row in ads) > 0  # credited to the buyers' last ad click
+        channels = crm.reports.run("marketing.channels").rows
+        assert sum(row["conversions"] for row in channels) == counts["conversions posted by the shop"]
+        assert {"google", "direct"} <= {row["source"] for row in channels if row["conversions"]}
+    finally:
+        crm.dispose()

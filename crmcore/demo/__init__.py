@@ -2,7 +2,10 @@
 
 The simulation (``crmcore.demo.simulation``) captures leads from ads, forms and
 affiliates, qualifies them, works deals through the pipeline and records
-purchases, day by day, through the CRM's services; every enabled plugin adds its
+purchases, day by day, through the CRM's services; the shop posts each purchase
+as a conversion and the ad platforms' monthly exports bring impressions and
+spend, so CTR, conversions and ROI by ad, affiliate and source have figures;
+every enabled plugin adds its
 part through ``crm_demo_day`` (tickets and SLA timers, campaigns, surveys,
 invoices). After each simulated week the worker runs the timers due by then.
 At the end the report dashboard is written as one HTML file.
@@ -84,8 +87,11 @@ def _summary(echo: Callable[[str], Any], counts: Counter[str], crm: Any, databas
          f"{counts['leads qualified']}")  # fmt: skip
     echo(f"Converted  {customers} to customers{rate}: {counts['opportunities won']} deals won, "
          f"{counts['opportunities lost']} lost, {counts['purchases recorded']} purchases")  # fmt: skip
+    echo(f"Marketing  {counts['conversions posted by the shop']} conversions posted by the shop, credited to "
+         f"their last click; {counts['ad platform rows imported']} days of ad impressions and spend imported")
     shown = {"leads captured", "touchpoints recorded", "leads qualified", "customers won", "opportunities won",
-             "opportunities lost", "purchases recorded", "opportunities opened", "jobs run by the worker"}  # fmt: skip
+             "opportunities lost", "purchases recorded", "opportunities opened", "jobs run by the worker",
+             "conversions posted by the shop", "ad platform rows imported"}  # fmt: skip
     label = "Plugins   "
     for what, n in sorted(counts.items()):
         if what not in shown:

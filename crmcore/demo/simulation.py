@@ -8,6 +8,8 @@ two runs produce the same CRM.
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections import Counter
 from datetime import UTC, date, datetime, time, timedelta
@@ -40,6 +42,14 @@ LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton
 COMPANIES = ["Analytical Engines", "Compiler Works", "Enigma Labs", "Semaphore GmbH", "Abstract Types", "TeX Press",
              "Apollo Systems", "Unix Tools", "Fortran Partners", "Web Weavers"]  # fmt: skip
 TITLES = ["CTO", "Head of Sales", "Marketing Manager", "Developer", "Founder", "Operations Lead", None]
+#: Each ad platform's cost per click and impressions per click, each as (lowest, highest). The platforms
+#: count more clicks than the CRM, which sees only the visitors who left an address.
+AD_PLATFORMS: dict[str, tuple[tuple[float, float], tuple[int, int]]] = {
+    "google": ((1.2, 3.4), (15, 40)),
+    "facebook": ((0.6, 1.8), (50, 120)),
+}
+#: Where a buyer arrives from at checkout when not through the channel that brought them.
+RETURNS = [("direct", "none"), ("newsletter", "email")]
 
 
 @attrs.define
@@ -93,15 +103,20 @@ class Simulation:
         self.to_qualify: dict[date, list[int]] = {}
         self.deals: list[_Deal] = []
         self.customers: set[int] = set()
+        #: Each lead's channel: (source, medium, campaign), the shop's conversion carries it back.
+        self.origins: dict[int, tuple[str, str, str]] = {}
+        #: Ad clicks that became leads, by (day, platform, campaign, ad): the platform's export counts more.
+        self.ad_clicks: Counter[tuple[date, str, str, str]] = Counter()
         self.serial = 0
         self.business_days = 0
 
     def setup(self) -> None:
-        """Reps and products."""
+        """Reps, products and the affiliate partner."""
         for email, name in REPS:
             self.crm.users.add(email, name)
         for sku, name, price, category in PRODUCTS:
             self.crm.products.add(sku, name, unit_price=price, category=category)
+        self.crm.affiliates.add("partner-blog", name="Partner Blog", commission_percent="10")
 
     def run(self, progress: Any = None) -> Counter[str]:
         """Simulate every day; return the summary counts."""
@@ -115,6 +130,8 @@ class Simulation:
             if day.weekday() == 6 or offset == self.days - 1:
                 self.clock.set(datetime.combine(day, time(23, 59), tzinfo=UTC))
                 self.counts["jobs run by the worker"] += self.crm.jobs.run_due()
+            if offset == self.days - 1 or (day + timedelta(days=1)).month != day.month:
+                self.import_ad_spend(day)
             if progress is not None:
                 progress(offset + 1)
         return self.counts
@@ -146,6 +163,7 @@ class Simulation:
                                      "utm_campaign": campaign}  # fmt: skip
             if kind == "ad_click":
                 touch["ad"] = f"{source}-{campaign}-{rng.randint(1, 3)}"
+                self.ad_clicks[(day, source, campaign, touch["ad"])] += 1
             if kind == "affiliate_click":
                 touch["affiliate"] = source
             contact = self.crm.leads.capture(
@@ -155,6 +173,7 @@ class Simulation:
             )  # fmt: skip
             captured.append(contact.id)
             self.contacts.append(contact.id)
+            self.origins[contact.id] = (source, medium, campaign)
             self.counts["leads captured"] += 1
             if kind == "form" and rng.random() < 0.7:  # ticked the form's newsletter box
                 self.crm.consent.grant(contact.id, "marketing", "email", source=f"form:{source}",
@@ -221,10 +240,52 @@ class Simulation:
         rng = self.rng
         lines = [{"sku": rng.choice(["SEATS", "TRAIN"])}] if repeat else [
             {"sku": rng.choice(["PRO", "TEAM"])}] + ([{"sku": "ONBOARD"}] if rng.random() < 0.5 else [])  # fmt: skip
-        self.crm.customers.record_purchase(contact, lines=lines, opportunity_id=opportunity_id)
+        purchase = self.crm.customers.record_purchase(contact, lines=lines, opportunity_id=opportunity_id)
         self.counts["purchases recorded"] += 1
+        self.shop_conversion(contact, purchase.id, purchase.total, purchase.currency)
         if contact in self.customers:
             return []
         self.customers.add(contact)
         self.counts["customers won"] += 1
         return [contact]
+
+    # -- the shop and the ad platforms -------------------------------------------------------
+
+    def shop_conversion(self, contact: int, purchase_id: int, total: Any, currency: str) -> None:
+        """The shop posts the order (``POST /conversions`` in production), tagged with the visit's channel.
+
+        Most buyers come back through the channel that brought them; the others
+        type the address or follow the newsletter. The conversion is credited to
+        its last click (ads, affiliates) and earns the partner its commission.
+        """
+        source, medium, campaign = self.origins.get(contact, ("direct", "none", ""))
+        if self.rng.random() < 0.35:
+            source, medium = self.rng.choice(RETURNS)
+        self.crm.conversions.record({"order_id": f"demo-{purchase_id}", "contact_id": contact, "value": str(total),
+                                     "currency": currency, "utm_source": source, "utm_medium": medium,
+                                     "utm_campaign": campaign or None})  # fmt: skip
+        self.counts["conversions posted by the shop"] += 1
+
+    def import_ad_spend(self, day: date) -> None:
+        """The month's ad platform exports (impressions, clicks, cost per day and ad), as ``crm touch import``."""
+        from crmcore.adimport import import_ad_spend
+
+        month = [(key, n) for key, n in sorted(self.ad_clicks.items()) if key[0].month == day.month
+                 and key[0].year == day.year]  # fmt: skip
+        for platform, (cpc, per_click) in AD_PLATFORMS.items():
+            buffer = io.StringIO()
+            out = csv.writer(buffer)
+            out.writerow(["Day", "Campaign", "Ad", "Impressions", "Clicks", "Cost", "Currency"])
+            rows = 0
+            for (on, source, campaign, ad), leads in month:
+                if source != platform:
+                    continue
+                clicks = leads * self.rng.randint(1, 2)
+                impressions = clicks * self.rng.randint(*per_click)
+                cost = clicks * self.rng.uniform(*cpc)
+                out.writerow([on.isoformat(), campaign, ad, impressions, clicks, f"{cost:.2f}",
+                              self.crm.settings.currency])  # fmt: skip
+                rows += 1
+            if rows:
+                import_ad_spend(self.crm, buffer.getvalue(), source=platform)
+                self.counts["ad platform rows imported"] += rows
