@@ -293,3 +293,22 @@ def test_last_click_rollup_credits_each_conversion_once(crm: Any, clock: Any) ->
         rebuild(connection, ZONE, clock.now())
     assert rollup_rows(crm) == kept
     assert conversions(crm, "marketing.ads", "ad") == expected
+
+
+def test_core_0012_backfills_the_click_rollup_and_downgrades(crm: Any, data: Any) -> None:
+    """Upgrading a built rollup fills report_click_daily for the days it holds, as a rebuild would."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from crmcore.migrate import alembic_config, schema_diff
+
+    built = rollup_rows(crm)["report_click_daily"]
+    assert built  # the generated history has credited conversions
+    with crm.engine.begin() as connection:
+        command.downgrade(alembic_config(crm, connection), "core_0011")
+    with crm.engine.connect() as connection:
+        assert "report_click_daily" not in inspect(connection).get_table_names()
+    crm.db_upgrade()
+    assert schema_diff(crm) == []
+    assert rollup_rows(crm)["report_click_daily"] == built
+    assert_same(crm)

@@ -1,15 +1,16 @@
 """Daily rollups for the heavy marketing reports: closed days summed once, the recent days read live.
 
-``marketing.channels`` (its sums), ``marketing.products`` and ``marketing.roi``
-read three tables of per-day sums (:mod:`crmcore.models.rollup`, no personal
-data) for the *settled* days, and compute the days after them from the raw
+``marketing.channels`` (its sums), ``marketing.products``, ``marketing.roi``,
+``marketing.ads`` and ``marketing.affiliates`` (their clicks and last-click
+conversions) read four tables of per-day sums (:mod:`crmcore.models.rollup`,
+no personal data) for the *settled* days, and compute the days after them from the raw
 rows, so a figure is exact the moment a write commits:
 
 - A day is **settled** once a whole day has passed since it ended (in the
   CRM's zone): days before ``today - 1``. Only settled days are rolled up;
   ``report_rollup_state.rolled_until`` is the first day not rolled up.
 - A write dated before today (a backdated touchpoint or purchase, a touch that
-  changes the attribution of older sales, a merge) marks the days it changes
+  changes the attribution of older sales or conversions, a merge) marks the days it changes
   **dirty** (``report_dirty_day``) in its own transaction: one insert, and only
   for writes into the past; writes of today cost nothing extra. Marking from
   today while rolling up only before yesterday leaves a day's margin for
