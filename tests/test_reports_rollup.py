@@ -312,3 +312,23 @@ def test_core_0012_backfills_the_click_rollup_and_downgrades(crm: Any, data: Any
     assert schema_diff(crm) == []
     assert rollup_rows(crm)["report_click_daily"] == built
     assert_same(crm)
+
+
+def test_an_anonymous_click_given_to_a_contact_takes_the_credit_of_settled_conversions(crm: Any, clock: Any) -> None:
+    """A form claims the visitor's earlier clicks (``claim_touches``): the conversions after them change hands."""
+    from crmcore.links import claim_touches
+    from crmcore.models import Contact
+
+    day = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+    person = crm.contacts.add(email="visitor@example.com").id
+    crm.touchpoints.record(person, kind="ad_click", source="google", ad="ad-known", occurred_at=day - timedelta(days=3))
+    crm.touchpoints.record(person, kind="conversion", occurred_at=day)
+    anonymous = crm.touchpoints.record(None, kind="ad_click", source="bing", ad="ad-anonymous",
+                                       occurred_at=day - timedelta(days=1)).id  # fmt: skip
+    with crm.engine.begin() as connection:
+        rebuild(connection, ZONE, clock.now())
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-known": 1}
+    with crm.transaction() as ctx:
+        assert claim_touches(ctx, ctx.session.get(Contact, person), [anonymous]) == 1
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-anonymous": 1}
+    assert_same(crm)
