@@ -42,6 +42,8 @@ ROLLUP_BACKED = {
     "marketing.channels": "rollup+raw",  # sums from the rollup, distinct contacts from the raw rows
     "marketing.products": "rollup",
     "marketing.roi": "rollup",  # attribution from the rollup, costs from ad_spend
+    "marketing.ads": "rollup",  # clicks and last-click conversions from the rollups, spend from ad_spend
+    "marketing.affiliates": "rollup+raw",  # clicks and conversions from the rollups, distinct contacts raw
 }
 
 

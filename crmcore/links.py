@@ -334,6 +334,9 @@ def claim_touches(ctx: HookContext, contact: Contact, touch_ids: list[int]) -> i
     touches = ctx.session.scalars(
         select(Touchpoint).where(Touchpoint.id.in_(touch_ids[-10:]), Touchpoint.contact_id.is_(None))
     ).all()
+    from crmcore.rollup_marks import touch_written
+
     for touch in touches:
         touch.contact_id = contact.id
+        touch_written(ctx, touch)  # an older click may now be credited for the contact's past conversions
     return len(touches)

@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import insert, select
 
-from crmcore.models import Purchase
+from crmcore.models import Purchase, TouchKind, Touchpoint
 from crmcore.models.rollup import DirtyDay
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
 
     from crmcore.context import HookContext
-    from crmcore.models import Touchpoint
-
 #: How far back a write must go to touch a rolled-up day: days before ``today - SETTLE`` are settled.
 SETTLE = timedelta(days=1)
+#: Clicks whose conversions the last-click rollup credits (``report_click_daily``).
+LAST_CLICK_KINDS = frozenset({TouchKind.AD_CLICK.value, TouchKind.AFFILIATE_CLICK.value})
 
 
 def local_day(at: datetime, zone: ZoneInfo) -> date:
@@ -54,7 +54,8 @@ def day_start(day: date, zone: ZoneInfo) -> datetime:
 
 
 def touch_written(ctx: HookContext, touch: Touchpoint) -> None:
-    """After a touchpoint was recorded: mark its day, and the sales it may now be credited for, if past."""
+    """After a touchpoint was recorded (or given to a contact): mark its day, and the sales and
+    conversions it may now be credited for, if past."""
     zone = ctx.crm.settings.zone
     day = local_day(touch.occurred_at, zone)
     today = marked_before(ctx.now, zone)
@@ -70,6 +71,15 @@ def touch_written(ctx: HookContext, touch: Touchpoint) -> None:
             )
         )
         days.update(local_day(at, zone) for at in later)
+    if touch.contact_id is not None and touch.kind in LAST_CLICK_KINDS:
+        converted = ctx.session.scalars(
+            select(Touchpoint.occurred_at).where(
+                Touchpoint.contact_id == touch.contact_id,
+                Touchpoint.kind == TouchKind.CONVERSION.value,
+                Touchpoint.occurred_at >= touch.occurred_at,
+            )
+        )
+        days.update(local_day(at, zone) for at in converted)
     mark(ctx, (d for d in days if d < today))
 
 
@@ -89,11 +99,18 @@ def purchase_written(ctx: HookContext, purchase: Purchase) -> None:
 
 
 def contacts_merged(ctx: HookContext, contact_ids: Sequence[int]) -> None:
-    """Before a merge moves touchpoints and sales: mark the past days of the contacts' sales (attribution)."""
+    """Before a merge moves touchpoints and sales: mark the past days of the contacts' sales and conversions
+    (their attribution)."""
     zone = ctx.crm.settings.zone
     today = marked_before(ctx.now, zone)
     sales = ctx.session.scalars(select(Purchase.purchased_at).where(Purchase.contact_id.in_(contact_ids)))
-    mark(ctx, (d for d in {local_day(at, zone) for at in sales} if d < today))
+    converted = ctx.session.scalars(
+        select(Touchpoint.occurred_at).where(
+            Touchpoint.contact_id.in_(contact_ids), Touchpoint.kind == TouchKind.CONVERSION.value
+        )
+    )
+    days = {local_day(at, zone) for at in [*sales, *converted]}
+    mark(ctx, (d for d in days if d < today))
 
 
 def mark(ctx: HookContext, days: Iterable[date]) -> None:

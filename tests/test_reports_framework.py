@@ -11,11 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from crmcore import hookimpl
 from crmcore.errors import ConfigError, NotFound, ValidationError
-from crmcore.models import AdSpend, Contact
+from crmcore.models import AdSpend, Contact, LifecycleChange
 from crmcore.reports import Report, count
 from crmcore.reports.sql import offset_at, period_labels, zone_transitions
 from crmcore.testing.reportdata import generate
@@ -372,3 +372,44 @@ def test_an_average_of_money_is_rounded_to_cents_once(crm):
                                                    {"sku": "PRO", "price": "10.50", "quantity": 1}])  # fmt: skip
     (row,) = crm.reports.run("marketing.products").rows
     assert (row["units"], row["revenue"], row["avg_price"]) == (101, Decimal("1010.50"), Decimal("10.00"))
+
+
+@pytest.mark.databases("postgresql")  # the route PostgreSQL takes for a wide range
+def test_lead_conversion_per_contact_gives_the_figures_of_the_probes(crm, monkeypatch):
+    """PostgreSQL counts a wide range's leads per contact in one pass; the figures are the probes' exactly.
+
+    Includes a merged contact (two lead rows, both counted), the source
+    filter, ranges wide enough for the route, and each grouping.
+    """
+    from crmcore.reports import sales
+
+    generate(crm, contacts=150, seed=11)
+    with crm.engine.connect() as connection:
+        ids = connection.scalars(select(Contact.id).order_by(Contact.id).limit(2)).all()
+    crm.contacts.merge(ids[0], ids[1])
+    with crm.engine.connect() as connection:  # a source whose only lead falls before the narrow range
+        early = connection.scalar(select(LifecycleChange.contact_id).where(
+            LifecycleChange.from_stage.is_(None), LifecycleChange.occurred_at < datetime(2025, 2, 1, tzinfo=UTC)
+        ).order_by(LifecycleChange.occurred_at).limit(1))  # fmt: skip
+    crm.contacts.update(early, source="lonely")
+    runs = [
+        {"by": by, "start": start, "end": end, **extra}
+        for by in ("source", "owner", "country")
+        for start, end in ((None, None), ("2025-01-01", "2025-12-31"), ("2025-02-01", "2025-11-30"))
+        for extra in ({}, {"params": {"source": "google"}})
+    ]
+    chosen = []
+    real = sales._per_contact_pays
+    monkeypatch.setattr(sales, "_per_contact_pays", lambda query: chosen.append(real(query)) or chosen[-1])
+    per_contact = [crm.reports.run("sales.conversion", **run).rows for run in runs]
+    assert all(chosen) and len(chosen) == len(runs)
+    monkeypatch.setattr(sales, "_per_contact_pays", lambda query: False)
+    probed = [crm.reports.run("sales.conversion", **run).rows for run in runs]
+    assert per_contact == probed
+    assert any(row["leads"] for rows in probed for row in rows)
+    lonely = [[row for row in rows if row.get("source") == "lonely"] for rows in probed]
+    assert lonely[0] and not lonely[4]  # all time has its lead; the narrow range has no row for it
+    with crm.engine.connect() as connection:
+        two = connection.scalar(select(func.count()).select_from(LifecycleChange).where(
+            LifecycleChange.contact_id == ids[0], LifecycleChange.from_stage.is_(None)))  # fmt: skip
+    assert two == 2  # the survivor has both leads' first entries

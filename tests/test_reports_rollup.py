@@ -1,4 +1,4 @@
-"""The daily rollups behind channels, products and ROI give exactly the figures of the raw rows.
+"""The daily rollups behind channels, products, ROI, ads and affiliates give exactly the figures of the raw rows.
 
 Generated history up to a few days after the frozen clock (so the range
 crosses settled days, the live tail and the future), then writes through the
@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from crmcore.models import DirtyDay, Purchase, RollupState
-from crmcore.models.rollup import AttributionDaily, SaleDaily, TouchDaily
+from crmcore.models.rollup import AttributionDaily, ClickDaily, SaleDaily, TouchDaily
 from crmcore.reports.rollup import rebuild
 from crmcore.testing.reportdata import generate
 
@@ -34,6 +34,9 @@ RUNS = [
     *(("marketing.products", by, {}) for by in ("product", "sku", "week", "month")),
     ("marketing.products", "product", {"currency": "EUR"}),
     *(("marketing.roi", by, {}) for by in ("campaign", "source", "affiliate")),
+    *(("marketing.ads", by, {}) for by in ("ad", "campaign", "source")),
+    ("marketing.ads", "ad", {"rank": "conversions", "currency": "EUR"}),
+    ("marketing.affiliates", "affiliate", {}),
 ]
 RANGES = [(None, None), ("2025-03-01", "2025-11-30"), ("2025-12-20", "2026-01-10"), ("2026-01-04", "2026-01-05")]
 
@@ -82,7 +85,7 @@ def rollup_rows(crm: Any) -> dict[str, list[tuple[Any, ...]]]:
     """The rollup tables' rows without ids, sorted (zero rows left out: a recomputed day drops them)."""
     out = {}
     with crm.engine.connect() as connection:
-        for model in (TouchDaily, SaleDaily, AttributionDaily):
+        for model in (TouchDaily, SaleDaily, AttributionDaily, ClickDaily):
             columns = [c for c in model.__table__.columns if c.name != "id"]
             rows = connection.execute(select(*columns)).all()
             out[model.__tablename__] = sorted((tuple(r) for r in rows), key=repr)
@@ -218,3 +221,114 @@ def test_the_live_windows_are_cut_to_the_range() -> None:
     late = datetime(2025, 12, 24, tzinfo=UTC)
     assert bounds(late, None) == [late]
     assert bounds(year[0], datetime(2025, 2, 1, tzinfo=UTC)) == []  # all rolled up: nothing live
+
+
+def conversions(crm: Any, name: str, by: str, start: str | None = None, end: str | None = None) -> dict[Any, int]:
+    """A report's conversions per key (keys without any left out)."""
+    result = crm.reports.run(name, by=by, start=start, end=end)
+    key = result.columns[0].name
+    return {row[key]: row["conversions"] for row in result.rows if row["conversions"]}
+
+
+def test_last_click_rollup_credits_each_conversion_once(crm: Any, clock: Any) -> None:
+    """Ads and affiliates from ``report_click_daily``: the settled days, the live edge and late writes.
+
+    Built by hand so every figure is known: a click without an ad counts under
+    None, a conversion with no click before it is left out, a late conversion
+    and a late click move the figures of a settled day, and the rollup the
+    refreshes kept equals a rebuilt one.
+    """
+    day = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+    record = crm.touchpoints.record
+    people = [crm.contacts.add(email=f"click{n}@example.com").id for n in range(5)]
+    a, b, c, d, e = people
+    record(a, kind="ad_click", source="google", campaign="summer", ad="ad-x", occurred_at=day - timedelta(days=1))
+    record(a, kind="affiliate_click", affiliate="blog-one", occurred_at=day - timedelta(hours=2))
+    record(a, kind="conversion", quantity=2, occurred_at=day)
+    record(b, kind="ad_click", source="bing", occurred_at=day - timedelta(days=2))  # no ad: credited to None
+    record(b, kind="conversion", occurred_at=day)
+    record(c, kind="conversion", occurred_at=day)  # no click before it: left out
+    record(c, kind="ad_click", source="google", ad="ad-x", occurred_at=day + timedelta(hours=1))
+    record(e, kind="ad_click", source="google", ad="ad-y", occurred_at=day)
+    with crm.engine.begin() as connection:
+        rebuild(connection, ZONE, clock.now())
+    with crm.engine.connect() as connection:
+        rolled = connection.execute(select(ClickDaily.kind, ClickDaily.dimension, ClickDaily.value,
+                                           ClickDaily.conversions)).all()  # fmt: skip
+    assert sorted(rolled, key=repr) == sorted([
+        ("ad_click", "ad", "ad-x", 2), ("ad_click", "ad", None, 1),
+        ("ad_click", "campaign", "summer", 2), ("ad_click", "campaign", None, 1),
+        ("ad_click", "source", "google", 2), ("ad_click", "source", "bing", 1),
+        ("affiliate_click", "affiliate", "blog-one", 2),
+    ], key=repr)  # fmt: skip
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-x": 2, None: 1}
+    assert conversions(crm, "marketing.ads", "source", "2025-06-01", "2025-06-30") == {"google": 2, "bing": 1}
+    assert conversions(crm, "marketing.ads", "ad", "2025-06-03", "2025-06-30") == {}
+    assert conversions(crm, "marketing.affiliates", "affiliate") == {"blog-one": 2}
+
+    # the live edge: today's click and conversion are read from the raw rows
+    record(d, kind="ad_click", source="google", ad="ad-z", occurred_at=clock.now() - timedelta(hours=2))
+    record(d, kind="conversion", occurred_at=clock.now() - timedelta(hours=1))
+    assert dirty_days(crm) == 0
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-x": 2, None: 1, "ad-z": 1}
+
+    # a late conversion credited to a settled click, and a late click that takes over a settled conversion
+    record(e, kind="conversion", quantity=3, occurred_at=day + timedelta(days=3))
+    record(b, kind="ad_click", source="bing", ad="ad-late", occurred_at=day - timedelta(days=1))
+    record(b, kind="affiliate_click", affiliate="deals-site", occurred_at=day - timedelta(days=5))
+    assert dirty_days(crm) >= 2
+    expected = {"ad-x": 2, "ad-late": 1, "ad-y": 3, "ad-z": 1}
+    assert conversions(crm, "marketing.ads", "ad") == expected
+    assert conversions(crm, "marketing.affiliates", "affiliate") == {"blog-one": 2, "deals-site": 1}
+    assert dirty_days(crm) == 0  # the report refreshed the marked days
+    assert_same(crm)
+
+    # days settle: the live edge is rolled up; then a rebuild from scratch holds the same rows
+    clock.advance(days=3)
+    assert conversions(crm, "marketing.ads", "ad") == expected
+    with crm.engine.connect() as connection:
+        assert connection.scalar(select(func.sum(ClickDaily.conversions)).where(ClickDaily.value == "ad-z")) == 1
+    kept = rollup_rows(crm)
+    with crm.engine.begin() as connection:
+        rebuild(connection, ZONE, clock.now())
+    assert rollup_rows(crm) == kept
+    assert conversions(crm, "marketing.ads", "ad") == expected
+
+
+def test_core_0012_backfills_the_click_rollup_and_downgrades(crm: Any, data: Any) -> None:
+    """Upgrading a built rollup fills report_click_daily for the days it holds, as a rebuild would."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from crmcore.migrate import alembic_config, schema_diff
+
+    built = rollup_rows(crm)["report_click_daily"]
+    assert built  # the generated history has credited conversions
+    with crm.engine.begin() as connection:
+        command.downgrade(alembic_config(crm, connection), "core_0011")
+    with crm.engine.connect() as connection:
+        assert "report_click_daily" not in inspect(connection).get_table_names()
+    crm.db_upgrade()
+    assert schema_diff(crm) == []
+    assert rollup_rows(crm)["report_click_daily"] == built
+    assert_same(crm)
+
+
+def test_an_anonymous_click_given_to_a_contact_takes_the_credit_of_settled_conversions(crm: Any, clock: Any) -> None:
+    """A form claims the visitor's earlier clicks (``claim_touches``): the conversions after them change hands."""
+    from crmcore.links import claim_touches
+    from crmcore.models import Contact
+
+    day = datetime(2025, 6, 2, 15, 0, tzinfo=UTC)
+    person = crm.contacts.add(email="visitor@example.com").id
+    crm.touchpoints.record(person, kind="ad_click", source="google", ad="ad-known", occurred_at=day - timedelta(days=3))
+    crm.touchpoints.record(person, kind="conversion", occurred_at=day)
+    anonymous = crm.touchpoints.record(None, kind="ad_click", source="bing", ad="ad-anonymous",
+                                       occurred_at=day - timedelta(days=1)).id  # fmt: skip
+    with crm.engine.begin() as connection:
+        rebuild(connection, ZONE, clock.now())
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-known": 1}
+    with crm.transaction() as ctx:
+        assert claim_touches(ctx, ctx.session.get(Contact, person), [anonymous]) == 1
+    assert conversions(crm, "marketing.ads", "ad") == {"ad-anonymous": 1}
+    assert_same(crm)

@@ -135,7 +135,7 @@ def report_dashboard(start: str | None, end: str | None, output: str, title: str
 @report.command("rollup")
 @format_option
 def report_rollup(fmt: str) -> None:
-    """Rebuild the daily rollups that channels, products and ROI read, from the raw rows.
+    """Rebuild the daily rollups that channels, products, ROI, ads and affiliates read, from the raw rows.
 
     Writes through the services keep them exact (and the hourly job rolls up
     each settled day); rebuild after changing the CRM's time zone (until then

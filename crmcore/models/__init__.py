@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         UserPermission,
     )
     from crmcore.models.privacy import Consent, ConsentEvent, ConsentRequest, Segment
-    from crmcore.models.rollup import AttributionDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
+    from crmcore.models.rollup import AttributionDaily, ClickDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
     from crmcore.models.sales import (
         Activity,
         Feedback,
@@ -81,9 +81,9 @@ SUBMODULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("consent", "consent_event", "consent_request", "segment"),
     ),
     "rollup": (
-        ("AttributionDaily", "DirtyDay", "RollupState", "SaleDaily", "TouchDaily"),
-        ("report_attribution_daily", "report_dirty_day", "report_rollup_state", "report_sale_daily",
-         "report_touch_daily"),
+        ("AttributionDaily", "ClickDaily", "DirtyDay", "RollupState", "SaleDaily", "TouchDaily"),
+        ("report_attribution_daily", "report_click_daily", "report_dirty_day", "report_rollup_state",
+         "report_sale_daily", "report_touch_daily"),
     ),
 }  # fmt: skip
 _MODULE_OF_NAME = {name: module for module, (names, _) in SUBMODULES.items() for name in names}
@@ -140,6 +140,7 @@ __all__ = [
     "AttributionDaily",
     "AuditEntry",
     "BundleRecord",
+    "ClickDaily",
     "Consent",
     "ConsentEvent",
     "ConsentRequest",

@@ -100,3 +100,28 @@ class DirtyDay(Base):
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True)
     day: Mapped[date] = mapped_column(Date)
+
+
+class ClickDaily(Base):
+    """Conversions per local day credited to their contact's last click of a kind (``marketing.ads``, ``affiliates``).
+
+    Each conversion touchpoint is credited once per click kind (``ad_click``,
+    ``affiliate_click``) to the contact's last click of that kind at or before
+    it, keyed by that click's ``dimension`` value (``ad``, ``campaign`` or
+    ``source`` for ad clicks, ``affiliate`` for affiliate clicks); a
+    conversion with no such click is not in the table.
+    """
+
+    __tablename__ = "report_click_daily"
+    __table_args__ = (Index("ix_report_click_daily_key", "kind", "dimension", "day", "value", "conversions"),)
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True)
+    #: The local day of the conversion.
+    day: Mapped[date] = mapped_column(Date)
+    #: The kind of click credited: ``ad_click`` or ``affiliate_click``.
+    kind: Mapped[str] = mapped_column(String(20))
+    dimension: Mapped[str] = mapped_column(String(16))
+    #: The credited click's value for ``dimension`` (NULL: the click had none).
+    value: Mapped[str | None] = mapped_column(String(255))
+    #: The sum of the conversions' quantities.
+    conversions: Mapped[int] = mapped_column(BigInteger)

@@ -24,7 +24,7 @@ from crmcore.models import (
     Touchpoint,
     User,
 )
-from crmcore.models.rollup import AttributionDaily, SaleDaily, TouchDaily
+from crmcore.models.rollup import AttributionDaily, ClickDaily, SaleDaily, TouchDaily
 from crmcore.reports import rollup
 from crmcore.reports.common import (
     CURRENCY,
@@ -47,9 +47,12 @@ CONVERSION = TouchKind.CONVERSION.value
 # -- ads and affiliates ----------------------------------------------------------
 
 
-def _last_click_conversions(query: ReportQuery, click_kind: str, by: str) -> Any:
+def _last_click_conversions(query: ReportQuery, click_kind: str, by: str, cover: rollup.Coverage | None) -> Any:
     """``(key, conversions)``: conversions in the range, each credited to the contact's latest click of
     *click_kind* before it, keyed by that click's *by* (``touch_key``).
+
+    With *cover*, the settled days come from ``report_click_daily`` and only
+    the rest of the range from the raw rows.
 
     The conversions are taken in contact order, so the lookups of their clicks
     walk the index instead of jumping around it (PostgreSQL at 10M touchpoints:
@@ -62,7 +65,7 @@ def _last_click_conversions(query: ReportQuery, click_kind: str, by: str) -> Any
         .where(
             conversion.kind == CONVERSION,
             conversion.contact_id.is_not(None),
-            query.in_range(conversion.occurred_at),
+            query.in_range(conversion.occurred_at) if cover is None else cover.live(query, conversion.occurred_at),
             query.in_segment(conversion.contact_id),
         )
         .order_by(unindexed(conversion.contact_id))  # SQLite: sorted, not read in order from a whole index
@@ -83,12 +86,37 @@ def _last_click_conversions(query: ReportQuery, click_kind: str, by: str) -> Any
             .subquery("credited_conversions")
         )
         key = case((clicks.c.found == "-", null()), else_=func.substr(clicks.c.found, 2))
-        return select(key.label("key"), clicks.c.quantity.label("conversions")).where(clicks.c.found.is_not(None))
-    clicks = select(credited().label("click_id"), ordered.c.quantity).subquery("credited_conversions")
-    click = aliased(Touchpoint, name="click")
-    return select(touch_key(by, click).label("key"), clicks.c.quantity.label("conversions")).join_from(
-        clicks, click, click.id == clicks.c.click_id
+        live = select(key.label("key"), clicks.c.quantity.label("conversions")).where(clicks.c.found.is_not(None))
+    else:
+        clicks = select(credited().label("click_id"), ordered.c.quantity).subquery("credited_conversions")
+        click = aliased(Touchpoint, name="click")
+        live = select(touch_key(by, click).label("key"), clicks.c.quantity.label("conversions")).join_from(
+            clicks, click, click.id == clicks.c.click_id
+        )
+    if cover is None:
+        return live
+    daily = ClickDaily
+    rolled = select(daily.value.label("key"), daily.conversions.label("conversions")).where(
+        daily.kind == click_kind, daily.dimension == by, cover.rolled(query, daily.day)
     )
+    return union_all(rolled, live)
+
+
+def _clicks(query: ReportQuery, click_kind: str, by: str, cover: rollup.Coverage | None) -> Any:
+    """``(key, clicks)``: the clicks of *click_kind* in the range per *by*, the settled days from
+    ``report_touch_daily`` when *cover* is given."""
+    raw = select(touch_key(by, Touchpoint).label("key"), Touchpoint.quantity.label("clicks")).where(
+        Touchpoint.kind == click_kind,
+        query.in_range(Touchpoint.occurred_at) if cover is None else cover.live(query, Touchpoint.occurred_at),
+        query.in_segment(Touchpoint.contact_id),
+    )
+    if cover is None:
+        return raw
+    daily = TouchDaily
+    rolled = select(daily.value.label("key"), daily.quantity.label("clicks")).where(
+        daily.dimension == by, daily.kind == click_kind, cover.rolled(query, daily.day)
+    )
+    return union_all(rolled, raw)
 
 
 def build_ads(query: ReportQuery) -> Any:
@@ -102,16 +130,10 @@ def build_ads(query: ReportQuery) -> Any:
         zero("conversions"),
         case((AdSpend.currency == code, AdSpend.spend), else_=0).label("spend"),
     ).where(query.in_dates(AdSpend.day))
-    clicks = select(
-        touch_key(query.by, Touchpoint).label("key"),
-        zero("impressions"),
-        Touchpoint.quantity.label("clicks"),
-        zero("conversions"),
-        zero("spend"),
-    ).where(
-        Touchpoint.kind == AD_CLICK, query.in_range(Touchpoint.occurred_at), query.in_segment(Touchpoint.contact_id)
-    )
-    credited = _last_click_conversions(query, AD_CLICK, query.by).subquery("credited")
+    cover = rollup.coverage(query)
+    clicked = _clicks(query, AD_CLICK, query.by, cover).subquery("clicked")
+    clicks = select(clicked.c.key, zero("impressions"), clicked.c.clicks, zero("conversions"), zero("spend"))
+    credited = _last_click_conversions(query, AD_CLICK, query.by, cover).subquery("credited")
     conversions = select(
         credited.c.key, zero("impressions"), zero("clicks"), credited.c.conversions, zero("spend")
     )  # fmt: skip
@@ -178,25 +200,52 @@ ADS = Report(
 
 
 def build_affiliates(query: ReportQuery) -> Any:
-    """Affiliate clicks, distinct clicking contacts and last-affiliate-click conversions."""
-    clicks = select(
-        Touchpoint.affiliate.label("key"),
-        Touchpoint.quantity.label("clicks"),
-        Touchpoint.contact_id.label("contact_id"),
-        zero("conversions"),
-    ).where(
-        Touchpoint.kind == AFFILIATE_CLICK,
-        query.in_range(Touchpoint.occurred_at),
-        query.in_segment(Touchpoint.contact_id),
-    )
-    credited = _last_click_conversions(query, AFFILIATE_CLICK, "affiliate").subquery("credited")
-    conversions = select(credited.c.key, zero("clicks"), null().label("contact_id"), credited.c.conversions)
-    facts = union(clicks, conversions)
+    """Affiliate clicks, distinct clicking contacts and last-affiliate-click conversions.
+
+    Clicks and conversions of settled days come from the rollups; distinct
+    contacts do not add up across days, so they are counted from the raw clicks.
+    """
+    cover = rollup.coverage(query)
+    credited = _last_click_conversions(query, AFFILIATE_CLICK, "affiliate", cover).subquery("credited")
+    if cover is None:  # one pass over the clicks for their sum and their distinct contacts
+        clicks: Any = select(
+            Touchpoint.affiliate.label("key"),
+            Touchpoint.quantity.label("clicks"),
+            Touchpoint.contact_id.label("contact_id"),
+            zero("conversions"),
+        ).where(
+            Touchpoint.kind == AFFILIATE_CLICK,
+            query.in_range(Touchpoint.occurred_at),
+            query.in_segment(Touchpoint.contact_id),
+        )
+        conversions = select(credited.c.key, zero("clicks"), null().label("contact_id"), credited.c.conversions)
+        facts = union(clicks, conversions)
+        contacts: Any = func.count(facts.c.contact_id.distinct())
+    else:
+        clicked = _clicks(query, AFFILIATE_CLICK, "affiliate", cover).subquery("clicked")
+        clicks = select(clicked.c.key, clicked.c.clicks, zero("contacts"), zero("conversions"))
+        everyone = (
+            select(
+                Touchpoint.affiliate.label("key"),
+                zero("clicks"),
+                func.count(Touchpoint.contact_id.distinct()).label("contacts"),
+                zero("conversions"),
+            )
+            .where(
+                Touchpoint.kind == AFFILIATE_CLICK,
+                query.in_range(Touchpoint.occurred_at),
+                query.in_segment(Touchpoint.contact_id),
+            )
+            .group_by(Touchpoint.affiliate)
+        )
+        conversions = select(credited.c.key, zero("clicks"), zero("contacts"), credited.c.conversions)
+        facts = union(clicks, everyone, conversions)
+        contacts = func.sum(facts.c.contacts)
     totals = (
         select(
             facts.c.key,
             func.sum(facts.c.clicks).label("clicks"),
-            func.count(facts.c.contact_id.distinct()).label("contacts"),
+            contacts.label("contacts"),
             func.sum(facts.c.conversions).label("conversions"),
         )
         .group_by(facts.c.key)

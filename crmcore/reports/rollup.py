@@ -1,15 +1,16 @@
 """Daily rollups for the heavy marketing reports: closed days summed once, the recent days read live.
 
-``marketing.channels`` (its sums), ``marketing.products`` and ``marketing.roi``
-read three tables of per-day sums (:mod:`crmcore.models.rollup`, no personal
-data) for the *settled* days, and compute the days after them from the raw
+``marketing.channels`` (its sums), ``marketing.products``, ``marketing.roi``,
+``marketing.ads`` and ``marketing.affiliates`` (their clicks and last-click
+conversions) read four tables of per-day sums (:mod:`crmcore.models.rollup`,
+no personal data) for the *settled* days, and compute the days after them from the raw
 rows, so a figure is exact the moment a write commits:
 
 - A day is **settled** once a whole day has passed since it ended (in the
   CRM's zone): days before ``today - 1``. Only settled days are rolled up;
   ``report_rollup_state.rolled_until`` is the first day not rolled up.
 - A write dated before today (a backdated touchpoint or purchase, a touch that
-  changes the attribution of older sales, a merge) marks the days it changes
+  changes the attribution of older sales or conversions, a merge) marks the days it changes
   **dirty** (``report_dirty_day``) in its own transaction: one insert, and only
   for writes into the past; writes of today cost nothing extra. Marking from
   today while rolling up only before yesterday leaves a day's margin for
@@ -60,8 +61,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from crmcore.errors import CRMError
-from crmcore.models import Purchase, PurchaseLine, Touchpoint
-from crmcore.models.rollup import AttributionDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
+from crmcore.models import Purchase, PurchaseLine, TouchKind, Touchpoint
+from crmcore.models.rollup import AttributionDaily, ClickDaily, DirtyDay, RollupState, SaleDaily, TouchDaily
 from crmcore.reports.common import TOUCH_GROUPINGS, attributed_touch, touch_key
 from crmcore.reports.sql import local_time, period_label
 from crmcore.rollup_marks import day_start, settled_before
@@ -77,6 +78,11 @@ log = logging.getLogger("crmcore.reports")
 
 #: Groupings of ``marketing.roi`` the attribution rollup keeps.
 ROI_GROUPINGS = ("campaign", "source", "affiliate")
+#: Per click kind, the groupings the last-click rollup keeps (``marketing.ads``, ``marketing.affiliates``).
+CLICK_GROUPINGS = {
+    TouchKind.AD_CLICK.value: ("ad", "campaign", "source"),
+    TouchKind.AFFILIATE_CLICK.value: ("affiliate",),
+}
 # -- what a report may read from the rollup --------------------------------------------------
 
 
@@ -275,13 +281,62 @@ def attribution_facts(dialect: str, zone: str, window: Any) -> list[Any]:
     return statements
 
 
+def click_facts(dialect: str, zone: str, where: Any) -> list[Any]:
+    """INSERT sources for ``report_click_daily``: each conversion credited to its contact's last click, per kind.
+
+    The same rule as the reports' raw route: the contact's latest click of the
+    kind at or before the conversion (time, then id), none if it has none; a
+    click without the grouping's value counts under NULL.
+    """
+    conversion = Touchpoint.__table__.alias("conversion")
+    statements = []
+    for kind, dimensions in CLICK_GROUPINGS.items():
+        credited = (
+            select(
+                conversion.c.occurred_at,
+                conversion.c.quantity,
+                attributed_touch(conversion.c.contact_id, conversion.c.occurred_at, last=True, kinds=(kind,)).label(
+                    "click_id"
+                ),
+            )
+            .where(
+                conversion.c.kind == TouchKind.CONVERSION.value,
+                conversion.c.contact_id.is_not(None),
+                where(conversion.c.occurred_at),
+            )
+            .cte(f"credited_{kind}")
+        )
+        day = _day(credited.c.occurred_at, dialect, zone)
+        click = Touchpoint.__table__.alias(f"{kind}_credited")
+        for dimension in dimensions:
+            value = touch_key(dimension, click.c)
+            statements.append(
+                select(
+                    day.label("day"),
+                    literal(kind).label("kind"),
+                    literal(dimension).label("dimension"),
+                    value.label("value"),
+                    func.sum(credited.c.quantity).label("conversions"),
+                )
+                .select_from(credited)
+                .join(click, click.c.id == credited.c.click_id)
+                .group_by(day, value)
+            )
+    return statements
+
+
 TOUCH_COLUMNS = ["day", "dimension", "value", "kind", "currency", "quantity", "amount"]
 SALE_COLUMNS = ["day", "dimension", "product_id", "currency", "units", "orders", "revenue", "min_price", "max_price"]
 ATTRIBUTION_COLUMNS = ["day", "model", "dimension", "value", "currency", "acquisitions", "revenue"]
+CLICK_COLUMNS = ["day", "kind", "dimension", "value", "conversions"]
+#: Every rollup table (what :func:`rebuild` and :func:`refresh` recompute).
+TABLES = (TouchDaily, SaleDaily, AttributionDaily, ClickDaily)
 
 
-def _roll(connection: Connection, zone: ZoneInfo, first: date | None, last: date | None) -> None:
-    """Recompute the rollup rows of the days from *first* to *last* (both included; None: unbounded)."""
+def _roll(
+    connection: Connection, zone: ZoneInfo, first: date | None, last: date | None, tables: Sequence[Any] = TABLES
+) -> None:
+    """Recompute the rows of *tables* for the days from *first* to *last* (both included; None: unbounded)."""
     dialect = {"mysql": "mariadb"}.get(connection.dialect.name, connection.dialect.name)
     name = zone.key
     lower = day_start(first, zone) if first else None
@@ -295,7 +350,7 @@ def _roll(connection: Connection, zone: ZoneInfo, first: date | None, last: date
             condition = condition & (at < upper)
         return condition
 
-    for table in (TouchDaily, SaleDaily, AttributionDaily):
+    for table in tables:
         days: Any = true()
         if first is not None:
             days = days & (table.day >= first)
@@ -306,23 +361,38 @@ def _roll(connection: Connection, zone: ZoneInfo, first: date | None, last: date
         (TouchDaily, TOUCH_COLUMNS, touch_facts(dialect, name, window(Touchpoint.occurred_at))),
         (SaleDaily, SALE_COLUMNS, sale_facts(dialect, name, window(Purchase.purchased_at))),
         (AttributionDaily, ATTRIBUTION_COLUMNS, attribution_facts(dialect, name, window)),
+        (ClickDaily, CLICK_COLUMNS, click_facts(dialect, name, window)),
     )
     for table, columns, statements in parts:
-        connection.execute(insert(table).from_select(columns, union_all(*statements)))
+        if table in tables:
+            connection.execute(insert(table).from_select(columns, union_all(*statements)))
 
 
-def rebuild(connection: Connection, zone_name: str, now: datetime) -> int:
-    """Recompute the whole rollup from the raw rows, cut in *zone_name*; the rows written."""
+def rebuild(connection: Connection, zone_name: str, now: datetime, tables: Sequence[Any] = TABLES) -> int:
+    """Recompute the whole rollup from the raw rows, cut in *zone_name*; the rows written.
+
+    *tables* is for migrations: those that exist at their revision (a later
+    migration adds and backfills its own, :func:`backfill`).
+    """
     zone = ZoneInfo(zone_name)
     until = settled_before(now, zone)
     connection.execute(delete(DirtyDay))
     connection.execute(delete(RollupState))
-    _roll(connection, zone, None, until - timedelta(days=1))
+    _roll(connection, zone, None, until - timedelta(days=1), tables)
     connection.execute(insert(RollupState).values(id=1, zone=zone_name, rolled_until=until, refreshed_at=now))
-    return sum(
-        int(connection.scalar(select(func.count()).select_from(t)) or 0)
-        for t in (TouchDaily, SaleDaily, AttributionDaily)
-    )
+    return sum(int(connection.scalar(select(func.count()).select_from(t)) or 0) for t in tables)
+
+
+def backfill(connection: Connection, table: Any) -> None:
+    """Fill a rollup table added to a built rollup: its rows for every day the others hold.
+
+    For a migration adding *table*: the days already rolled up get their rows
+    (the dirty ones too; the next refresh recomputes those for every table).
+    Nothing before the rollup was first built.
+    """
+    state = connection.execute(select(RollupState.zone, RollupState.rolled_until).limit(1)).first()
+    if state is not None:
+        _roll(connection, ZoneInfo(state.zone), None, state.rolled_until - timedelta(days=1), (table,))
 
 
 def refresh(crm: CRM) -> int:
@@ -372,4 +442,4 @@ def _runs(days: Sequence[date]) -> list[tuple[date, date]]:
     return runs
 
 
-__all__ = ["Coverage", "coverage", "rebuild", "refresh"]
+__all__ = ["Coverage", "backfill", "coverage", "rebuild", "refresh"]

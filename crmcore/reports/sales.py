@@ -43,6 +43,8 @@ def _contact_key(query: ReportQuery, contact: Any) -> tuple[Any, Any]:
 
 def build_conversion(query: ReportQuery) -> Any:
     """Leads captured in the range, and how many of them qualified and became customers (ever)."""
+    if _per_contact_pays(query):
+        return _with_rates(query, _conversion_per_contact(query))
     later = aliased(LifecycleChange, name="later")
 
     def reached(*stages: str) -> Any:
@@ -77,23 +79,87 @@ def build_conversion(query: ReportQuery) -> Any:
     sub = facts.subquery("facts")
     # Rates are computed over the totals, so each EXISTS runs once per lead (SQLite would repeat a
     # subquery column used twice in one aggregate query).
-    totals = (
-        select(
-            sub.c.key,
-            func.count().label("leads"),
-            func.sum(sub.c.qualified).label("qualified"),
-            func.sum(sub.c.customer).label("customers"),
-        )
-        .group_by(sub.c.key)
-        .subquery("totals")
-    )
-    t = totals.c
+    totals = select(
+        sub.c.key,
+        func.count().label("leads"),
+        func.sum(sub.c.qualified).label("qualified"),
+        func.sum(sub.c.customer).label("customers"),
+    ).group_by(sub.c.key)
+    return _with_rates(query, totals)
+
+
+def _with_rates(query: ReportQuery, counted: Any) -> Any:
+    """The conversion report's rows from *counted* ``(key, leads, qualified, customers)``."""
+    t = counted.subquery("totals").c
     statement = select(
         t.key, t.leads, t.qualified, t.customers,
         ratio(t.qualified, t.leads).label("qualification_rate"),
         ratio(t.customers, t.leads).label("conversion_rate"),
     )  # fmt: skip
     return statement.order_by(t.key if query.is_period else t.leads.desc(), t.key)
+
+
+def _per_contact_pays(query: ReportQuery) -> bool:
+    """PostgreSQL: whether to count a wide range's leads per contact in one ordered pass (not two probes each).
+
+    Probing each lead's stages twice costs two random index lookups per lead
+    (11 s for 1,000,000 leads at 10M touchpoints); merging the contacts with
+    their stage history in contact order reads both once (about 2 s), whatever
+    the range, so it pays for a range that spans at least a sixth of the leads'
+    capture times (two index seeks find the span). Periods key each lead row by
+    its own time and keep the probes; SQLite and MariaDB probe in contact order
+    already.
+    """
+    if query.dialect != "postgresql" or query.is_period:
+        return False
+    if query.start is None and query.end is None:
+        return True
+    captured = select(LifecycleChange.occurred_at).where(LifecycleChange.to_stage == Stage.LEAD.value)
+    first = query.session.scalar(captured.order_by(LifecycleChange.occurred_at).limit(1))
+    last = query.session.scalar(captured.order_by(LifecycleChange.occurred_at.desc()).limit(1))
+    if first is None or last is None:
+        return False
+    start, end = max(query.start or first, first), min(query.end or last, last)
+    return bool((end - start) * 6 >= last - first)
+
+
+def _conversion_per_contact(query: ReportQuery) -> Any:
+    """``(key, leads, qualified, customers)`` from each contact's lead, qualified and customer rows, counted
+    in one pass over the contacts merged with their stage history (both in contact order).
+
+    The same figures as the probes: a contact's leads of the range count as
+    qualified (customers) when any of its rows, at any time, reached prospect
+    or customer (customer).
+    """
+    change = LifecycleChange
+    qualifying = (Stage.PROSPECT.value, CUSTOMER)
+    is_lead = change.from_stage.is_(None) & (change.to_stage == Stage.LEAD.value) & query.in_range(change.occurred_at)
+    leads = func.count().filter(is_lead)
+    key, join = _contact_key(query, Contact)
+    per_contact = (
+        select(
+            key.label("key"),
+            leads.label("leads"),
+            func.count().filter(change.to_stage.in_(qualifying)).label("reached_qualified"),
+            func.count().filter(change.to_stage == CUSTOMER).label("reached_customer"),
+        )
+        .select_from(Contact)
+        .join(change, change.contact_id == Contact.id)
+        .where(change.to_stage.in_((Stage.LEAD.value, *qualifying)), query.in_segment(Contact.id))
+        .group_by(Contact.id, key)
+        .having(leads > 0)
+    )
+    if join is not None:
+        per_contact = per_contact.outerjoin(*join)
+    if query.param("source"):
+        per_contact = per_contact.where(Contact.source == query.param("source"))
+    c = per_contact.subquery("per_contact").c
+    return select(
+        c.key,
+        func.sum(c.leads).label("leads"),
+        func.sum(case((c.reached_qualified > 0, c.leads), else_=0)).label("qualified"),
+        func.sum(case((c.reached_customer > 0, c.leads), else_=0)).label("customers"),
+    ).group_by(c.key)
 
 
 CONVERSION = Report(

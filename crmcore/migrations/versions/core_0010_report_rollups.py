@@ -95,12 +95,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_report_dirty_day_day", "report_dirty_day", ["day"])
     # backfill in the zone of the CRM being upgraded (reports cut days in that zone)
+    from crmcore.models.rollup import AttributionDaily, SaleDaily, TouchDaily
     from crmcore.reports.rollup import rebuild
 
     crm = context.config.attributes.get("crm")
     zone = crm.settings.timezone if crm is not None else "UTC"
     now = crm.clock.now() if crm is not None else datetime.now(UTC)
-    rebuild(op.get_bind(), zone, now)
+    rebuild(op.get_bind(), zone, now, (TouchDaily, SaleDaily, AttributionDaily))  # the tables of this revision
 
 
 def downgrade() -> None:
