@@ -57,6 +57,7 @@ def opening_attribution(
         or touch.kind not in CREDITABLE_KINDS
         or contact.id not in ctx.cache.get("fresh_touches", {})
         or contact.id in ctx.cache.get("attribution_seen", {})
+        or contact.id in ctx.cache.get("attribution_opened", {})
     ):
         return None
     from crmcore.context import NEW_KEY
@@ -65,35 +66,33 @@ def opening_attribution(
                                 "last_touch_id": NEW_KEY, "last_at": touch.occurred_at}  # fmt: skip
 
 
-def attribution_opened(ctx: HookContext, contact: Contact, touch: Touchpoint) -> None:
-    """Note the row of :func:`opening_attribution`, written with *touch*: later touches of the unit update it."""
-    row = ContactAttribution(contact_id=contact.id, first_touch_id=touch.id, first_at=touch.occurred_at,
-                             last_touch_id=touch.id, last_at=touch.occurred_at)  # fmt: skip
-    ctx.adopt(row)
-    ctx.cache.setdefault("attribution_seen", {})[contact.id] = row
+def attribution_opened(ctx: HookContext, touch: Touchpoint) -> None:
+    """Note that the row of :func:`opening_attribution` was written with *touch* (read back only if needed)."""
+    ctx.cache.setdefault("attribution_opened", {})[touch.contact_id] = touch.id
 
 
 def touch_recorded(ctx: HookContext, contact: Contact | None, touch: Touchpoint) -> None:
     """Keep attribution current after *touch* was flushed (called by ``record_touch_in``)."""
     if contact is not None and touch.kind in CREDITABLE_KINDS:
+        opened: dict[int, int] = ctx.cache.get("attribution_opened", {})
+        if opened.get(contact.id) == touch.id:  # written with the touch (opening_attribution)
+            return
         seen: dict[int, ContactAttribution] = ctx.cache.setdefault("attribution_seen", {})
         row = seen.get(contact.id)
-        if row is not None and row.last_touch_id == touch.id:  # opened by this touch (opening_attribution)
-            return
-        if row is None and contact.id not in ctx.cache.get("fresh_touches", {}):  # a new contact has none yet
-            row = ctx.session.get(ContactAttribution, contact.id)
+        if row is None and (contact.id in opened or contact.id not in ctx.cache.get("fresh_touches", {})):
+            row = ctx.session.get(ContactAttribution, contact.id)  # a new contact has none, unless opened
         if row is None:
             row = ContactAttribution(
                 contact_id=contact.id, first_touch_id=touch.id, first_at=touch.occurred_at,
                 last_touch_id=touch.id, last_at=touch.occurred_at,
             )  # fmt: skip
             ctx.persist(row)
-            seen[contact.id] = row
         else:
             if touch.occurred_at < row.first_at:
                 row.first_touch_id, row.first_at = touch.id, touch.occurred_at
             if touch.occurred_at >= row.last_at:
                 row.last_touch_id, row.last_at = touch.id, touch.occurred_at
+        seen[contact.id] = row
     if touch.kind == TouchKind.CONVERSION:
         _attribute_conversion(ctx, contact, touch)
 

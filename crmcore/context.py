@@ -179,11 +179,6 @@ class HookContext:
             key = state[key_attribute] if key_attribute is not None else sa_inspect(obj).identity[0]
             self.insert_rows(*_with_key(rows, key))
 
-    def adopt(self, obj: Any) -> None:
-        """Keep *obj*, whose row this unit of work already inserted (every column set), as persistent."""
-        make_transient_to_detached(obj)
-        self.session.add(obj)
-
     def metadata(self, key: str, load: Callable[[], T]) -> T:
         """A metadata value (custom field declarations, active reps), cached as :mod:`crmcore.metadata` says.
 

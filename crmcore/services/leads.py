@@ -111,7 +111,7 @@ def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[s
         ctx.persist(touch)
     else:  # a new contact's first creditable touch: its attribution row goes with it (one statement on PostgreSQL)
         ctx.persist(touch, opening)
-        attribution_opened(ctx, contact, touch)
+        attribution_opened(ctx, touch)
     if contact is not None:
         fresh = ctx.cache.get("fresh_touches", {}).get(contact.id)
         if fresh is not None:
