@@ -140,7 +140,15 @@ def bench_app():  # type: ignore[no-untyped-def]
     """uvicorn's app factory in each worker process: the server named by the environment."""
     kind, url = os.environ["CRMCORE_BENCH_KIND"], os.environ["CRMCORE_BENCH_URL"]
     if kind in ("crm", "other"):
+        if kind == "other":  # that checkout's crmcore, ahead of this one (which _common.py put first)
+            checkout = os.environ["CRMCORE_BENCH_CHECKOUT"]
+            assert "crmcore" not in sys.modules
+            sys.path.insert(0, checkout)
+        import crmcore
         from crmcore import CRM
+
+        if kind == "other" and not crmcore.__file__.startswith(checkout):
+            raise RuntimeError(f"crmcore came from {crmcore.__file__}, not from {checkout}")
 
         return CRM(database_url=url, plugins=[], environment="test", form_rate_per_minute=10**9,
                    form_dedupe_seconds=0).asgi_app()  # fmt: skip
@@ -264,7 +272,7 @@ def start_server(
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Start a server with *checkout*'s crmcore and wait until every worker process answers (or 60 s)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "CRMCORE_BENCH_CHECKOUT": str(checkout)}
     process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", kind, url, str(port),
                                 str(workers)], env=env)  # fmt: skip
     deadline = time.monotonic() + 60
