@@ -249,9 +249,8 @@ class LeadService(Service):
         if contact.owner_id is None:
             contact.owner_id = ctx.call("crm_owner_assign", contact=contact)
         ctx.call("crm_lead_before_capture", contact=contact)
-        # The score it will have once its touch is recorded goes into its INSERT when nothing else can
-        # change it (no UPDATE of the score to follow); rescore() below still checks it.
-        contact.score = new_lead_score(ctx, contact, touch_values)
+        if contact.score == 0:  # (unless a hook set one) the score its touch will earn, known now: no UPDATE
+            contact.score = new_lead_score(ctx, contact, touch_values)  # follows; rescore() below still checks
         ctx.persist(  # with its first stage and the audit entry: one statement on PostgreSQL
             contact,
             (LifecycleChange, {"contact_id": NEW_KEY, "from_stage": None, "to_stage": Stage.LEAD,
