@@ -26,6 +26,11 @@ p99 latency, the server's CPU time per request (all its processes, from
 /proc), the generator's CPU share, and whether every 303 has its row (no lost
 submission: rows are counted against the 303s after the server settles).
 
+With ``--other-checkout PATH`` a third server runs in every round: crmcore as
+another checkout at PATH has it (its ``crmcore`` package first on the path; the
+same bench, database and settings), so a change is measured against, say,
+main in the same run: bare, crmcore, other, bare, crmcore, other, ...
+
 Targets (issue 4): >= 0.5 of the bare endpoint's throughput; >= 1,000
 captures/s on PostgreSQL with p99 < 50 ms and no lost submission; redirects
 >= 2,000/s.
@@ -134,8 +139,16 @@ def bare_app(url: str):  # type: ignore[no-untyped-def]
 def bench_app():  # type: ignore[no-untyped-def]
     """uvicorn's app factory in each worker process: the server named by the environment."""
     kind, url = os.environ["CRMCORE_BENCH_KIND"], os.environ["CRMCORE_BENCH_URL"]
-    if kind == "crm":
+    if kind in ("crm", "other"):
+        if kind == "other":  # that checkout's crmcore, ahead of this one (which _common.py put first)
+            checkout = os.environ["CRMCORE_BENCH_CHECKOUT"]
+            assert "crmcore" not in sys.modules
+            sys.path.insert(0, checkout)
+        import crmcore
         from crmcore import CRM
+
+        if kind == "other" and not crmcore.__file__.startswith(checkout):
+            raise RuntimeError(f"crmcore came from {crmcore.__file__}, not from {checkout}")
 
         return CRM(database_url=url, plugins=[], environment="test", form_rate_per_minute=10**9,
                    form_dedupe_seconds=0).asgi_app()  # fmt: skip
@@ -254,10 +267,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(kind: str, url: str, workers: int) -> tuple[subprocess.Popen[bytes], int]:
-    """Start a server and wait until every worker process answers (or 60 s)."""
+def start_server(
+    kind: str, url: str, workers: int, checkout: Path = HERE.parent
+) -> tuple[subprocess.Popen[bytes], int]:
+    """Start a server with *checkout*'s crmcore and wait until every worker process answers (or 60 s)."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    env = {**os.environ, "PYTHONPATH": str(checkout), "CRMCORE_BENCH_CHECKOUT": str(checkout)}
     process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", kind, url, str(port),
                                 str(workers)], env=env)  # fmt: skip
     deadline = time.monotonic() + 60
@@ -366,6 +381,12 @@ def main() -> None:
         help="Load generator: wrk (C) when installed, else the Python one.",
     )
     parser.add_argument("--threads", type=int, default=1, help="wrk threads.")
+    parser.add_argument("--scenarios", default="form,redirect", help="Which of form,redirect to run.")
+    parser.add_argument(
+        "--other-checkout",
+        type=Path,
+        help="Also serve crmcore from this checkout (e.g. /work/main) in every round, to compare with.",
+    )
     parser.add_argument("--serve", nargs=4, metavar=("KIND", "URL", "PORT", "WORKERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -378,6 +399,7 @@ def main() -> None:
             print("note: wrk is not installed (make system-deps installs it): the Python load generator runs "
                   "in this process and takes CPU from the servers on a small machine")  # fmt: skip
     load = wrk_load if generator == "wrk" else python_load
+    scenarios = [s for s in ("form", "redirect") if s in args.scenarios.split(",")]
     count = 50_000 if args.full else 20_000
     seconds = args.seconds * (3 if args.full else 1)
     stack = "uvloop + httptools" if find_spec("uvloop") and find_spec("httptools") else "asyncio + h11"
@@ -397,17 +419,19 @@ def main() -> None:
         results: dict[tuple[str, str], list[dict[str, Any]]] = {}
         accepted = rows = sent = 0
         # bare, crm, bare, crm, ...: a change in the machine's load weighs on both alike
-        for kind in ("bare", "crm") * args.rounds:
-            process, port = start_server(kind, url, workers)
+        kinds = ("bare", "crm", "other") if args.other_checkout else ("bare", "crm")
+        for kind in kinds * args.rounds:
+            checkout = args.other_checkout.resolve() if kind == "other" else HERE.parent
+            process, port = start_server(kind, url, workers, checkout)
             try:
-                for scenario in ("form", "redirect"):
+                for scenario in scenarios:
                     load(port, scenario, uuid.uuid4().hex[:8], 100 * args.connections, args.connections,
                          seconds, args.threads)  # warm-up: every worker, its pool, its caches  # fmt: skip
                     run = uuid.uuid4().hex[:8]
                     cpu = server_cpu(process)
                     result = load(port, scenario, run, count, args.connections, seconds, args.threads)
                     result["server_cpu"] = (server_cpu(process) - cpu) / result["requests"] * 1000
-                    if scenario == "form" and kind == "crm":
+                    if scenario == "form" and kind != "bare":
                         result["rows"] = settle(crm, run)
                         accepted += result["statuses"].get(303, 0)
                         rows += result["rows"]
@@ -422,6 +446,8 @@ def main() -> None:
                 stop(process)
         for scenario, target in (("form", ">= 0.5 of bare; PG >= 1,000/s"),
                                  ("redirect", ">= 0.5 of bare; >= 2,000/s")):  # fmt: skip
+            if scenario not in scenarios:
+                continue
             ours, bare = results[("crm", scenario)], results[("bare", scenario)]
 
             def median(runs: list[dict[str, Any]], key: str) -> float:
@@ -435,6 +461,17 @@ def main() -> None:
                        higher_is_better=False)  # fmt: skip
             report.add(f"{backend} {scenario} server CPU", median(ours, "server_cpu"), "ms/req",
                        median(bare, "server_cpu"), "", higher_is_better=False)  # fmt: skip
+            if args.other_checkout:
+                other = results[("other", scenario)]
+                name = args.other_checkout.name
+                report.add(f"{backend} {scenario} throughput, {name}", median(other, "rps"), "req/s",
+                           median(bare, "rps"), "against bare")  # fmt: skip
+                report.add(f"{backend} {scenario} p99, {name}", median(other, "p99"), "ms", median(bare, "p99"), "",
+                           higher_is_better=False)  # fmt: skip
+                report.add(f"{backend} {scenario} server CPU, {name}", median(other, "server_cpu"), "ms/req",
+                           median(bare, "server_cpu"), "", higher_is_better=False)  # fmt: skip
+                report.add(f"{backend} {scenario} throughput, this checkout against {name}", median(ours, "rps"),
+                           "req/s", median(other, "rps"), "")  # fmt: skip
         # A request still in flight when the generator stopped may have written its row unanswered:
         # every 303 has its row when accepted <= rows (and rows <= sent).
         verdict = "no lost submission" if accepted <= rows <= sent else "MISMATCH"

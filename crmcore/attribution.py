@@ -42,25 +42,57 @@ POSTBACK_HANDLER = "core.affiliate_postback"
 POSTBACK_PLACEHOLDERS = ("click_id", "subid", "value", "commission", "currency", "conversion_id", "order_id")
 
 
+def opening_attribution(
+    ctx: HookContext, contact: Contact | None, touch: Touchpoint
+) -> tuple[type[ContactAttribution], dict[str, Any]] | None:
+    """The attribution row *touch* opens, to insert with it: a new contact's first creditable touch.
+
+    A contact created in this unit of work has no row yet, so its first
+    creditable touch is both its first and last (the touch's key is
+    :data:`~crmcore.context.NEW_KEY`); ``None`` for any other touch, whose
+    attribution :func:`touch_recorded` keeps. Call :func:`attribution_opened` once written.
+    """
+    if (
+        contact is None
+        or touch.kind not in CREDITABLE_KINDS
+        or contact.id not in ctx.cache.get("fresh_touches", {})
+        or contact.id in ctx.cache.get("attribution_seen", {})
+        or contact.id in ctx.cache.get("attribution_opened", {})
+    ):
+        return None
+    from crmcore.context import NEW_KEY
+
+    return ContactAttribution, {"contact_id": contact.id, "first_touch_id": NEW_KEY, "first_at": touch.occurred_at,
+                                "last_touch_id": NEW_KEY, "last_at": touch.occurred_at}  # fmt: skip
+
+
+def attribution_opened(ctx: HookContext, touch: Touchpoint) -> None:
+    """Note that the row of :func:`opening_attribution` was written with *touch* (read back only if needed)."""
+    ctx.cache.setdefault("attribution_opened", {})[touch.contact_id] = touch.id
+
+
 def touch_recorded(ctx: HookContext, contact: Contact | None, touch: Touchpoint) -> None:
     """Keep attribution current after *touch* was flushed (called by ``record_touch_in``)."""
     if contact is not None and touch.kind in CREDITABLE_KINDS:
+        opened: dict[int, int] = ctx.cache.get("attribution_opened", {})
+        if opened.get(contact.id) == touch.id:  # written with the touch (opening_attribution)
+            return
         seen: dict[int, ContactAttribution] = ctx.cache.setdefault("attribution_seen", {})
         row = seen.get(contact.id)
-        if row is None and contact.id not in ctx.cache.get("fresh_touches", {}):  # a new contact has none yet
-            row = ctx.session.get(ContactAttribution, contact.id)
+        if row is None and (contact.id in opened or contact.id not in ctx.cache.get("fresh_touches", {})):
+            row = ctx.session.get(ContactAttribution, contact.id)  # a new contact has none, unless opened
         if row is None:
             row = ContactAttribution(
                 contact_id=contact.id, first_touch_id=touch.id, first_at=touch.occurred_at,
                 last_touch_id=touch.id, last_at=touch.occurred_at,
             )  # fmt: skip
             ctx.persist(row)
-            seen[contact.id] = row
         else:
             if touch.occurred_at < row.first_at:
                 row.first_touch_id, row.first_at = touch.id, touch.occurred_at
             if touch.occurred_at >= row.last_at:
                 row.last_touch_id, row.last_at = touch.id, touch.occurred_at
+        seen[contact.id] = row
     if touch.kind == TouchKind.CONVERSION:
         _attribute_conversion(ctx, contact, touch)
 

@@ -8,6 +8,7 @@ migrations and templates.
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,23 @@ def _recent_touches() -> Select[str, datetime]:
 @hookimpl(trylast=True)
 def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[ScoreContribution]:
     """Fit rules on the contact's fields and decaying behaviour rules on its touchpoints."""
+    if contact.id is None:
+        return core_score_contributions(contact, (), ctx.now)
+    rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
+    if rows is None:  # not created in this unit of work: read its recent touchpoints
+        rows = ctx.session.execute(_recent_touches(), {"contact_id": contact.id}).all()
+    return core_score_contributions(contact, rows, ctx.now)
+
+
+def core_score_contributions(
+    contact: Contact, touches: Iterable[tuple[str, datetime]], now: datetime
+) -> list[ScoreContribution]:
+    """The core's rules on *contact*'s fields and its *touches* (kind and time of each), as of *now*.
+
+    Reads nothing from the database: :func:`crm_lead_score_contributions` gives it
+    the touchpoints, and a capture the touch it is about to record
+    (:func:`crmcore.services.base.new_lead_score`).
+    """
     from crmcore.events import ScoreContribution
 
     points: list[ScoreContribution] = []
@@ -166,18 +184,13 @@ def crm_lead_score_contributions(contact: Contact, ctx: HookContext) -> list[Sco
         points.append(_fit(10, N_("works at a known organization")))
     if contact.title:
         points.append(_fit(5, N_("gave a job title")))
-    if contact.id is None:
-        return points
-    rows = ctx.cache.get("fresh_touches", {}).get(contact.id)
-    if rows is None:  # not created in this unit of work: read its recent touchpoints
-        rows = ctx.session.execute(_recent_touches(), {"contact_id": contact.id}).all()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
-    for kind, occurred_at in rows:
+    for kind, occurred_at in touches:
         rule = BEHAVIOUR_POINTS.get(kind)
         if rule is None:
             continue
-        age_days = max((ctx.now - occurred_at).total_seconds() / 86400, 0.0)
+        age_days = max((now - occurred_at).total_seconds() / 86400, 0.0)
         totals[kind] = totals.get(kind, 0.0) + rule[0] * 0.5 ** (age_days / HALF_LIFE_DAYS)
         counts[kind] = counts.get(kind, 0) + 1
     for kind, total in totals.items():

@@ -108,14 +108,12 @@ class HookContext:
             return
         shape, params = [], {}
         for i, (model, given) in enumerate(rows):
-            values = dict(given)
-            for name, default in _python_defaults(model.__table__, tuple(given)):  # as a plain INSERT applies them
-                values[name] = default.arg(None) if default.is_callable else default.arg
+            values = _with_defaults(model.__table__, given)
             shape.append((model.__table__, tuple(values)))
             params.update({f"r{i}_{name}": value for name, value in values.items()})
         connection.execute(_inserts_together(tuple(shape)), params)
 
-    def persist(self, obj: Any) -> None:
+    def persist(self, obj: Any, *rows: tuple[Any, dict[str, Any]]) -> None:
         """Write the new ORM object *obj* now and keep it in the session, as ``add`` and ``flush`` would.
 
         One Core ``INSERT`` instead of the ORM's unit-of-work flush, which
@@ -126,6 +124,12 @@ class HookContext:
         flushed as usual. For a row of one table (a captured contact, a
         touchpoint) in the unit of work's own transaction; inside a savepoint
         or a host's session, or with related objects set, the ORM does it.
+
+        *rows* are write-only rows ``(model, values)`` to insert right after
+        it, as :meth:`insert_rows` does; a value :data:`NEW_KEY` stands for
+        *obj*'s new key (a captured contact's first stage and audit entry, a
+        touch's attribution). On PostgreSQL *obj* and *rows* go out as one
+        statement (data-modifying ``WITH`` clauses).
         """
         session = self.session
         mapper = sa_inspect(obj).mapper
@@ -136,6 +140,8 @@ class HookContext:
         ):
             session.add(obj)
             session.flush()
+            if rows:
+                self.insert_rows(*_with_key(rows, sa_inspect(obj).identity[0]))
             return
         if session.autoflush:
             session.flush()
@@ -143,20 +149,35 @@ class HookContext:
         # then takes every value there as loaded from the database (no change history to flush).
         state = obj.__dict__
         values: dict[str, Any] = {}
-        key_attribute = None
+        key_attribute = key_column = None
         for attribute, column_key, primary_key, default in _persist_plan(mapper):
             if attribute in state:
                 values[column_key] = state[attribute]
             elif primary_key:
-                key_attribute = attribute
+                key_attribute, key_column = attribute, column_key
             elif default is not _SERVER_DEFAULT:
                 value = None if default is None else default.arg(None) if default.is_callable else default.arg
                 state[attribute] = values[column_key] = value
-        result = session.connection().execute(_insert_of(mapper.local_table), values)
-        if key_attribute is not None and result.inserted_primary_key is not None:
-            state[key_attribute] = result.inserted_primary_key[0]
+        connection = session.connection()
+        table = mapper.local_table
+        if rows and key_column is not None and connection.dialect.name == "postgresql":
+            shape, params = [], {f"o_{name}": value for name, value in values.items()}
+            for i, (model, given) in enumerate(rows):
+                row = _with_defaults(model.__table__, given)
+                shape.append((model.__table__, tuple(row), frozenset(k for k, v in row.items() if v is NEW_KEY)))
+                params.update({f"r{i}_{name}": value for name, value in row.items() if value is not NEW_KEY})
+            statement = _persist_together(table, tuple(values), key_column, tuple(shape))
+            state[key_attribute] = connection.execute(statement, params).scalar_one()
+            rows = ()
+        else:
+            result = connection.execute(_insert_of(table), values)
+            if key_attribute is not None and result.inserted_primary_key is not None:
+                state[key_attribute] = result.inserted_primary_key[0]
         make_transient_to_detached(obj)
         session.add(obj)
+        if rows:
+            key = state[key_attribute] if key_attribute is not None else sa_inspect(obj).identity[0]
+            self.insert_rows(*_with_key(rows, key))
 
     def metadata(self, key: str, load: Callable[[], T]) -> T:
         """A metadata value (custom field declarations, active reps), cached as :mod:`crmcore.metadata` says.
@@ -253,6 +274,30 @@ class HookContext:
 _SERVER_DEFAULT = object()
 
 
+class _NewKey:
+    """The type of :data:`NEW_KEY`."""
+
+    def __repr__(self) -> str:
+        return "NEW_KEY"
+
+
+#: In a row given to :meth:`HookContext.persist`: the persisted object's new key.
+NEW_KEY: Any = _NewKey()
+
+
+def _with_key(rows: tuple[tuple[Any, dict[str, Any]], ...], key: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """*rows* with :data:`NEW_KEY` replaced by *key*."""
+    return [(model, {k: key if v is NEW_KEY else v for k, v in values.items()}) for model, values in rows]
+
+
+def _with_defaults(table: Table, given: dict[str, Any]) -> dict[str, Any]:
+    """*given* and the Python-side defaults of the columns it leaves out, as a plain ``INSERT`` applies them."""
+    values = dict(given)
+    for name, default in _python_defaults(table, tuple(given)):
+        values[name] = default.arg(None) if default.is_callable else default.arg
+    return values
+
+
 @functools.cache
 def _persist_plan(mapper: Any) -> tuple[tuple[str, str, bool, Any], ...]:
     """Per column of *mapper*: attribute, column key, primary key?, default (``_SERVER_DEFAULT``: the database's)."""
@@ -293,6 +338,32 @@ def _inserts_together(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> Selec
         for i, (table, names) in enumerate(shape)
     ]
     return select(literal_column("1")).add_cte(*parts)
+
+
+@functools.cache
+def _persist_together(
+    table: Table,
+    names: tuple[str, ...],
+    key: str,
+    shape: tuple[tuple[Table, tuple[str, ...], frozenset[str]], ...],
+) -> Select[Any]:
+    """One statement inserting a row of *table* and the rows of *shape* that name its new key (PostgreSQL).
+
+    The row's values are bound as ``o_<column>``, row *i*'s as ``r<i>_<column>``; the
+    columns of a row in its frozenset take the new key. Returns the new key. Built once per shape.
+    """
+    head = (
+        insert(table)
+        .values({name: bindparam(f"o_{name}", type_=table.c[name].type) for name in names})
+        .returning(table.c[key])
+        .cte("obj")
+    )
+    parts = []
+    for i, (target, columns, keyed) in enumerate(shape):
+        row = [head.c[key] if name in keyed else bindparam(f"r{i}_{name}", type_=target.c[name].type)
+               for name in columns]  # fmt: skip
+        parts.append(insert(target).from_select(list(columns), select(*row)).cte(f"row{i}"))
+    return select(head.c[key]).add_cte(*parts)
 
 
 def _jsonable(value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -108,6 +109,32 @@ def score_contributions(ctx: HookContext, contact: Contact) -> list[ScoreContrib
         for item in answer:
             result.append(attrs.evolve(item, source=plugin))
     return result
+
+
+def new_lead_score(ctx: HookContext, contact: Contact, touch: Mapping[str, Any] | None) -> int:
+    """The score to insert a lead being captured with: what it will have once *touch* is recorded, or 0.
+
+    Known before the INSERT only when the core's rules are the only ones (a
+    plugin's may read the database, and are asked about the flushed contact)
+    and the score announces nothing: from 0 it crosses no threshold and does
+    not qualify the lead. Then the :func:`rescore` after the touch finds it
+    unchanged, fires what it would have fired (nothing), and no ``UPDATE``
+    follows the ``INSERT``; should anything have changed it meanwhile (a hook
+    changing the touch), that rescore stores the difference as before.
+    """
+    from crmcore import builtin
+
+    impls = ctx.crm.plugins.pm.hook.crm_lead_score_contributions.get_hookimpls()
+    if len(impls) != 1 or impls[0].function is not builtin.crm_lead_score_contributions:
+        return 0
+    touches = [(touch["kind"], touch["occurred_at"])] if touch else []
+    score = sum(c.points for c in builtin.core_score_contributions(contact, touches, ctx.now))
+    settings = ctx.crm.settings
+    if any((threshold > 0) != (score < threshold) for threshold in settings.score_thresholds):
+        return 0
+    if settings.qualify_score and score >= settings.qualify_score:
+        return 0
+    return score
 
 
 def rescore(ctx: HookContext, contact: Contact) -> int:

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 from sqlalchemy import select
 
-from crmcore.context import HookContext
+from crmcore.context import NEW_KEY, HookContext
 from crmcore.errors import CRMError, ValidationError
 from crmcore.events import (
     InteractionLogged,
@@ -27,6 +27,7 @@ from crmcore.services.base import (
     editable_contact,
     get_contact,
     get_user,
+    new_lead_score,
     rescore,
     score_contributions,
 )
@@ -101,12 +102,17 @@ def clean_touch(ctx: HookContext, data: Mapping[str, Any]) -> dict[str, Any]:
 
 def record_touch_in(ctx: HookContext, contact: Contact | None, values: Mapping[str, Any]) -> Touchpoint:
     """Record a validated touchpoint inside *ctx*: hooks, activity time, score, attribution."""
-    from crmcore.attribution import touch_recorded
+    from crmcore.attribution import attribution_opened, opening_attribution, touch_recorded
     from crmcore.rollup_marks import touch_written
 
     touch = Touchpoint(**{"quantity": 1, "details": {}, **values, "contact_id": contact.id if contact else None})
     ctx.call("crm_touchpoint_before_record", touchpoint=touch)
-    ctx.persist(touch)
+    opening = opening_attribution(ctx, contact, touch)
+    if opening is None:
+        ctx.persist(touch)
+    else:  # a new contact's first creditable touch: its attribution row goes with it (one statement on PostgreSQL)
+        ctx.persist(touch, opening)
+        attribution_opened(ctx, touch)
     if contact is not None:
         fresh = ctx.cache.get("fresh_touches", {}).get(contact.id)
         if fresh is not None:
@@ -245,14 +251,16 @@ class LeadService(Service):
         if contact.owner_id is None:
             contact.owner_id = ctx.call("crm_owner_assign", contact=contact)
         ctx.call("crm_lead_before_capture", contact=contact)
-        ctx.persist(contact)
+        if contact.score == 0:  # (unless a hook set one) the score its touch will earn, known now: no UPDATE
+            contact.score = new_lead_score(ctx, contact, touch_values)  # follows; rescore() below still checks
+        ctx.persist(  # with its first stage and the audit entry: one statement on PostgreSQL
+            contact,
+            (LifecycleChange, {"contact_id": NEW_KEY, "from_stage": None, "to_stage": Stage.LEAD,
+                               "reason": "captured", "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}),
+            ctx.audit_row("lead.capture", "contact", NEW_KEY, {"email": contact.email, "source": contact.source}),
+        )  # fmt: skip
         # A contact created in this unit of work has only the touchpoints recorded here.
         ctx.cache.setdefault("fresh_touches", {})[contact.id] = []
-        ctx.insert_rows(  # its first stage and the audit entry: one statement on PostgreSQL
-            (LifecycleChange, {"contact_id": contact.id, "from_stage": None, "to_stage": Stage.LEAD,
-                               "reason": "captured", "occurred_at": ctx.now, "actor_id": ctx.actor.user_id}),
-            ctx.audit_row("lead.capture", "contact", contact.id, {"email": contact.email, "source": contact.source}),
-        )  # fmt: skip
         set_tags(ctx, contact.id, tags, replace=False)
         touchpoint = record_touch_in(ctx, contact, touch_values) if touch_values else None
         if touchpoint is None:
